@@ -1,0 +1,75 @@
+//! Running user code: panics are caught and logged with what was running,
+//! and slow work is reported against the blocking threshold.
+
+use std::any::Any;
+use std::fmt;
+use std::os::fd::RawFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use super::IOLoop;
+
+/// What the loop was running, for log messages.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Work {
+    Callback,
+    Timeout,
+    Handler(RawFd),
+    Task(u64),
+    Signal(libc::c_int),
+    Periodic,
+}
+
+impl fmt::Display for Work {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Work::Callback => f.write_str("callback"),
+            Work::Timeout => f.write_str("timeout"),
+            Work::Handler(fd) => write!(f, "handler for fd {fd}"),
+            Work::Task(id) => write!(f, "task {id}"),
+            Work::Signal(sig) => write!(f, "handler for signal {sig}"),
+            Work::Periodic => f.write_str("periodic callback"),
+        }
+    }
+}
+
+/// The message of a panic payload (`panic!` with a literal or a format).
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "<non-string panic payload>"
+    }
+}
+
+impl IOLoop {
+    /// Runs `f`, catching and logging a panic; `None` if it panicked.
+    pub(crate) fn guarded<R>(&self, what: Work, f: impl FnOnce() -> R) -> Option<R> {
+        let started = self
+            .inner
+            .blocking_threshold
+            .get()
+            .map(|t| (t, Instant::now()));
+        let result = catch_unwind(AssertUnwindSafe(f));
+        if let Some((threshold, t0)) = started {
+            let took = t0.elapsed();
+            if took > threshold {
+                tracing::warn!(
+                    work = %what,
+                    took_ms = took.as_secs_f64() * 1e3,
+                    "IOLoop blocked for {:.1} ms by a {what}",
+                    took.as_secs_f64() * 1e3
+                );
+            }
+        }
+        match result {
+            Ok(r) => Some(r),
+            Err(payload) => {
+                tracing::error!(work = %what, "uncaught panic in {what}: {}", panic_message(&*payload));
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Pollers: the part of the loop that waits for fds to become ready.
+//!
+//! # The backend contract
+//!
+//! A backend is one file implementing [`Poller`]. That is the whole list;
+//! the loop needs nothing else and changes for no backend.
+//!
+//! 1. `register(fd, token, interest)` starts watching `fd`. `interest` is
+//!    never empty (the loop parks a handler by deregistering it). Watching
+//!    the same fd twice is the loop's bug, not the backend's concern.
+//! 2. `modify(fd, token, interest)` replaces the interest (and token) of a
+//!    watched fd; `deregister(fd)` stops watching it. Both may be called
+//!    between two `poll`s any number of times, including from inside the
+//!    dispatch of events the last `poll` returned.
+//! 3. `poll(timeout, events)` clears `events`, waits until at least one
+//!    watched fd is ready or `timeout` passes (`None`: forever,
+//!    `Some(ZERO)`: do not wait), and appends one [`Event`] per ready fd
+//!    carrying the token it was registered with.
+//!    - Level-triggered: an fd that stays ready is reported by every call.
+//!    - `ERROR` and `HUP` are reported whatever the interest was.
+//!    - A wait must never end *before* `timeout` because of rounding: round
+//!      up (a wait that ends early makes the loop spin until the deadline).
+//!    - `EINTR` is returned as an error of kind `Interrupted`; the loop
+//!      retries.
+//! 4. `capabilities()` says what the backend can do, so the loop and the
+//!    tests adapt at run time instead of guessing.
+//!
+//! An io_uring backend fits the same list: `register`/`modify` queue
+//! multishot `POLL_ADD`/`POLL_REMOVE` submissions, and `poll` submits them
+//! together with the wait in one `io_uring_enter`.
+
+use std::fmt;
+use std::io;
+use std::os::fd::RawFd;
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::error::Error;
+use super::interest::{Interest, Ready};
+use super::token::Token;
+
+#[cfg(target_os = "linux")]
+mod epoll;
+mod poll;
+mod select;
+
+/// One ready fd, as reported by [`Poller::poll`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// The token the fd was registered (or last modified) with.
+    pub token: Token,
+    /// What the fd is ready for.
+    pub ready: Ready,
+}
+
+/// The events of one `poll`, reused from turn to turn so that polling
+/// allocates nothing in the steady state.
+#[derive(Debug, Default)]
+pub struct Events {
+    list: Vec<Event>,
+}
+
+impl Events {
+    /// An empty list with room for `capacity` events.
+    pub fn with_capacity(capacity: usize) -> Events {
+        Events {
+            list: Vec::with_capacity(capacity),
+        }
+    }
+    /// Appends an event (backends only).
+    pub fn push(&mut self, token: Token, ready: Ready) {
+        self.list.push(Event { token, ready });
+    }
+    /// Removes every event, keeping the allocation.
+    pub fn clear(&mut self) {
+        self.list.clear();
+    }
+    /// The number of events.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+    /// Whether there are no events.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+    /// The event at `index`.
+    pub fn get(&self, index: usize) -> Option<Event> {
+        self.list.get(index).copied()
+    }
+    /// Iterates over the events.
+    pub fn iter(&self) -> impl Iterator<Item = &Event> {
+        self.list.iter()
+    }
+}
+
+/// What a backend can do, asked at run time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The first fd number the backend cannot watch (`FD_SETSIZE` for
+    /// select), or `None` if any fd works.
+    pub max_fd: Option<RawFd>,
+    /// Whether a hang-up is reported as `HUP` on its own. select(2) only
+    /// knows "readable"/"writable"; a hung-up fd shows as readable there.
+    pub reports_hup: bool,
+    /// Whether waits are precise below a millisecond (no rounding up).
+    pub sub_millisecond_timeout: bool,
+}
+
+/// The system-call interface behind the loop. See the module docs for the
+/// contract every backend meets.
+pub trait Poller {
+    /// Starts watching `fd` for `interest`, reporting events with `token`.
+    fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()>;
+    /// Changes what a watched fd is watched for, and its token.
+    fn modify(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()>;
+    /// Stops watching `fd`.
+    fn deregister(&mut self, fd: RawFd) -> io::Result<()>;
+    /// Waits for readiness; see the module docs.
+    fn poll(&mut self, timeout: Option<Duration>, events: &mut Events) -> io::Result<()>;
+    /// What this backend can do.
+    fn capabilities(&self) -> Capabilities;
+}
+
+/// The poller backends Cyclone ships.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// Linux `epoll(7)`: O(ready) waits; the default on Linux.
+    Epoll,
+    /// POSIX `poll(2)`: O(watched) per wait, any fd number.
+    Poll,
+    /// POSIX `select(2)`: O(highest fd) per wait, fds below `FD_SETSIZE`.
+    Select,
+}
+
+/// The environment variable that picks a backend at run time.
+pub const POLLER_ENV: &str = "CYCLONE_POLLER";
+
+impl Backend {
+    /// Every backend available on this platform, best first.
+    pub fn available() -> &'static [Backend] {
+        #[cfg(target_os = "linux")]
+        return &[Backend::Epoll, Backend::Poll, Backend::Select];
+        #[cfg(not(target_os = "linux"))]
+        return &[Backend::Poll, Backend::Select];
+    }
+
+    /// The best backend this platform offers.
+    pub fn platform_default() -> Backend {
+        Backend::available()[0]
+    }
+
+    /// The backend named by `CYCLONE_POLLER`, or the platform default when
+    /// it is unset. An unknown or unavailable name is an error.
+    pub fn from_env() -> Result<Backend, Error> {
+        match std::env::var(POLLER_ENV) {
+            Ok(name) => name.parse(),
+            Err(std::env::VarError::NotPresent) => Ok(Backend::platform_default()),
+            Err(std::env::VarError::NotUnicode(raw)) => {
+                Err(Error::UnknownBackend(raw.to_string_lossy().into_owned()))
+            }
+        }
+    }
+
+    /// The name used by `CYCLONE_POLLER` and `--poller`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Epoll => "epoll",
+            Backend::Poll => "poll",
+            Backend::Select => "select",
+        }
+    }
+
+    /// Creates a poller of this kind.
+    pub(crate) fn open(self) -> Result<Box<dyn Poller>, Error> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Backend::Epoll => Ok(Box::new(epoll::Epoll::new()?)),
+            #[cfg(not(target_os = "linux"))]
+            Backend::Epoll => Err(Error::BackendUnavailable(self)),
+            Backend::Poll => Ok(Box::new(poll::Poll::new())),
+            Backend::Select => Ok(Box::new(select::Select::new())),
+        }
+    }
+}
+
+impl FromStr for Backend {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Backend, Error> {
+        let backend = match name.trim().to_ascii_lowercase().as_str() {
+            "epoll" => Backend::Epoll,
+            "poll" => Backend::Poll,
+            "select" => Backend::Select,
+            _ => return Err(Error::UnknownBackend(name.to_string())),
+        };
+        if !Backend::available().contains(&backend) {
+            return Err(Error::BackendUnavailable(backend));
+        }
+        Ok(backend)
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,26 @@
+//! # Cyclone
+//!
+//! A Tornado-style asynchronous networking stack: one event loop per thread
+//! ([`IOLoop`]) with pollers chosen at run time (epoll, poll, select),
+//! callbacks, timeouts and futures on the same loop.
+//!
+//! ```
+//! use std::time::Duration;
+//! use cyclone::IOLoop;
+//!
+//! let lp = IOLoop::new().unwrap();
+//! let value = lp.run_sync(async {
+//!     cyclone::sleep(Duration::from_millis(1)).await;
+//!     "done"
+//! });
+//! assert_eq!(value, "done");
+//! ```
+#![warn(missing_docs)]
+
+pub mod ioloop;
+
+pub use ioloop::{
+    Async, Backend, Builder, Error, IOLoop, Interest, JoinError, JoinHandle, LoopStats,
+    PeriodicCallback, Ready, Remote, Sleep, Timeout, TimeoutHandle, run_sync, sleep, sleep_until,
+    spawn, timeout,
+};

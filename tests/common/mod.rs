@@ -1,0 +1,106 @@
+//! Shared test helpers: run a test body on every poller backend, bound a
+//! loop's run time, capture logs.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cyclone::IOLoop;
+
+/// Generates one `#[test]` per backend (modules `epoll`, `poll`, `select`)
+/// for each `fn name(lp) { body }`, with `lp` a fresh loop on that backend.
+#[macro_export]
+macro_rules! per_backend {
+    ($($(#[$meta:meta])* fn $name:ident($lp:ident) $body:block)*) => {
+        $crate::per_backend!(@mod epoll, Epoll; $($(#[$meta])* fn $name($lp) $body)*);
+        $crate::per_backend!(@mod poll, Poll; $($(#[$meta])* fn $name($lp) $body)*);
+        $crate::per_backend!(@mod select, Select; $($(#[$meta])* fn $name($lp) $body)*);
+    };
+    (@mod $m:ident, $backend:ident; $($(#[$meta:meta])* fn $name:ident($lp:ident) $body:block)*) => {
+        mod $m {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                $(#[$meta])*
+                #[test]
+                fn $name() {
+                    let $lp = cyclone::IOLoop::builder()
+                        .backend(cyclone::Backend::$backend)
+                        .build()
+                        .expect("loop");
+                    $body
+                    let _ = $lp.close();
+                }
+            )*
+        }
+    };
+}
+
+/// The longest any single test lets a loop run before calling it hung.
+pub const HANG: Duration = Duration::from_secs(10);
+
+/// Runs `lp` until it stops, failing the test if it runs longer than
+/// [`HANG`] (a hang becomes a failure, not a stuck CI job).
+pub fn start_bounded(lp: &IOLoop) {
+    let hung = std::rc::Rc::new(std::cell::Cell::new(false));
+    let (h, l) = (hung.clone(), lp.clone());
+    let guard = lp.call_later(HANG, move || {
+        h.set(true);
+        l.stop();
+    });
+    lp.start().expect("start");
+    lp.remove_timeout(guard);
+    assert!(!hung.get(), "loop did not stop within {HANG:?}");
+}
+
+/// Runs `lp` for `d`, then stops it.
+pub fn run_for(lp: &IOLoop, d: Duration) {
+    let l = lp.clone();
+    lp.call_later(d, move || l.stop());
+    lp.start().expect("start");
+}
+
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs `f` with `tracing` output captured (this thread only) and returns
+/// what was logged.
+pub fn capture_logs(f: impl FnOnce()) -> String {
+    let cap = LogCapture::default();
+    let writer = cap.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    cap.text()
+}
+
+/// Two connected, non-blocking Unix stream sockets.
+pub fn socketpair() -> (
+    std::os::unix::net::UnixStream,
+    std::os::unix::net::UnixStream,
+) {
+    let (a, b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+    a.set_nonblocking(true).unwrap();
+    b.set_nonblocking(true).unwrap();
+    (a, b)
+}
