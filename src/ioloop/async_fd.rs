@@ -21,6 +21,10 @@ use super::{IOLoop, WeakLoop, sys};
 struct Direction {
     /// Readiness seen and not yet consumed by a `readable()`/`writable()`.
     ready: bool,
+    /// A task is waiting for this direction.
+    waiting: bool,
+    /// The last waiter's waker, kept after waking it: a task that waits
+    /// again (the usual loop) reuses it instead of cloning a new one.
     waker: Option<Waker>,
 }
 
@@ -77,11 +81,11 @@ impl<T: AsRawFd> Async<T> {
             // Unknown at first: assume ready so the first I/O call is tried.
             read: Direction {
                 ready: true,
-                waker: None,
+                ..Direction::default()
             },
             write: Direction {
                 ready: true,
-                waker: None,
+                ..Direction::default()
             },
             interest: Interest::NONE,
             hung_up: false,
@@ -186,12 +190,14 @@ impl<T: AsRawFd> Async<T> {
             };
             if dir.ready || hung_up {
                 dir.ready = false;
+                dir.waiting = false;
                 return Poll::Ready(Ok(()));
             }
             match &mut dir.waker {
                 Some(w) if w.will_wake(cx.waker()) => {}
                 slot => *slot = Some(cx.waker().clone()),
             }
+            dir.waiting = true;
             let watched = (want.is_readable() && st.interest.is_readable())
                 || (want.is_writable() && st.interest.is_writable());
             if watched {
@@ -211,6 +217,19 @@ impl<T: AsRawFd> Async<T> {
     }
 }
 
+/// Marks `dir` ready; returns its waker if a task waits (moved out so it
+/// can be woken with no borrow held), or `None` and whether interest in
+/// this direction should be dropped (nobody waits: level-triggered polling
+/// would report it again on every turn).
+fn fire(dir: &mut Direction) -> Option<Waker> {
+    dir.ready = true;
+    if !dir.waiting {
+        return None;
+    }
+    dir.waiting = false;
+    dir.waker.take()
+}
+
 /// The loop calls this with the fd's readiness.
 fn on_ready(state: &Rc<RefCell<State>>, lp: &WeakLoop, fd: RawFd, ready: Ready) {
     let failed = ready.is_error() || ready.is_hup();
@@ -220,15 +239,13 @@ fn on_ready(state: &Rc<RefCell<State>>, lp: &WeakLoop, fd: RawFd, ready: Ready) 
         let mut interest = st.interest;
         let mut wakers: [Option<Waker>; 2] = [None, None];
         if ready.is_readable() || failed {
-            st.read.ready = true;
-            wakers[0] = st.read.waker.take();
+            wakers[0] = fire(&mut st.read);
             if wakers[0].is_none() || failed {
                 interest = interest.remove(Interest::READ);
             }
         }
         if ready.is_writable() || failed {
-            st.write.ready = true;
-            wakers[1] = st.write.waker.take();
+            wakers[1] = fire(&mut st.write);
             if wakers[1].is_none() || failed {
                 interest = interest.remove(Interest::WRITE);
             }
@@ -238,12 +255,19 @@ fn on_ready(state: &Rc<RefCell<State>>, lp: &WeakLoop, fd: RawFd, ready: Ready) 
         (wakers, interest, changed)
     };
     if changed && let Some(lp) = lp.upgrade() {
-        // Level-triggered: without this, readiness nobody waits for (or a
-        // hang-up) would be reported again on every turn.
         let _ = lp.update_handler(fd, interest);
     }
-    for w in wakers.into_iter().flatten() {
-        w.wake();
+    for w in wakers.iter().flatten() {
+        w.wake_by_ref();
+    }
+    // Give the wakers back for the next wait (unless one was set meanwhile).
+    let [r, w] = wakers;
+    let mut st = state.borrow_mut();
+    if st.read.waker.is_none() {
+        st.read.waker = r;
+    }
+    if st.write.waker.is_none() {
+        st.write.waker = w;
     }
 }
 

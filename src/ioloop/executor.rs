@@ -63,10 +63,10 @@ struct Task {
     generation: u32,
     /// Spawn order, for log messages.
     id: u64,
-    /// `None` while the task is being polled.
-    future: Option<LocalFuture>,
+    /// `None` while the task is being polled; the waker is moved out with
+    /// it (moving is free, cloning would cost two atomic operations).
+    running: Option<(LocalFuture, Waker)>,
     shared: Arc<TaskWaker>,
-    waker: Waker,
 }
 
 pub(crate) struct Tasks {
@@ -96,7 +96,10 @@ impl Tasks {
 
     /// Removes every task, returning the futures to drop outside the borrow.
     pub(crate) fn drain(&mut self) -> Vec<LocalFuture> {
-        self.slab.drain().filter_map(|t| t.future).collect()
+        self.slab
+            .drain()
+            .filter_map(|t| t.running.map(|r| r.0))
+            .collect()
     }
 }
 
@@ -350,17 +353,17 @@ impl IOLoop {
         });
         let waker = Waker::from(shared.clone());
         state.borrow_mut().task_waker = Some(waker.clone());
+        let future: LocalFuture = Box::pin(TaskFuture {
+            future,
+            state,
+            id,
+            log_panics,
+        });
         tasks.slab.insert(Task {
             generation,
             id,
-            future: Some(Box::pin(TaskFuture {
-                future,
-                state,
-                id,
-                log_panics,
-            })),
+            running: Some((future, waker)),
             shared,
-            waker,
         });
         drop(tasks);
         i.ready.borrow_mut().push(key);
@@ -386,18 +389,18 @@ impl IOLoop {
             let Some(task) = tasks.get_mut(key) else {
                 return; // finished or cancelled since it was woken
             };
-            let Some(future) = task.future.take() else {
+            let Some((future, waker)) = task.running.take() else {
                 return;
             };
             task.shared.scheduled.store(false, Ordering::Release);
-            (future, task.waker.clone(), task.id)
+            (future, waker, task.id)
         };
         let mut cx = Context::from_waker(&waker);
         let polled = self.guarded(Work::Task(id), || future.as_mut().poll(&mut cx));
         if let Some(Poll::Pending) = polled {
             let mut tasks = i.tasks.borrow_mut();
             if let Some(task) = tasks.get_mut(key) {
-                task.future = Some(future);
+                task.running = Some((future, waker));
                 return;
             }
         } else {
@@ -408,7 +411,7 @@ impl IOLoop {
             };
             drop(removed);
         }
-        drop(future); // outside the borrow: dropping it runs user code
+        drop((future, waker)); // outside the borrow: dropping runs user code
     }
 
     fn cancel_task(&self, key: TaskKey) {

@@ -230,9 +230,9 @@ pub struct LoopStats {
     pub stale_events: u64,
     /// Timeouts scheduled and not yet run or removed.
     pub timeouts: usize,
-    /// Entries in the timer heap, cancelled tombstones included; bounded by
+    /// Entries in the timer wheel, cancelled tombstones included; bounded by
     /// compaction to about twice the live timeouts (or 1,024).
-    pub timer_heap_len: usize,
+    pub timer_entries: usize,
     /// Spawned tasks not yet finished.
     pub tasks: usize,
     /// Times another thread had to write the wake-up fd; callbacks sent
@@ -316,7 +316,7 @@ impl IOLoop {
             stale_events: i.stale_events.get(),
             pending_callbacks: i.callbacks.borrow().len(),
             timeouts: timers.len(),
-            timer_heap_len: timers.heap_len(),
+            timer_entries: timers.entries(),
             tasks: i.tasks.borrow().len(),
             remote_wakeups: i.remote.wakeups(),
         }
@@ -490,6 +490,9 @@ impl IOLoop {
 
     fn run_timeouts(&self) {
         let i = &self.inner;
+        if i.timers.borrow().is_empty() {
+            return; // spare the clock read
+        }
         let mut due = std::mem::take(&mut *i.due.borrow_mut());
         i.timers.borrow_mut().collect_due(Instant::now(), &mut due);
         for handle in due.drain(..) {
@@ -514,7 +517,11 @@ impl IOLoop {
         if self.has_pending_work() {
             return Some(Duration::ZERO);
         }
-        self.inner.timers.borrow_mut().next_timeout(Instant::now())
+        let mut timers = self.inner.timers.borrow_mut();
+        if timers.is_empty() {
+            return None;
+        }
+        timers.next_timeout(Instant::now())
     }
 
     /// Moves work queued by other threads onto this thread's queues.
