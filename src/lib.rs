@@ -18,9 +18,16 @@
 #![warn(missing_docs)]
 
 pub mod ioloop;
+pub mod iostream;
+pub mod netutil;
+pub mod process;
+pub mod tcpserver;
 
 pub use ioloop::{
     Async, Backend, Builder, Error, IOLoop, Interest, JoinError, JoinHandle, LoopStats,
     PeriodicCallback, Ready, Remote, Sleep, Timeout, TimeoutHandle, run_sync, sleep, sleep_until,
     spawn, timeout,
 };
+pub use iostream::{IOStream, StreamError};
+pub use netutil::PeerAddr;
+pub use tcpserver::TcpServer;

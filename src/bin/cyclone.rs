@@ -1,30 +1,16 @@
-//! The `cyclone` command: for now a TCP echo server on the IOLoop.
+//! The `cyclone` command: for now a TCP echo server.
 //!
-//! Until the HTTP server lands this is the demo: it shows the Tornado model
-//! end to end (an accept handler on the listening fd, one handler per
-//! connection) with nothing but the loop.
+//! Until the HTTP server lands this is the demo: a [`TcpServer`] whose
+//! delegate echoes what it reads, on one loop (or `--processes N` forked
+//! workers, or `--threads N` thread-per-core loops).
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::process::ExitCode;
-use std::rc::Rc;
 
 use clap::Parser;
-use cyclone::{Backend, IOLoop, Interest, Ready};
+use cyclone::{Backend, IOLoop, TcpServer};
 
-/// Connections accepted per readiness event before going back to the loop,
-/// so a flood of connects cannot starve the connections already open.
-const ACCEPTS_PER_WAKEUP: usize = 128;
-
-/// Per-connection read size: one page-sized chunk is plenty for an echo.
-const READ_CHUNK: usize = 4096;
-
-/// Stop reading from a client whose echoes it does not read back once this
-/// much is queued for it (memory stays bounded per connection).
-const MAX_PENDING: usize = 1 << 20;
+/// The most one read asks for: the echo answers whatever arrived so far.
+const ECHO_CHUNK: usize = 64 * 1024;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -42,6 +28,12 @@ struct Args {
     /// Poller backend: epoll, poll or select (default: CYCLONE_POLLER, else the best).
     #[arg(long)]
     poller: Option<String>,
+    /// Fork this many worker processes sharing the socket (0: one per CPU).
+    #[arg(long, default_value_t = 1)]
+    processes: usize,
+    /// Run this many thread-per-core loops with SO_REUSEPORT (0: one per CPU).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -61,107 +53,78 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut builder = IOLoop::builder();
-    if let Some(name) = &args.poller {
-        builder = builder.backend(name.parse::<Backend>()?);
-    }
-    let lp = builder.build()?;
-    let listener = TcpListener::bind((args.address.as_str(), args.port))?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
+fn echo_server() -> TcpServer {
+    TcpServer::new(|stream, _peer| async move {
+        let _ = stream.set_nodelay(true);
+        while let Ok(data) = stream.read_bytes(ECHO_CHUNK, true).await {
+            if stream.write(data).await.is_err() {
+                break;
+            }
+        }
+    })
+}
 
-    let l = lp.clone();
-    let fd = listener.as_raw_fd();
-    lp.add_handler(fd, Interest::READ, move |_, _| accept_ready(&l, &listener))?;
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(name) = &args.poller {
+        name.parse::<Backend>()?; // a clear error before anything starts
+        // Workers and forked children build their loops from the variable.
+        // SAFETY: set before any thread exists (checked by fork_processes).
+        unsafe { std::env::set_var(cyclone::ioloop::poller::POLLER_ENV, name) };
+    }
+    Backend::from_env()?;
+    if let Some(threads) = args.threads {
+        let workers = TcpServer::workers(threads, args.port, &args.address, echo_server)?;
+        println!(
+            "cyclone echo server listening on {:?} ({threads} threads)",
+            workers.addrs()
+        );
+        wait_for_signal()?;
+        return Ok(workers.stop()?);
+    }
+    let server = echo_server();
+    let addrs = server.bind(
+        args.port,
+        Some(&args.address),
+        cyclone::netutil::DEFAULT_BACKLOG,
+        false,
+    )?;
+    if args.processes != 1 {
+        println!(
+            "cyclone echo server listening on {addrs:?} ({} processes)",
+            args.processes
+        );
+    }
+    let id = server.start(args.processes, 100)?;
+    let lp = IOLoop::current();
     for signal in [libc::SIGINT, libc::SIGTERM] {
-        let l = lp.clone();
+        let (l, s) = (lp.clone(), server.clone());
         lp.add_signal_handler(signal, move || {
             tracing::info!("signal {signal}: shutting down");
+            s.stop();
             l.stop();
         })?;
     }
-    println!(
-        "cyclone echo server listening on {addr} ({} poller); Ctrl-C stops it",
-        lp.backend()
-    );
+    if args.processes == 1 {
+        println!(
+            "cyclone echo server listening on {addrs:?} ({} poller); Ctrl-C stops it",
+            lp.backend()
+        );
+    } else {
+        tracing::info!("worker {id} started");
+    }
     lp.start()?;
     lp.close()?;
     Ok(())
 }
 
-fn accept_ready(lp: &IOLoop, listener: &TcpListener) {
-    for _ in 0..ACCEPTS_PER_WAKEUP {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                if let Err(e) = serve(lp, stream) {
-                    tracing::warn!("cannot serve {peer}: {e}");
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                // EMFILE and friends: log and let the next turn retry.
-                tracing::warn!("accept failed: {e}");
-                return;
-            }
-        }
+/// Blocks the main thread until SIGINT or SIGTERM (thread-per-core mode).
+fn wait_for_signal() -> Result<(), Box<dyn std::error::Error>> {
+    let lp = IOLoop::new()?;
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let l = lp.clone();
+        lp.add_signal_handler(signal, move || l.stop())?;
     }
-}
-
-struct Conn {
-    stream: TcpStream,
-    pending: VecDeque<u8>,
-}
-
-fn serve(lp: &IOLoop, stream: TcpStream) -> io::Result<()> {
-    stream.set_nonblocking(true)?;
-    stream.set_nodelay(true)?;
-    let fd = stream.as_raw_fd();
-    let conn = Rc::new(RefCell::new(Conn {
-        stream,
-        pending: VecDeque::new(),
-    }));
-    let l = lp.clone();
-    lp.add_handler(fd, Interest::READ, move |fd, ready| {
-        let keep = on_ready(&mut conn.borrow_mut(), ready);
-        match keep {
-            Ok(interest) => {
-                let _ = l.update_handler(fd, interest);
-            }
-            Err(_) => {
-                l.remove_handler(fd); // drops `conn`, closing the socket
-            }
-        }
-    })
-    .map_err(io::Error::other)
-}
-
-/// Handles one readiness event; returns the interest to keep, or an error
-/// when the connection is done.
-fn on_ready(c: &mut Conn, ready: Ready) -> io::Result<Interest> {
-    if ready.is_readable() || ready.is_hup() || ready.is_error() {
-        let mut buf = [0u8; READ_CHUNK];
-        match c.stream.read(&mut buf) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => c.pending.extend(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    while !c.pending.is_empty() {
-        let (front, _) = c.pending.as_slices();
-        match c.stream.write(front) {
-            Ok(n) => drop(c.pending.drain(..n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(
-        match (c.pending.is_empty(), c.pending.len() >= MAX_PENDING) {
-            (true, _) => Interest::READ,
-            (false, false) => Interest::BOTH,
-            (false, true) => Interest::WRITE,
-        },
-    )
+    lp.start()?;
+    lp.close()?;
+    Ok(())
 }

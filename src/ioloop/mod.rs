@@ -176,6 +176,7 @@ impl Builder {
     /// Creates the loop. Without an explicit backend, `CYCLONE_POLLER`
     /// chooses one; an unknown name there is an error, not a silent default.
     pub fn build(self) -> Result<IOLoop, Error> {
+        crate::process::LOOP_CREATED.store(true, Ordering::SeqCst);
         let backend = match self.backend {
             Some(b) => b,
             None => Backend::from_env()?,

@@ -1,0 +1,448 @@
+//! [`IOStream`]: a buffered, non-blocking stream over any fd (TCP and Unix
+//! sockets, pipes), with async reads and writes on the loop.
+//!
+//! The stream's fd handler does the I/O, as in Tornado. Reads go through a
+//! per-thread scratch buffer and only the bytes that arrived are kept, so an
+//! idle stream holds no read buffer at all; a read that fills less than the
+//! chunk is not repeated just to see `EAGAIN` (level-triggered polling says
+//! when more arrives). Writes are attempted at once; what the kernel does not
+//! take waits in a queue of [`Bytes`] chunks (kept without copying), flushed
+//! with one gathered `sendmsg`/`writev` per writable event.
+//!
+//! ```
+//! use std::os::unix::net::UnixStream;
+//! use cyclone::{IOLoop, IOStream};
+//!
+//! let lp = IOLoop::new().unwrap();
+//! let line = lp.run_sync(async {
+//!     let (a, b) = UnixStream::pair().unwrap();
+//!     let (a, b) = (IOStream::new(a).unwrap(), IOStream::new(b).unwrap());
+//!     a.write(&b"hello\nworld"[..]).await.unwrap();
+//!     b.read_until(b"\n", None).await.unwrap()
+//! });
+//! assert_eq!(&line[..], b"hello\n");
+//! ```
+
+mod error;
+mod read;
+mod write;
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::ioloop::{IOLoop, Interest, Ready};
+
+pub use error::StreamError;
+pub use read::{Read, ReadInto};
+pub use write::Write;
+
+/// Default `max_buffer_size`: Tornado's 100 MiB.
+pub const DEFAULT_MAX_BUFFER_SIZE: usize = 100 << 20;
+/// Default `read_chunk_size`: 64 KiB, the most one read(2) asks for.
+pub const DEFAULT_READ_CHUNK_SIZE: usize = 64 << 10;
+
+/// How the stream talks to its fd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// `recv`/`sendmsg(MSG_NOSIGNAL)`: a vanished peer is EPIPE, never SIGPIPE.
+    Socket,
+    /// `read`/`writev`, for pipes and other non-socket fds.
+    Pipe,
+}
+
+struct State {
+    rbuf: BytesMut,
+    /// Bytes of `rbuf` already searched for the current `read_until`
+    /// delimiter (minus its length), so each byte is scanned about once.
+    scanned: usize,
+    /// The fd may have data: unknown at first, set by a readiness event,
+    /// cleared by a short read or `EAGAIN`.
+    may_read: bool,
+    /// A read future is outstanding (only one may be).
+    reading: bool,
+    read_waker: Option<Waker>,
+    wq: VecDeque<Bytes>,
+    wq_bytes: usize,
+    queued_total: u64,
+    written_total: u64,
+    write_wakers: Vec<Waker>,
+    interest: Interest,
+    closed: bool,
+    /// Why it closed, if not normally.
+    error: Option<StreamError>,
+    close_callback: Option<Box<dyn FnOnce()>>,
+    closed_wakers: Vec<Waker>,
+    max_buffer_size: usize,
+    max_write_buffer_size: Option<usize>,
+    read_chunk_size: usize,
+}
+
+pub(crate) struct Inner {
+    fd: RawFd,
+    kind: Kind,
+    /// `None` once closed (closing drops it).
+    owned: RefCell<Option<OwnedFd>>,
+    lp: IOLoop,
+    st: RefCell<State>,
+}
+
+/// A buffered non-blocking stream on a loop. See the [module docs](self).
+///
+/// Dropping an `IOStream` closes it. Reads and writes are `&self` methods
+/// returning futures; only one read may be outstanding at a time, any number
+/// of writes may be, and each write resolves (in order) once its bytes are
+/// handed to the kernel.
+pub struct IOStream {
+    inner: Rc<Inner>,
+}
+
+impl IOStream {
+    /// Wraps a socket (`TcpStream`, `UnixStream`, or anything owning a
+    /// socket fd) on [`IOLoop::current`].
+    pub fn new<T: Into<OwnedFd>>(socket: T) -> io::Result<IOStream> {
+        IOStream::with_loop(socket.into(), Kind::Socket, &IOLoop::current())
+    }
+
+    /// Wraps a socket on `lp`.
+    pub fn new_on<T: Into<OwnedFd>>(socket: T, lp: &IOLoop) -> io::Result<IOStream> {
+        IOStream::with_loop(socket.into(), Kind::Socket, lp)
+    }
+
+    /// Wraps one end of a pipe (or any non-socket fd) on
+    /// [`IOLoop::current`]. Writing to a pipe whose reader is gone raises
+    /// SIGPIPE unless the process ignores it (Rust programs do by default).
+    pub fn from_pipe(fd: OwnedFd) -> io::Result<IOStream> {
+        IOStream::with_loop(fd, Kind::Pipe, &IOLoop::current())
+    }
+
+    /// A connected pipe on [`IOLoop::current`]: `(reader, writer)`.
+    pub fn pipe() -> io::Result<(IOStream, IOStream)> {
+        let (r, w) = std::io::pipe()?;
+        Ok((
+            IOStream::from_pipe(OwnedFd::from(r))?,
+            IOStream::from_pipe(OwnedFd::from(w))?,
+        ))
+    }
+
+    fn with_loop(fd: OwnedFd, kind: Kind, lp: &IOLoop) -> io::Result<IOStream> {
+        let raw = fd.as_raw_fd();
+        crate::ioloop::sys::set_nonblocking(raw)?;
+        let inner = Rc::new(Inner {
+            fd: raw,
+            kind,
+            owned: RefCell::new(Some(fd)),
+            lp: lp.clone(),
+            st: RefCell::new(State {
+                rbuf: BytesMut::new(),
+                scanned: 0,
+                may_read: true,
+                reading: false,
+                read_waker: None,
+                wq: VecDeque::new(),
+                wq_bytes: 0,
+                queued_total: 0,
+                written_total: 0,
+                write_wakers: Vec::new(),
+                interest: Interest::NONE,
+                closed: false,
+                error: None,
+                close_callback: None,
+                closed_wakers: Vec::new(),
+                max_buffer_size: DEFAULT_MAX_BUFFER_SIZE,
+                max_write_buffer_size: None,
+                read_chunk_size: DEFAULT_READ_CHUNK_SIZE,
+            }),
+        });
+        let weak = Rc::downgrade(&inner);
+        lp.add_handler(raw, Interest::NONE, move |_, ready| on_ready(&weak, ready))
+            .map_err(io::Error::other)?;
+        Ok(IOStream { inner })
+    }
+
+    /// The fd.
+    pub fn fd(&self) -> RawFd {
+        self.inner.fd
+    }
+
+    /// The loop the stream lives on.
+    pub fn io_loop(&self) -> &IOLoop {
+        &self.inner.lp
+    }
+
+    /// Closes the stream when the read buffer would grow past `bytes`
+    /// (default 100 MiB); the pending read fails with
+    /// [`StreamError::BufferFull`].
+    pub fn set_max_buffer_size(&self, bytes: usize) {
+        self.inner.st.borrow_mut().max_buffer_size = bytes.max(1);
+    }
+
+    /// Makes a write fail with [`StreamError::BufferFull`] when it would
+    /// queue more than `bytes` unsent bytes (default: unlimited).
+    pub fn set_max_write_buffer_size(&self, bytes: Option<usize>) {
+        self.inner.st.borrow_mut().max_write_buffer_size = bytes;
+    }
+
+    /// The most one read system call asks for (default 64 KiB).
+    pub fn set_read_chunk_size(&self, bytes: usize) {
+        self.inner.st.borrow_mut().read_chunk_size = bytes.max(1);
+    }
+
+    /// Sets `TCP_NODELAY` (sockets only).
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        let v: libc::c_int = nodelay.into();
+        // SAFETY: passes a live c_int of the size given.
+        crate::ioloop::sys::syscall!(setsockopt(
+            self.inner.fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t
+        ))?;
+        Ok(())
+    }
+
+    /// Whether a read is outstanding.
+    pub fn reading(&self) -> bool {
+        self.inner.st.borrow().reading
+    }
+
+    /// Whether written data is still waiting for the kernel to take it.
+    pub fn writing(&self) -> bool {
+        !self.inner.st.borrow().wq.is_empty()
+    }
+
+    /// Whether the stream is closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.st.borrow().closed
+    }
+
+    /// Why the stream closed, if it closed on an error.
+    pub fn error(&self) -> Option<StreamError> {
+        self.inner.st.borrow().error.clone()
+    }
+
+    /// Bytes buffered and not yet read.
+    pub fn buffered(&self) -> usize {
+        self.inner.st.borrow().rbuf.len()
+    }
+
+    /// Bytes the read buffer holds allocated (0 for an idle stream).
+    pub fn read_buffer_capacity(&self) -> usize {
+        self.inner.st.borrow().rbuf.capacity()
+    }
+
+    /// Runs `callback` (on the loop, once) when the stream closes. While a
+    /// callback is set and no read is pending, the stream watches the fd so
+    /// that a peer's close is noticed.
+    pub fn set_close_callback<F: FnOnce() + 'static>(&self, callback: F) {
+        let closed = {
+            let mut st = self.inner.st.borrow_mut();
+            if !st.closed {
+                st.close_callback = Some(Box::new(callback));
+                None
+            } else {
+                Some(callback)
+            }
+        };
+        match closed {
+            Some(cb) => self.inner.lp.add_callback(cb),
+            None => self.inner.update_interest(),
+        }
+    }
+
+    /// Completes when the stream is closed.
+    pub fn closed(&self) -> Closed<'_> {
+        Closed(self)
+    }
+
+    /// Closes the stream: the fd is closed, pending reads that the buffer
+    /// cannot satisfy fail, unsent writes fail, and the close callback runs.
+    /// Closing twice does nothing.
+    pub fn close(&self) {
+        self.inner.close(None);
+    }
+
+    /// Takes the fd back out of the stream, unclosed, dropping any
+    /// buffered data. Fails if the stream is already closed.
+    pub fn detach(self) -> Result<OwnedFd, StreamError> {
+        let fd = self.inner.owned.borrow_mut().take();
+        self.inner.close(None); // deregisters; the fd itself is no longer ours
+        fd.ok_or(StreamError::Closed(None))
+    }
+}
+
+/// A non-owning handle that can close a stream (used by servers to close
+/// the connections still open at a shutdown deadline).
+#[derive(Clone)]
+pub(crate) struct StreamCloser(Weak<Inner>);
+
+impl StreamCloser {
+    pub(crate) fn close(&self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.close(None);
+        }
+    }
+}
+
+impl IOStream {
+    pub(crate) fn closer(&self) -> StreamCloser {
+        StreamCloser(Rc::downgrade(&self.inner))
+    }
+}
+
+impl Drop for IOStream {
+    fn drop(&mut self) {
+        self.inner.close(None);
+    }
+}
+
+impl AsRawFd for IOStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.fd
+    }
+}
+
+impl std::fmt::Debug for IOStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.inner.st.borrow();
+        f.debug_struct("IOStream")
+            .field("fd", &self.inner.fd)
+            .field("closed", &st.closed)
+            .field("buffered", &st.rbuf.len())
+            .field("unsent", &st.wq_bytes)
+            .finish()
+    }
+}
+
+impl Inner {
+    /// The interest the stream needs now: READ while a read waits for the
+    /// fd (or a close callback/`closed()` waiter wants to notice EOF), WRITE
+    /// while data is queued.
+    fn wanted_interest(st: &State) -> Interest {
+        if st.closed {
+            return Interest::NONE;
+        }
+        let mut i = Interest::NONE;
+        let listening = st.close_callback.is_some() || !st.closed_wakers.is_empty();
+        if st.read_waker.is_some() || (listening && !st.reading) {
+            i |= Interest::READ;
+        }
+        if !st.wq.is_empty() {
+            i |= Interest::WRITE;
+        }
+        i
+    }
+
+    fn update_interest(&self) {
+        let want = {
+            let mut st = self.st.borrow_mut();
+            let want = Inner::wanted_interest(&st);
+            if want == st.interest {
+                return;
+            }
+            st.interest = want;
+            want
+        };
+        if let Err(e) = self.lp.update_handler(self.fd, want) {
+            self.close(Some(io::Error::other(e).into()));
+        }
+    }
+
+    /// Closes the stream once. `error` is why, for abnormal closes.
+    fn close(&self, error: Option<StreamError>) {
+        let (callback, wakers) = {
+            let mut st = self.st.borrow_mut();
+            if st.closed {
+                return;
+            }
+            st.closed = true;
+            if let Some(e) = &error {
+                if e.is_disconnect() {
+                    tracing::debug!("fd {}: closed by peer: {e}", self.fd);
+                } else {
+                    tracing::warn!("fd {}: closing on error: {e}", self.fd);
+                }
+            }
+            st.error = error;
+            st.wq.clear();
+            st.wq_bytes = 0;
+            let mut wakers: Vec<Waker> = st.write_wakers.drain(..).collect();
+            wakers.append(&mut st.closed_wakers);
+            wakers.extend(st.read_waker.take());
+            (st.close_callback.take(), wakers)
+        };
+        self.lp.remove_handler(self.fd);
+        let fd = self.owned.borrow_mut().take();
+        drop(fd); // after remove_handler: never close an fd the poller watches
+        for w in wakers {
+            w.wake();
+        }
+        if let Some(cb) = callback {
+            self.lp.add_callback(cb);
+        }
+    }
+
+    fn closed_error(&self) -> StreamError {
+        StreamError::Closed(self.st.borrow().error.clone().map(Box::new))
+    }
+}
+
+/// The stream's fd handler.
+fn on_ready(weak: &Weak<Inner>, ready: Ready) {
+    let Some(inner) = weak.upgrade() else {
+        return;
+    };
+    if ready.is_writable() || ready.is_error() || ready.is_hup() {
+        inner.handle_write();
+    }
+    if ready.is_readable() || ready.is_error() || ready.is_hup() {
+        let waker = {
+            let mut st = inner.st.borrow_mut();
+            st.may_read = true;
+            st.read_waker.take()
+        };
+        match waker {
+            Some(w) => {
+                // The reader reads; a read here as well would only cost a
+                // system call that finds nothing.
+                inner.update_interest();
+                w.wake();
+            }
+            // Nobody reads: this is the close listener. Read now, so a
+            // peer's EOF (or reset) closes the stream.
+            None => {
+                inner.read_once();
+            }
+        }
+    }
+}
+
+/// The future returned by [`IOStream::closed`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Closed<'a>(&'a IOStream);
+
+impl Future for Closed<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let inner = &self.0.inner;
+        {
+            let mut st = inner.st.borrow_mut();
+            if st.closed {
+                return Poll::Ready(());
+            }
+            if !st.closed_wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                st.closed_wakers.push(cx.waker().clone());
+            }
+        }
+        inner.update_interest();
+        Poll::Pending
+    }
+}

@@ -1,0 +1,371 @@
+//! Reads: from the buffer first, then the fd, and only then wait.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use regex::bytes::Regex;
+
+use super::{IOStream, Inner, Kind, State, StreamError};
+use crate::ioloop::sys::syscall;
+
+thread_local! {
+    /// Every stream on this thread reads through this buffer and keeps only
+    /// the bytes that arrived, so idle streams hold no read buffer.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Below this much spare room the read goes through the scratch buffer
+/// (and is copied); above it, straight into the stream's buffer (large
+/// transfers then copy nothing extra).
+const DIRECT_READ_MIN: usize = 16 << 10;
+
+enum Target {
+    Until { delim: Vec<u8>, max: Option<usize> },
+    Regex { re: Regex, max: Option<usize> },
+    Bytes { n: usize, partial: bool },
+    UntilClose,
+}
+
+/// What the buffer can do for a target right now.
+enum Found {
+    /// Take this many bytes.
+    Take(usize),
+    NotYet,
+    Fail(StreamError),
+}
+
+fn check_max(end: usize, max: Option<usize>) -> Found {
+    match max {
+        Some(m) if end > m => Found::Fail(StreamError::Unsatisfiable { max_bytes: m }),
+        _ => Found::Take(end),
+    }
+}
+
+fn find(st: &mut State, target: &Target) -> Found {
+    let buf = &st.rbuf[..];
+    match target {
+        Target::Until { delim, max } => {
+            let from = st.scanned;
+            if let Some(pos) = memchr_find(&buf[from..], delim) {
+                st.scanned = 0;
+                return check_max(from + pos + delim.len(), *max);
+            }
+            // Next time, resume where a delimiter could still start.
+            st.scanned = buf.len().saturating_sub(delim.len().saturating_sub(1));
+            match max {
+                Some(m) if buf.len() >= *m => {
+                    Found::Fail(StreamError::Unsatisfiable { max_bytes: *m })
+                }
+                _ => Found::NotYet,
+            }
+        }
+        Target::Regex { re, max } => match re.find(buf) {
+            Some(m) => check_max(m.end(), *max),
+            None => match max {
+                Some(m) if buf.len() >= *m => {
+                    Found::Fail(StreamError::Unsatisfiable { max_bytes: *m })
+                }
+                _ => Found::NotYet,
+            },
+        },
+        Target::Bytes { n, partial } => {
+            if buf.len() >= *n {
+                Found::Take(*n)
+            } else if *partial && !buf.is_empty() {
+                Found::Take(buf.len())
+            } else {
+                Found::NotYet
+            }
+        }
+        Target::UntilClose => {
+            if st.closed && st.error.is_none() {
+                Found::Take(buf.len())
+            } else {
+                Found::NotYet
+            }
+        }
+    }
+}
+
+fn memchr_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    memchr::memmem::find(hay, needle)
+}
+
+impl Inner {
+    /// One read system call into the buffer. Returns false if the stream
+    /// closed (EOF, error, or a full buffer).
+    pub(super) fn read_once(&self) -> bool {
+        let (want, direct) = {
+            let st = self.st.borrow();
+            if st.closed {
+                return false;
+            }
+            let room = st.max_buffer_size.saturating_sub(st.rbuf.len());
+            let spare = st.rbuf.capacity() - st.rbuf.len();
+            (st.read_chunk_size.min(room), spare >= DIRECT_READ_MIN)
+        };
+        if want == 0 {
+            self.close(Some(StreamError::BufferFull));
+            return false;
+        }
+        let result = if direct {
+            self.read_direct(want)
+        } else {
+            SCRATCH.with(|s| {
+                let mut s = s.borrow_mut();
+                if s.len() < want {
+                    s.resize(want, 0);
+                }
+                let n = self.sys_read(&mut s[..want])?;
+                self.st.borrow_mut().rbuf.extend_from_slice(&s[..n]);
+                Ok(n)
+            })
+        };
+        let mut st = self.st.borrow_mut();
+        match result {
+            Ok(0) => {
+                drop(st);
+                self.close(None); // EOF: the peer closed
+                false
+            }
+            Ok(n) => {
+                // A short read drained the fd: wait for the poller rather
+                // than read again just to see EAGAIN.
+                st.may_read = n == want;
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                st.may_read = false;
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => true,
+            Err(e) => {
+                drop(st);
+                self.close(Some(e.into()));
+                false
+            }
+        }
+    }
+
+    fn read_direct(&self, want: usize) -> std::io::Result<usize> {
+        let mut st = self.st.borrow_mut();
+        let spare = st.rbuf.spare_capacity_mut();
+        let len = want.min(spare.len());
+        // SAFETY: reads at most `len` bytes into the buffer's spare capacity,
+        // which is valid for writes of that length.
+        let n = syscall!(read(self.fd, spare.as_mut_ptr().cast(), len))? as usize;
+        let filled = st.rbuf.len() + n;
+        // SAFETY: the kernel initialised the first `n` spare bytes.
+        unsafe { st.rbuf.set_len(filled) };
+        Ok(n)
+    }
+
+    fn sys_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = match self.kind {
+            // SAFETY: `buf` is valid for writes of its length.
+            Kind::Socket => syscall!(recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), 0))?,
+            // SAFETY: as above.
+            Kind::Pipe => syscall!(read(self.fd, buf.as_mut_ptr().cast(), buf.len()))?,
+        };
+        Ok(n as usize)
+    }
+
+    /// Drives a read: buffer, then fd, then wait. `Ok(n)`: take n bytes.
+    fn poll_target(
+        &self,
+        cx: &mut Context<'_>,
+        target: &Target,
+    ) -> Poll<Result<usize, StreamError>> {
+        loop {
+            let (found, closed, may_read) = {
+                let mut st = self.st.borrow_mut();
+                let found = find(&mut st, target);
+                (found, st.closed, st.may_read)
+            };
+            match found {
+                Found::Take(n) => return Poll::Ready(Ok(n)),
+                Found::Fail(e) => {
+                    self.close(Some(e.clone()));
+                    return Poll::Ready(Err(e));
+                }
+                Found::NotYet => {}
+            }
+            if closed {
+                return Poll::Ready(Err(self.closed_error()));
+            }
+            if may_read {
+                self.read_once();
+                continue;
+            }
+            self.st.borrow_mut().read_waker = Some(cx.waker().clone());
+            self.update_interest();
+            return Poll::Pending;
+        }
+    }
+
+    fn finish_read(&self) {
+        let mut st = self.st.borrow_mut();
+        st.reading = false;
+        st.read_waker = None;
+        st.scanned = 0;
+    }
+}
+
+/// The future of a read that yields [`Bytes`]: `read_until`,
+/// `read_until_regex`, `read_bytes`, `read_until_close`.
+#[must_use = "futures do nothing unless awaited"]
+pub struct Read<'a> {
+    stream: &'a IOStream,
+    target: Target,
+    /// Set if the read was refused when created (another one pending).
+    refused: bool,
+    done: bool,
+}
+
+impl Future for Read<'_> {
+    type Output = Result<Bytes, StreamError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.refused {
+            return Poll::Ready(Err(StreamError::ReadPending));
+        }
+        let inner = &self.stream.inner;
+        match inner.poll_target(cx, &self.target) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(r) => {
+                let out = r.map(|n| inner.st.borrow_mut().rbuf.split_to(n).freeze());
+                inner.finish_read();
+                self.done = true;
+                inner.update_interest();
+                Poll::Ready(out)
+            }
+        }
+    }
+}
+
+impl Drop for Read<'_> {
+    fn drop(&mut self) {
+        if !self.refused && !self.done {
+            self.stream.inner.finish_read();
+            self.stream.inner.update_interest();
+        }
+    }
+}
+
+/// The future returned by [`IOStream::read_into`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct ReadInto<'a, 'b> {
+    stream: &'a IOStream,
+    buf: &'b mut [u8],
+    partial: bool,
+    refused: bool,
+    done: bool,
+}
+
+impl Future for ReadInto<'_, '_> {
+    type Output = Result<usize, StreamError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.refused {
+            return Poll::Ready(Err(StreamError::ReadPending));
+        }
+        let this = &mut *self;
+        let inner = &this.stream.inner;
+        let target = Target::Bytes {
+            n: this.buf.len(),
+            partial: this.partial,
+        };
+        match inner.poll_target(cx, &target) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(r) => {
+                let out = r.inspect(|&n| {
+                    let chunk = inner.st.borrow_mut().rbuf.split_to(n);
+                    this.buf[..n].copy_from_slice(&chunk);
+                });
+                inner.finish_read();
+                this.done = true;
+                inner.update_interest();
+                Poll::Ready(out)
+            }
+        }
+    }
+}
+
+impl Drop for ReadInto<'_, '_> {
+    fn drop(&mut self) {
+        if !self.refused && !self.done {
+            self.stream.inner.finish_read();
+            self.stream.inner.update_interest();
+        }
+    }
+}
+
+impl IOStream {
+    fn begin_read(&self) -> bool {
+        let mut st = self.inner.st.borrow_mut();
+        if st.reading {
+            return false;
+        }
+        st.reading = true;
+        st.scanned = 0;
+        true
+    }
+
+    fn read(&self, target: Target) -> Read<'_> {
+        let refused = !self.begin_read();
+        Read {
+            stream: self,
+            target,
+            refused,
+            done: false,
+        }
+    }
+
+    /// Reads up to and including `delimiter`. With `max_bytes`, a delimiter
+    /// that does not end within that many bytes closes the stream with
+    /// [`StreamError::Unsatisfiable`] (even if it arrived in the same
+    /// packet). Each byte is scanned about once, however it trickles in.
+    pub fn read_until(&self, delimiter: &[u8], max_bytes: Option<usize>) -> Read<'_> {
+        self.read(Target::Until {
+            delim: delimiter.to_vec(),
+            max: max_bytes,
+        })
+    }
+
+    /// Reads up to and including the first match of `regex`; `max_bytes`
+    /// as for [`IOStream::read_until`].
+    pub fn read_until_regex(&self, regex: &Regex, max_bytes: Option<usize>) -> Read<'_> {
+        self.read(Target::Regex {
+            re: regex.clone(),
+            max: max_bytes,
+        })
+    }
+
+    /// Reads exactly `n` bytes, or with `partial`, at least one and at most
+    /// `n` (whatever is available first).
+    pub fn read_bytes(&self, n: usize, partial: bool) -> Read<'_> {
+        self.read(Target::Bytes { n, partial })
+    }
+
+    /// Fills `buf` (or with `partial`, at least one byte of it) and returns
+    /// how many bytes were read.
+    pub fn read_into<'a, 'b>(&'a self, buf: &'b mut [u8], partial: bool) -> ReadInto<'a, 'b> {
+        let refused = !self.begin_read();
+        ReadInto {
+            stream: self,
+            buf,
+            partial,
+            refused,
+            done: false,
+        }
+    }
+
+    /// Reads everything until the peer closes (bounded by
+    /// `max_buffer_size`).
+    pub fn read_until_close(&self) -> Read<'_> {
+        self.read(Target::UntilClose)
+    }
+}

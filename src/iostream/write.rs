@@ -1,0 +1,177 @@
+//! Writes: attempted at once, queued as `Bytes` when the kernel is full,
+//! flushed with one gathered system call per writable event.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+
+use super::{IOStream, Inner, Kind, StreamError};
+use crate::ioloop::sys::syscall;
+
+/// Chunks gathered into one `sendmsg`/`writev`: the kernel's `UIO_MAXIOV`
+/// is 1024; 64 covers any realistic queue while keeping the iovec array
+/// on the stack.
+const MAX_IOVECS: usize = 64;
+
+impl Inner {
+    /// Writes as much of the queue as the kernel takes in one call, then
+    /// wakes writers whose data is out. Closes the stream on errors.
+    pub(super) fn handle_write(&self) {
+        let result = {
+            let st = self.st.borrow();
+            if st.closed || st.wq.is_empty() {
+                return;
+            }
+            let mut iov = [libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            }; MAX_IOVECS];
+            let mut count = 0;
+            for (slot, chunk) in iov.iter_mut().zip(st.wq.iter()) {
+                slot.iov_base = chunk.as_ptr() as *mut libc::c_void;
+                slot.iov_len = chunk.len();
+                count += 1;
+            }
+            self.sys_writev(&iov[..count])
+        };
+        match result {
+            Ok(n) => self.advance(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                self.close(Some(e.into()));
+                return;
+            }
+        }
+        self.update_interest();
+    }
+
+    fn sys_writev(&self, iov: &[libc::iovec]) -> std::io::Result<usize> {
+        let n = match self.kind {
+            Kind::Socket => {
+                // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+                let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+                msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+                msg.msg_iovlen = iov.len() as _;
+                // SAFETY: every iovec points into a `Bytes` chunk that the
+                // queue keeps alive for the duration of the call.
+                syscall!(sendmsg(self.fd, &msg, libc::MSG_NOSIGNAL))?
+            }
+            // SAFETY: as above.
+            Kind::Pipe => syscall!(writev(self.fd, iov.as_ptr(), iov.len() as libc::c_int))?,
+        };
+        Ok(n as usize)
+    }
+
+    /// Drops `n` written bytes from the front of the queue.
+    fn advance(&self, mut n: usize) {
+        let wakers = {
+            let mut st = self.st.borrow_mut();
+            st.written_total += n as u64;
+            st.wq_bytes -= n;
+            while n > 0 {
+                let Some(front) = st.wq.front_mut() else {
+                    break;
+                };
+                if front.len() <= n {
+                    n -= front.len();
+                    st.wq.pop_front();
+                } else {
+                    front.advance(n);
+                    n = 0;
+                }
+            }
+            std::mem::take(&mut st.write_wakers)
+        };
+        for w in wakers {
+            w.wake();
+        }
+    }
+}
+
+/// The future returned by [`IOStream::write`]: resolves once this write's
+/// bytes (and everything queued before them) are handed to the kernel.
+/// Dropping it does not cancel the write.
+#[must_use = "the data is sent either way; await to learn when (or whether) it went out"]
+pub struct Write<'a> {
+    stream: &'a IOStream,
+    /// The stream's cumulative byte count that marks this write as done,
+    /// or the error it failed with at once.
+    until: Result<u64, StreamError>,
+}
+
+impl Future for Write<'_> {
+    type Output = Result<(), StreamError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let until = match &self.until {
+            Ok(u) => *u,
+            Err(e) => return Poll::Ready(Err(e.clone())),
+        };
+        let inner = &self.stream.inner;
+        let mut st = inner.st.borrow_mut();
+        if st.written_total >= until {
+            return Poll::Ready(Ok(()));
+        }
+        if st.closed {
+            drop(st);
+            return Poll::Ready(Err(inner.closed_error()));
+        }
+        if !st.write_wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            st.write_wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+impl IOStream {
+    /// Queues `data` and tries to send it at once. The returned future
+    /// resolves when it has been handed to the kernel; many writes may be
+    /// outstanding and they resolve in order. Awaiting it is the flow
+    /// control that keeps a fast writer from outrunning a slow reader.
+    ///
+    /// Fails with [`StreamError::BufferFull`] if it would queue more than
+    /// `max_write_buffer_size`, and with [`StreamError::Closed`] on a closed
+    /// stream.
+    pub fn write(&self, data: impl Into<Bytes>) -> Write<'_> {
+        let data = data.into();
+        let inner = &self.inner;
+        let until = {
+            let mut st = inner.st.borrow_mut();
+            if st.closed {
+                drop(st);
+                return Write {
+                    stream: self,
+                    until: Err(inner.closed_error()),
+                };
+            }
+            if let Some(max) = st.max_write_buffer_size
+                && st.wq_bytes + data.len() > max
+            {
+                return Write {
+                    stream: self,
+                    until: Err(StreamError::BufferFull),
+                };
+            }
+            st.queued_total += data.len() as u64;
+            let until = st.queued_total;
+            if !data.is_empty() {
+                st.wq_bytes += data.len();
+                st.wq.push_back(data);
+            }
+            // Already waiting for writability: the handler will gather it.
+            let waiting = st.interest.is_writable();
+            drop(st);
+            if !waiting {
+                inner.handle_write();
+            }
+            until
+        };
+        Write {
+            stream: self,
+            until: Ok(until),
+        }
+    }
+}

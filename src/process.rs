@@ -1,0 +1,144 @@
+//! Multi-process servers: fork workers after binding, like Tornado and
+//! nginx, and restart the ones that die.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::ioloop::sys::syscall;
+
+/// The worker id of this process, once [`fork_processes`] made it one.
+static TASK_ID: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Set when the first `IOLoop` of the process is created: forking after
+/// that would copy a loop (and its epoll fd) into every child.
+pub(crate) static LOOP_CREATED: AtomicBool = AtomicBool::new(false);
+
+/// How often the supervisor checks for dead workers and signals. Restarts
+/// are not time-critical; a tenth of a second keeps the idle cost nil.
+const SUPERVISE_TICK: Duration = Duration::from_millis(100);
+
+/// The number of CPUs this process may run on.
+pub fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// This worker's id (`0..n`) in a [`fork_processes`] pool, or `None` in a
+/// process that was not forked by it.
+pub fn task_id() -> Option<usize> {
+    match TASK_ID.load(Ordering::Relaxed) {
+        usize::MAX => None,
+        id => Some(id),
+    }
+}
+
+fn threads_in_process() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(1, |d| d.count())
+}
+
+/// Forks `n` worker processes (`0`: one per CPU) and returns, in each
+/// worker, its task id. The calling process becomes a supervisor: it
+/// never returns; it restarts a worker that dies abnormally (killed by a
+/// signal or a non-zero exit) with the same id, at most `max_restarts`
+/// times in all, forwards SIGTERM/SIGINT to the workers, and exits when
+/// they have all exited (with status 0 if they all exited cleanly).
+///
+/// Must be called before any `IOLoop` or extra thread exists: a forked
+/// child keeps only the calling thread, and a loop's epoll set would be
+/// shared with every child. Both are checked.
+pub fn fork_processes(n: usize, max_restarts: usize) -> io::Result<usize> {
+    if LOOP_CREATED.load(Ordering::SeqCst) {
+        return Err(io::Error::other(
+            "fork_processes: an IOLoop already exists in this process; fork first",
+        ));
+    }
+    if threads_in_process() > 1 {
+        return Err(io::Error::other(
+            "fork_processes: the process has other threads; fork before starting any",
+        ));
+    }
+    let n = if n == 0 { cpu_count() } else { n };
+    let mut children: HashMap<libc::pid_t, usize> = HashMap::new();
+    for id in 0..n {
+        match fork_worker(id)? {
+            None => return Ok(id),
+            Some(pid) => {
+                children.insert(pid, id);
+            }
+        }
+    }
+    supervise(children, max_restarts)
+}
+
+/// Forks one worker; `None` in the child.
+fn fork_worker(id: usize) -> io::Result<Option<libc::pid_t>> {
+    let pid = syscall!(fork())?;
+    if pid == 0 {
+        TASK_ID.store(id, Ordering::Relaxed);
+        return Ok(None);
+    }
+    Ok(Some(pid))
+}
+
+fn supervise(mut children: HashMap<libc::pid_t, usize>, max_restarts: usize) -> io::Result<usize> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let flag = stop.clone();
+        // SAFETY: the action only stores to an atomic (async-signal-safe).
+        unsafe {
+            signal_hook_registry::register(signal, move || flag.store(true, Ordering::SeqCst))
+        }?;
+    }
+    let mut restarts = 0;
+    let mut clean = true;
+    let mut forwarded = false;
+    while !children.is_empty() {
+        if stop.load(Ordering::SeqCst) && !forwarded {
+            forwarded = true;
+            for pid in children.keys() {
+                // SAFETY: kill(2) on our own children.
+                unsafe { libc::kill(*pid, libc::SIGTERM) };
+            }
+        }
+        let mut status = 0;
+        // SAFETY: `status` is a live c_int for waitpid to fill.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            std::thread::sleep(SUPERVISE_TICK);
+            continue;
+        }
+        let Some(id) = children.remove(&pid) else {
+            continue;
+        };
+        let normal = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+        if normal || forwarded {
+            continue;
+        }
+        clean = false;
+        if libc::WIFSIGNALED(status) {
+            tracing::warn!(
+                "worker {id} (pid {pid}) killed by signal {}",
+                libc::WTERMSIG(status)
+            );
+        } else {
+            tracing::warn!(
+                "worker {id} (pid {pid}) exited with status {}",
+                libc::WEXITSTATUS(status)
+            );
+        }
+        if restarts >= max_restarts {
+            tracing::error!("too many worker restarts ({restarts}); not restarting worker {id}");
+            continue;
+        }
+        restarts += 1;
+        match fork_worker(id)? {
+            None => return Ok(id),
+            Some(new_pid) => {
+                children.insert(new_pid, id);
+            }
+        }
+    }
+    std::process::exit(if clean || forwarded { 0 } else { 1 });
+}

@@ -1,0 +1,375 @@
+//! [`TcpServer`]: accept connections and hand each to an async delegate.
+//!
+//! ```no_run
+//! use cyclone::{IOLoop, TcpServer};
+//!
+//! let lp = IOLoop::new().unwrap();
+//! let server = TcpServer::new(|stream, _peer| async move {
+//!     // An echo server: one line at a time.
+//!     while let Ok(line) = stream.read_until(b"\n", Some(64 * 1024)).await {
+//!         if stream.write(line).await.is_err() {
+//!             break;
+//!         }
+//!     }
+//! });
+//! let addrs = server.listen(8888, Some("127.0.0.1")).unwrap();
+//! println!("listening on {addrs:?}");
+//! lp.start().unwrap();
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use slab::Slab;
+
+use crate::ioloop::IOLoop;
+use crate::iostream::{IOStream, StreamCloser};
+use crate::netutil::{self, AcceptHandle, DEFAULT_BACKLOG, PeerAddr};
+
+type Delegate = dyn Fn(IOStream, PeerAddr) -> Pin<Box<dyn Future<Output = ()>>>;
+
+struct ServerInner {
+    delegate: Rc<Delegate>,
+    lp: RefCell<Option<IOLoop>>,
+    accepts: RefCell<Vec<AcceptHandle>>,
+    /// Listeners bound by `bind`, waiting for `start`.
+    bound: RefCell<Vec<TcpListener>>,
+    conns: RefCell<Slab<StreamCloser>>,
+    max_connections: Cell<Option<usize>>,
+    /// Paused by `max_connections` (not by stop).
+    full: Cell<bool>,
+    stopped: Cell<bool>,
+    /// Woken when the last connection finishes (for `shutdown`).
+    idle_wakers: RefCell<Vec<Waker>>,
+}
+
+/// A TCP (or Unix-socket) server: every accepted connection becomes an
+/// [`IOStream`] handed to the `handle_stream` delegate, which runs as a
+/// task on the server's loop. When the delegate's future finishes the
+/// stream is dropped (closed) unless the delegate kept it.
+///
+/// Cloning gives another handle to the same server.
+#[derive(Clone)]
+pub struct TcpServer {
+    inner: Rc<ServerInner>,
+}
+
+/// Keeps the connection count right however a connection task ends
+/// (finished, panicked, or dropped with its loop).
+struct ConnGuard {
+    server: Weak<ServerInner>,
+    key: usize,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        if let Some(inner) = self.server.upgrade() {
+            TcpServer { inner }.connection_done(self.key);
+        }
+    }
+}
+
+impl TcpServer {
+    /// A server whose connections are handled by
+    /// `handle_stream(stream, peer)`.
+    pub fn new<F, Fut>(handle_stream: F) -> TcpServer
+    where
+        F: Fn(IOStream, PeerAddr) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let delegate: Rc<Delegate> = Rc::new(move |s, p| Box::pin(handle_stream(s, p)));
+        TcpServer {
+            inner: Rc::new(ServerInner {
+                delegate,
+                lp: RefCell::new(None),
+                accepts: RefCell::new(Vec::new()),
+                bound: RefCell::new(Vec::new()),
+                conns: RefCell::new(Slab::new()),
+                max_connections: Cell::new(None),
+                full: Cell::new(false),
+                stopped: Cell::new(false),
+                idle_wakers: RefCell::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Binds `port` on `address` (`None`: every interface) and starts
+    /// accepting on [`IOLoop::current`]. Returns the bound addresses (with
+    /// the chosen port when `port` is 0).
+    pub fn listen(&self, port: u16, address: Option<&str>) -> io::Result<Vec<SocketAddr>> {
+        let sockets = netutil::bind_sockets(port, address, DEFAULT_BACKLOG, false)?;
+        let addrs = sockets
+            .iter()
+            .map(|s| s.local_addr())
+            .collect::<io::Result<_>>()?;
+        self.add_sockets(sockets)?;
+        Ok(addrs)
+    }
+
+    /// Starts accepting on listeners made elsewhere (TCP or Unix, e.g. from
+    /// [`netutil::bind_unix_socket`]), on [`IOLoop::current`].
+    pub fn add_sockets<L: Into<OwnedFd>>(
+        &self,
+        listeners: impl IntoIterator<Item = L>,
+    ) -> io::Result<()> {
+        let lp = self.io_loop();
+        for l in listeners {
+            let weak = Rc::downgrade(&self.inner);
+            let handle = netutil::add_accept_handler(&lp, l, move |fd, peer| {
+                if let Some(inner) = weak.upgrade() {
+                    TcpServer { inner }.handle_connection(fd, peer);
+                }
+            })?;
+            if self.inner.full.get() || self.inner.stopped.get() {
+                handle.pause();
+            }
+            self.inner.accepts.borrow_mut().push(handle);
+        }
+        Ok(())
+    }
+
+    /// Binds without accepting yet; [`TcpServer::start`] accepts (after
+    /// forking, if asked). `reuse_port` sets `SO_REUSEPORT`.
+    pub fn bind(
+        &self,
+        port: u16,
+        address: Option<&str>,
+        backlog: i32,
+        reuse_port: bool,
+    ) -> io::Result<Vec<SocketAddr>> {
+        let sockets = netutil::bind_sockets(port, address, backlog, reuse_port)?;
+        let addrs = sockets
+            .iter()
+            .map(|s| s.local_addr())
+            .collect::<io::Result<_>>()?;
+        self.inner.bound.borrow_mut().extend(sockets);
+        Ok(addrs)
+    }
+
+    /// Starts accepting on the sockets from [`TcpServer::bind`]. With
+    /// `processes` other than 1, first forks that many workers (0: one per
+    /// CPU) sharing the sockets, restarting dead ones up to `max_restarts`
+    /// times; see [`crate::process::fork_processes`] (no `IOLoop` or thread
+    /// may exist yet). Returns the worker's task id (0 without forking).
+    pub fn start(&self, processes: usize, max_restarts: usize) -> io::Result<usize> {
+        let id = if processes == 1 {
+            0
+        } else {
+            crate::process::fork_processes(processes, max_restarts)?
+        };
+        let sockets: Vec<TcpListener> = self.inner.bound.borrow_mut().drain(..).collect();
+        self.add_sockets(sockets)?;
+        Ok(id)
+    }
+
+    /// Above `max` open connections, stop accepting: new ones wait in the
+    /// kernel's backlog (instead of failing) until a connection finishes.
+    pub fn set_max_connections(&self, max: Option<usize>) {
+        self.inner.max_connections.set(max);
+        self.check_capacity();
+    }
+
+    /// Connections currently open (their delegates still running).
+    pub fn connection_count(&self) -> usize {
+        self.inner.conns.borrow().len()
+    }
+
+    /// Stops accepting and closes the listening sockets; open connections
+    /// carry on. Idempotent, and safe inside a delegate or callback.
+    pub fn stop(&self) {
+        if self.inner.stopped.replace(true) {
+            return;
+        }
+        let accepts: Vec<AcceptHandle> = self.inner.accepts.borrow_mut().drain(..).collect();
+        for a in accepts {
+            a.remove();
+        }
+        self.inner.bound.borrow_mut().clear();
+    }
+
+    /// Graceful shutdown: [`stop`](Self::stop), let open connections finish
+    /// for up to `deadline`, then close the rest; completes when every
+    /// connection is gone.
+    pub async fn shutdown(&self, deadline: Duration) {
+        self.stop();
+        let drained = crate::ioloop::timeout(deadline, Idle(self)).await;
+        if drained.is_err() {
+            let closers: Vec<StreamCloser> = self
+                .inner
+                .conns
+                .borrow()
+                .iter()
+                .map(|(_, c)| c.clone())
+                .collect();
+            tracing::info!("shutdown deadline: closing {} connections", closers.len());
+            for c in closers {
+                c.close();
+            }
+            Idle(self).await;
+        }
+    }
+
+    fn io_loop(&self) -> IOLoop {
+        self.inner
+            .lp
+            .borrow_mut()
+            .get_or_insert_with(IOLoop::current)
+            .clone()
+    }
+
+    fn handle_connection(&self, fd: OwnedFd, peer: PeerAddr) {
+        let lp = self.io_loop();
+        let stream = match IOStream::new_on(fd, &lp) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot set up a stream for {peer}: {e}");
+                return;
+            }
+        };
+        let key = self.inner.conns.borrow_mut().insert(stream.closer());
+        self.check_capacity();
+        let guard = ConnGuard {
+            server: Rc::downgrade(&self.inner),
+            key,
+        };
+        let fut = (self.inner.delegate)(stream, peer);
+        drop(lp.spawn(async move {
+            let _guard = guard;
+            fut.await;
+        }));
+    }
+
+    fn connection_done(&self, key: usize) {
+        let removed = self.inner.conns.borrow_mut().try_remove(key);
+        drop(removed);
+        self.check_capacity();
+        if self.inner.conns.borrow().is_empty() {
+            let wakers: Vec<Waker> = self.inner.idle_wakers.borrow_mut().drain(..).collect();
+            wakers.into_iter().for_each(Waker::wake);
+        }
+    }
+
+    fn check_capacity(&self) {
+        let count = self.connection_count();
+        let full = self.inner.max_connections.get().is_some_and(|m| count >= m);
+        if full == self.inner.full.replace(full) || self.inner.stopped.get() {
+            return;
+        }
+        for a in self.inner.accepts.borrow().iter() {
+            if full {
+                a.pause();
+            } else {
+                a.resume();
+            }
+        }
+    }
+}
+
+/// Completes when the server has no open connection.
+struct Idle<'a>(&'a TcpServer);
+
+impl Future for Idle<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.inner.conns.borrow().is_empty() {
+            return Poll::Ready(());
+        }
+        self.0
+            .inner
+            .idle_wakers
+            .borrow_mut()
+            .push(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// Thread-per-core: `n` threads, each with its own loop and its own
+/// `SO_REUSEPORT` listener on the same port, sharing nothing.
+pub struct Workers {
+    remotes: Vec<crate::ioloop::Remote>,
+    threads: Vec<std::thread::JoinHandle<io::Result<()>>>,
+    addrs: Vec<SocketAddr>,
+}
+
+impl TcpServer {
+    /// Starts `n` worker threads (0: one per CPU), each running its own
+    /// [`IOLoop`] and a server built by `make_server` (servers are not
+    /// `Send`, so each thread builds its own) listening on `address:port`
+    /// through its own `SO_REUSEPORT` socket; the kernel spreads
+    /// connections over them. With `port` 0 the first worker's port is
+    /// used by all.
+    pub fn workers<F>(n: usize, port: u16, address: &str, make_server: F) -> io::Result<Workers>
+    where
+        F: Fn() -> TcpServer + Send + Sync + 'static,
+    {
+        let n = if n == 0 {
+            crate::process::cpu_count()
+        } else {
+            n
+        };
+        let first = netutil::bind_sockets(port, Some(address), DEFAULT_BACKLOG, true)?;
+        let addrs: Vec<SocketAddr> = first
+            .iter()
+            .map(|s| s.local_addr())
+            .collect::<io::Result<_>>()?;
+        let port = addrs[0].port();
+        let make_server = std::sync::Arc::new(make_server);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut threads = Vec::with_capacity(n);
+        let mut first = Some(first);
+        for i in 0..n {
+            let sockets = match first.take() {
+                Some(s) => s,
+                None => netutil::bind_sockets(port, Some(address), DEFAULT_BACKLOG, true)?,
+            };
+            let make_server = make_server.clone();
+            let tx = tx.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("cyclone-worker-{i}"))
+                .spawn(move || {
+                    let lp = IOLoop::new().map_err(io::Error::other)?;
+                    let _ = tx.send(lp.remote());
+                    let server = make_server();
+                    *server.inner.lp.borrow_mut() = Some(lp.clone());
+                    server.add_sockets(sockets)?;
+                    lp.start().map_err(io::Error::other)?;
+                    server.stop();
+                    lp.close().map_err(io::Error::other)
+                })?;
+            threads.push(t);
+        }
+        drop(tx);
+        let remotes = rx.iter().take(n).collect();
+        Ok(Workers {
+            remotes,
+            threads,
+            addrs,
+        })
+    }
+}
+
+impl Workers {
+    /// The addresses the workers listen on.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Stops every worker's loop and waits for the threads.
+    pub fn stop(self) -> io::Result<()> {
+        for r in &self.remotes {
+            let _ = r.stop();
+        }
+        for t in self.threads {
+            t.join()
+                .map_err(|_| io::Error::other("a worker thread panicked"))??;
+        }
+        Ok(())
+    }
+}
