@@ -21,6 +21,7 @@ pub mod ioloop;
 pub mod iostream;
 pub mod netutil;
 pub mod process;
+pub mod tcpclient;
 pub mod tcpserver;
 
 pub use ioloop::{
@@ -30,4 +31,5 @@ pub use ioloop::{
 };
 pub use iostream::{IOStream, StreamError};
 pub use netutil::PeerAddr;
+pub use tcpclient::TcpClient;
 pub use tcpserver::TcpServer;

@@ -37,12 +37,22 @@ per_backend! {
         assert!(ran.get());
     }
 
+    fn first_loop_of_a_thread_becomes_its_current_loop(lp) {
+        // Each test runs on its own thread, and `lp` was its first loop.
+        assert!(IOLoop::current().ptr_eq(&lp));
+        let second = IOLoop::builder().backend(lp.backend()).build().unwrap();
+        assert!(IOLoop::current().ptr_eq(&lp), "only the first becomes current");
+        second.close().unwrap();
+    }
+
     fn running_loop_is_current_and_the_previous_one_is_restored_after(lp) {
         let outer = IOLoop::current();
-        assert!(!outer.ptr_eq(&lp));
-        let inside = lp.run_sync(async { IOLoop::current() });
-        assert!(inside.ptr_eq(&lp));
+        let other = IOLoop::builder().backend(lp.backend()).build().unwrap();
+        assert!(!outer.ptr_eq(&other));
+        let inside = other.run_sync(async { IOLoop::current() });
+        assert!(inside.ptr_eq(&other));
         assert!(IOLoop::current().ptr_eq(&outer));
+        other.close().unwrap();
     }
 
     fn nested_loops_restore_current_in_order(lp) {

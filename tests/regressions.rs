@@ -53,10 +53,30 @@ per_backend! {
         lp.call_later(Duration::from_secs(1), || {});
         assert_eq!(lp.stats().timeouts, 0);
     }
+
+    // A `closed()` future dropped before the close (say, by a timeout) left
+    // its waker behind, so the idle stream kept reading incoming data into
+    // its buffer as if someone were listening for the close.
+    fn dropped_closed_future_stops_listening_for_the_close(lp) {
+        use std::io::Write;
+        let buffered = lp.run_sync_timeout(async {
+            let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let a = cyclone::IOStream::new(a).unwrap();
+            let waited = cyclone::timeout(Duration::from_millis(5), a.closed()).await;
+            assert!(waited.is_err());
+            b.write_all(b"unread").unwrap();
+            cyclone::sleep(Duration::from_millis(20)).await;
+            a.buffered()
+        }, common::HANG).unwrap();
+        assert_eq!(buffered, 0, "nobody reads or listens: the data stays in the kernel");
+    }
 }
 
 #[test]
 fn remote_of_a_dropped_loop_refuses_callbacks() {
+    // The thread's first loop stays alive as its current loop; this test
+    // needs a loop that is really dropped.
+    let _current = cyclone::IOLoop::current();
     let lp = cyclone::IOLoop::builder().build().unwrap();
     let remote = lp.remote();
     drop(lp);

@@ -27,6 +27,18 @@ pub(crate) fn pop_running() {
     drop(popped);
 }
 
+/// Makes `lp` the thread's default loop if it has none yet (Tornado's
+/// rule: the first loop a thread creates is its current loop).
+pub(crate) fn set_default_if_unset(lp: &IOLoop) {
+    let _ = DEFAULT.try_with(|d| {
+        if let Ok(mut d) = d.try_borrow_mut()
+            && d.is_none()
+        {
+            *d = Some(lp.clone());
+        }
+    });
+}
+
 pub(crate) fn current() -> Result<IOLoop, Error> {
     if let Some(lp) = RUNNING.with(|r| r.borrow().last().cloned()) {
         return Ok(lp);

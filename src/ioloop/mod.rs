@@ -210,6 +210,7 @@ impl Builder {
             }),
         };
         lp.add_internal(remote.waker_fd(), handlers::Internal::Remote)?;
+        current::set_default_if_unset(&lp);
         Ok(lp)
     }
 }
@@ -243,7 +244,8 @@ pub struct LoopStats {
 
 impl IOLoop {
     /// A loop on the backend `CYCLONE_POLLER` names, or the platform's best
-    /// (epoll on Linux).
+    /// (epoll on Linux). The first loop a thread creates becomes that
+    /// thread's [`IOLoop::current`].
     pub fn new() -> Result<IOLoop, Error> {
         Builder::default().build()
     }
@@ -254,7 +256,10 @@ impl IOLoop {
     }
 
     /// The loop this thread is using: the running one (innermost, if loops
-    /// nest), else the thread's default loop, created on first use.
+    /// nest), else the thread's default loop: the first loop created on
+    /// this thread (as in Tornado), or one created now if there is none.
+    /// So code that sets things up before `start()` (a server's `listen`,
+    /// say) finds the loop the program created.
     ///
     /// # Panics
     /// If the default loop cannot be created (a bad `CYCLONE_POLLER` value,

@@ -68,6 +68,10 @@ struct State {
     may_read: bool,
     /// A read future is outstanding (only one may be).
     reading: bool,
+    /// A read waits for the fd.
+    read_waiting: bool,
+    /// The reader's waker, kept after waking it: a reader that waits again
+    /// (the usual loop) reuses it instead of cloning (atomics) each time.
     read_waker: Option<Waker>,
     wq: VecDeque<Bytes>,
     wq_bytes: usize,
@@ -145,6 +149,7 @@ impl IOStream {
                 scanned: 0,
                 may_read: true,
                 reading: false,
+                read_waiting: false,
                 read_waker: None,
                 wq: VecDeque::new(),
                 wq_bytes: 0,
@@ -260,7 +265,10 @@ impl IOStream {
 
     /// Completes when the stream is closed.
     pub fn closed(&self) -> Closed<'_> {
-        Closed(self)
+        Closed {
+            stream: self,
+            waker: None,
+        }
     }
 
     /// Closes the stream: the fd is closed, pending reads that the buffer
@@ -323,22 +331,44 @@ impl std::fmt::Debug for IOStream {
 }
 
 impl Inner {
-    /// The interest the stream needs now: READ while a read waits for the
-    /// fd (or a close callback/`closed()` waiter wants to notice EOF), WRITE
-    /// while data is queued.
+    /// The interest the stream needs now. WRITE while data is queued. READ
+    /// while a read waits for the fd or a close callback/`closed()` waiter
+    /// wants to notice EOF, and also while it is already on: it is dropped
+    /// lazily, by the handler, when the fd turns readable with nobody
+    /// reading. A stream read in a loop (the usual case) so never pays an
+    /// `epoll_ctl` per read.
     fn wanted_interest(st: &State) -> Interest {
         if st.closed {
             return Interest::NONE;
         }
         let mut i = Interest::NONE;
-        let listening = st.close_callback.is_some() || !st.closed_wakers.is_empty();
-        if st.read_waker.is_some() || (listening && !st.reading) {
+        if st.interest.is_readable() || st.read_waiting || Inner::listening(st) {
             i |= Interest::READ;
         }
         if !st.wq.is_empty() {
             i |= Interest::WRITE;
         }
         i
+    }
+
+    /// Someone wants to hear about a close while no read is pending.
+    fn listening(st: &State) -> bool {
+        !st.reading && (st.close_callback.is_some() || !st.closed_wakers.is_empty())
+    }
+
+    /// Drops READ interest (the fd is readable and nobody reads).
+    fn drop_read_interest(&self) {
+        let want = {
+            let mut st = self.st.borrow_mut();
+            if st.closed || !st.interest.is_readable() {
+                return;
+            }
+            st.interest = st.interest.remove(Interest::READ);
+            st.interest
+        };
+        if let Err(e) = self.lp.update_handler(self.fd, want) {
+            self.close(Some(io::Error::other(e).into()));
+        }
     }
 
     fn update_interest(&self) {
@@ -376,7 +406,9 @@ impl Inner {
             st.wq_bytes = 0;
             let mut wakers: Vec<Waker> = st.write_wakers.drain(..).collect();
             wakers.append(&mut st.closed_wakers);
-            wakers.extend(st.read_waker.take());
+            if std::mem::take(&mut st.read_waiting) {
+                wakers.extend(st.read_waker.take());
+            }
             (st.close_callback.take(), wakers)
         };
         self.lp.remove_handler(self.fd);
@@ -404,45 +436,73 @@ fn on_ready(weak: &Weak<Inner>, ready: Ready) {
         inner.handle_write();
     }
     if ready.is_readable() || ready.is_error() || ready.is_hup() {
-        let waker = {
+        let (waker, listening) = {
             let mut st = inner.st.borrow_mut();
             st.may_read = true;
-            st.read_waker.take()
+            let waiting = std::mem::take(&mut st.read_waiting);
+            (
+                waiting.then(|| st.read_waker.take()).flatten(),
+                Inner::listening(&st),
+            )
         };
         match waker {
+            // The reader reads; a read here as well would only cost a
+            // system call that finds nothing.
             Some(w) => {
-                // The reader reads; a read here as well would only cost a
-                // system call that finds nothing.
-                inner.update_interest();
-                w.wake();
+                w.wake_by_ref();
+                let mut st = inner.st.borrow_mut();
+                if st.read_waker.is_none() {
+                    st.read_waker = Some(w);
+                }
             }
-            // Nobody reads: this is the close listener. Read now, so a
+            // Nobody reads but someone waits for a close: read now, so a
             // peer's EOF (or reset) closes the stream.
-            None => {
+            None if listening => {
                 inner.read_once();
             }
+            // Nobody at all: stop hearing about it (level-triggered polling
+            // would report it on every turn); the next read finds the data.
+            None => inner.drop_read_interest(),
         }
     }
 }
 
-/// The future returned by [`IOStream::closed`].
+/// The future returned by [`IOStream::closed`]. While it waits, the stream
+/// watches for the peer's close; dropping it stops that.
 #[must_use = "futures do nothing unless awaited"]
-pub struct Closed<'a>(&'a IOStream);
+pub struct Closed<'a> {
+    stream: &'a IOStream,
+    /// The waker this future registered, to take back out when dropped.
+    waker: Option<Waker>,
+}
 
 impl Future for Closed<'_> {
     type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let inner = &self.0.inner;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let inner = self.stream.inner.clone();
         {
             let mut st = inner.st.borrow_mut();
             if st.closed {
                 return Poll::Ready(());
             }
-            if !st.closed_wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                st.closed_wakers.push(cx.waker().clone());
+            if let Some(old) = self.waker.take() {
+                st.closed_wakers.retain(|w| !w.will_wake(&old));
             }
+            st.closed_wakers.push(cx.waker().clone());
         }
+        self.waker = Some(cx.waker().clone());
         inner.update_interest();
         Poll::Pending
+    }
+}
+
+impl Drop for Closed<'_> {
+    fn drop(&mut self) {
+        if let Some(w) = self.waker.take() {
+            let mut st = self.stream.inner.st.borrow_mut();
+            if let Some(i) = st.closed_wakers.iter().position(|x| x.will_wake(&w)) {
+                st.closed_wakers.swap_remove(i);
+            }
+        }
     }
 }

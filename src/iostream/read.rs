@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use regex::bytes::Regex;
 
 use super::{IOStream, Inner, Kind, State, StreamError};
@@ -81,7 +81,11 @@ fn find(st: &mut State, target: &Target) -> Found {
             }
         }
         Target::UntilClose => {
-            if st.closed && st.error.is_none() {
+            // A peer that resets (e.g. closes with our data unread) has
+            // still closed: deliver what it sent, as for EOF. `error()`
+            // keeps the reset.
+            let normal = st.error.as_ref().is_none_or(StreamError::is_disconnect);
+            if st.closed && normal {
                 Found::Take(buf.len())
             } else {
                 Found::NotYet
@@ -197,10 +201,24 @@ impl Inner {
                 return Poll::Ready(Err(self.closed_error()));
             }
             if may_read {
-                self.read_once();
+                // A full buffer fails this read with BufferFull itself (as
+                // documented on `set_max_buffer_size`, and as Unsatisfiable
+                // does), not with the `Closed` that later reads get.
+                if !self.read_once()
+                    && matches!(self.st.borrow().error, Some(StreamError::BufferFull))
+                {
+                    return Poll::Ready(Err(StreamError::BufferFull));
+                }
                 continue;
             }
-            self.st.borrow_mut().read_waker = Some(cx.waker().clone());
+            {
+                let mut st = self.st.borrow_mut();
+                match &st.read_waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => st.read_waker = Some(cx.waker().clone()),
+                }
+                st.read_waiting = true;
+            }
             self.update_interest();
             return Poll::Pending;
         }
@@ -209,8 +227,14 @@ impl Inner {
     fn finish_read(&self) {
         let mut st = self.st.borrow_mut();
         st.reading = false;
-        st.read_waker = None;
+        st.read_waiting = false;
         st.scanned = 0;
+        // `split_to` leaves the emptied buffer sharing (and so keeping
+        // alive) the allocation of the bytes just handed out: let it go, so
+        // an idle stream holds no read buffer.
+        if st.rbuf.is_empty() {
+            st.rbuf = BytesMut::new();
+        }
     }
 }
 

@@ -91,6 +91,30 @@ impl Inner {
     }
 }
 
+/// The stream's cumulative count of bytes handed to the kernel, after a
+/// write ending at `until` left `rest` unsent.
+fn data_len_sent(until: u64, rest: &Bytes) -> u64 {
+    until - rest.len() as u64
+}
+
+impl Inner {
+    /// One `send` (sockets, no SIGPIPE) or `write` (pipes) of `data`.
+    fn send_now(&self, data: &[u8]) -> std::io::Result<usize> {
+        let n = match self.kind {
+            // SAFETY: `data` is valid for reads of its length.
+            Kind::Socket => syscall!(send(
+                self.fd,
+                data.as_ptr().cast(),
+                data.len(),
+                libc::MSG_NOSIGNAL
+            ))?,
+            // SAFETY: as above.
+            Kind::Pipe => syscall!(write(self.fd, data.as_ptr().cast(), data.len()))?,
+        };
+        Ok(n as usize)
+    }
+}
+
 /// The future returned by [`IOStream::write`]: resolves once this write's
 /// bytes (and everything queued before them) are handed to the kernel.
 /// Dropping it does not cancel the write.
@@ -157,16 +181,46 @@ impl IOStream {
             }
             st.queued_total += data.len() as u64;
             let until = st.queued_total;
-            if !data.is_empty() {
-                st.wq_bytes += data.len();
-                st.wq.push_back(data);
+            if data.is_empty() {
+                return Write {
+                    stream: self,
+                    until: Ok(until),
+                };
             }
-            // Already waiting for writability: the handler will gather it.
-            let waiting = st.interest.is_writable();
-            drop(st);
-            if !waiting {
-                inner.handle_write();
+            if st.wq.is_empty() {
+                // Nothing queued: one plain send, and the queue is only
+                // touched for what the kernel did not take.
+                drop(st);
+                let rest = match inner.send_now(&data) {
+                    Ok(n) => data.slice(n..),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => data,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => data,
+                    Err(e) => {
+                        inner.close(Some(e.into()));
+                        return Write {
+                            stream: self,
+                            until: Err(inner.closed_error()),
+                        };
+                    }
+                };
+                let mut st = inner.st.borrow_mut();
+                let sent = data_len_sent(until, &rest);
+                st.written_total = sent;
+                if !rest.is_empty() {
+                    st.wq_bytes += rest.len();
+                    st.wq.push_back(rest);
+                    drop(st);
+                    inner.update_interest(); // wait for writability
+                }
+                return Write {
+                    stream: self,
+                    until: Ok(until),
+                };
             }
+            // Already queued (so waiting for writability): the handler
+            // gathers this chunk with the others.
+            st.wq_bytes += data.len();
+            st.wq.push_back(data);
             until
         };
         Write {

@@ -1,0 +1,143 @@
+//! Multi-process servers (`harness = false`: forking needs a process with
+//! one thread, which libtest's harness is not). The test runs itself as a
+//! server child that forks 3 workers; each answers a connection with its
+//! task id and pid. The parent checks every id answers, that a killed
+//! worker is restarted with the same id, and that SIGTERM to the
+//! supervisor stops everything cleanly.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cyclone::{IOLoop, TcpServer};
+
+const SERVER_ENV: &str = "CYCLONE_MP_SERVER";
+const WORKERS: usize = 3;
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn server() {
+    let server = TcpServer::new(|stream, _| async move {
+        let id = cyclone::process::task_id().map_or(-1, |i| i as i64);
+        let _ = stream.write(format!("{id} {}", std::process::id())).await;
+    });
+    let addrs = server.bind(0, Some("127.0.0.1"), 128, false).unwrap();
+    println!("PORT {}", addrs[0].port());
+    let id = server.start(WORKERS, 10).unwrap();
+    assert!(id < WORKERS);
+    let lp = IOLoop::current();
+    let l = lp.clone();
+    lp.add_signal_handler(libc::SIGTERM, move || l.stop())
+        .unwrap();
+    lp.start().unwrap();
+}
+
+/// Asks the pool once: (task id, pid).
+fn ask(port: u16) -> Option<(usize, u32)> {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut s = String::new();
+    c.read_to_string(&mut s).ok()?;
+    let (id, pid) = s.split_once(' ')?;
+    Some((id.parse().ok()?, pid.parse().ok()?))
+}
+
+/// Asks until `done` says so, or fails after LIMIT.
+fn ask_until(
+    port: u16,
+    what: &str,
+    mut done: impl FnMut(usize, u32) -> bool,
+) -> Result<(), String> {
+    let t0 = Instant::now();
+    while t0.elapsed() < LIMIT {
+        if let Some((id, pid)) = ask(port)
+            && done(id, pid)
+        {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Err(format!("timed out waiting for {what}"))
+}
+
+fn run() -> Vec<(&'static str, Result<(), String>)> {
+    let mut results = Vec::new();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(SERVER_ENV, "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().strip_prefix("PORT ").unwrap().parse().unwrap();
+
+    let mut pids: HashMap<usize, u32> = HashMap::new();
+    let every = ask_until(port, "all three task ids", |id, pid| {
+        pids.insert(id, pid);
+        pids.len() == WORKERS
+    });
+    let ids_ok = every.and_then(|()| {
+        let mut ids: Vec<_> = pids.keys().copied().collect();
+        ids.sort();
+        (ids == [0, 1, 2])
+            .then_some(())
+            .ok_or(format!("ids {ids:?}"))
+    });
+    results.push(("each_worker_reports_its_task_id", ids_ok.clone()));
+
+    let restarted = ids_ok.and_then(|()| {
+        let old = pids[&1];
+        // SAFETY: kill(2) on a worker this test started.
+        unsafe { libc::kill(old as libc::pid_t, libc::SIGKILL) };
+        ask_until(port, "worker 1 to come back", |id, pid| {
+            id == 1 && pid != old
+        })
+    });
+    results.push(("killed_worker_is_restarted_with_the_same_id", restarted));
+
+    // SAFETY: kill(2) on the supervisor this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let t0 = Instant::now();
+    let stopped = loop {
+        match child.try_wait().unwrap() {
+            Some(status) if status.success() => break Ok(()),
+            Some(status) => break Err(format!("supervisor exited with {status}")),
+            None if t0.elapsed() > LIMIT => {
+                let _ = child.kill();
+                break Err("supervisor did not stop on SIGTERM".into());
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    let gone = stopped.and_then(|()| match ask(port) {
+        None => Ok(()),
+        Some(_) => Err("a worker still answers after shutdown".into()),
+    });
+    results.push(("sigterm_stops_supervisor_and_workers", gone));
+    results
+}
+
+fn main() {
+    if std::env::var_os(SERVER_ENV).is_some() {
+        server();
+        return;
+    }
+    let results = run();
+    let mut failed = 0;
+    for (name, r) in &results {
+        match r {
+            Ok(()) => println!("test {name} ... ok"),
+            Err(e) => {
+                failed += 1;
+                println!("test {name} ... FAILED: {e}");
+            }
+        }
+    }
+    println!("{} passed, {failed} failed", results.len() - failed);
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,207 @@
+//! TcpServer and TcpClient end to end, on every backend.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use cyclone::tcpclient::ConnectError;
+use cyclone::{TcpClient, TcpServer};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn echo() -> TcpServer {
+    TcpServer::new(|stream, _| async move {
+        while let Ok(data) = stream.read_bytes(65536, true).await {
+            if stream.write(data).await.is_err() {
+                break;
+            }
+        }
+    })
+}
+
+/// A blocking client round trip, from a plain thread.
+fn round_trip(addr: SocketAddr, msg: &[u8]) -> Vec<u8> {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(LIMIT)).unwrap();
+    c.write_all(msg).unwrap();
+    let mut buf = vec![0u8; msg.len()];
+    c.read_exact(&mut buf).unwrap();
+    buf
+}
+
+per_backend! {
+    fn echo_server_answers_a_client(lp) {
+        let server = echo();
+        let addr = lp.run_sync(async move { server.listen(0, Some("127.0.0.1")).map(|a| (a[0], server)) }).unwrap();
+        let (addr, server) = addr;
+        let client = std::thread::spawn(move || round_trip(addr, b"hello cyclone"));
+        lp.run_sync_timeout(async { while !client.is_finished() { cyclone::sleep(Duration::from_millis(1)).await; } client.join().unwrap() }, LIMIT)
+            .map(|got| assert_eq!(got, b"hello cyclone"))
+            .unwrap();
+        server.stop();
+    }
+
+    fn tcp_client_connects_to_a_server_on_the_same_loop(lp) {
+        let got = lp.run_sync_timeout(async {
+            let server = echo();
+            let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+            let stream = TcpClient::connect("127.0.0.1", port, LIMIT).await.unwrap();
+            stream.write(&b"ping\n"[..]).await.unwrap();
+            let line = stream.read_until(b"\n", None).await.unwrap();
+            server.stop();
+            line
+        }, LIMIT).unwrap();
+        assert_eq!(&got[..], b"ping\n");
+    }
+
+    fn tcp_client_resolves_localhost(lp) {
+        let ok = lp.run_sync_timeout(async {
+            let server = echo();
+            let port = server.listen(0, Some("localhost")).unwrap()[0].port();
+            let r = TcpClient::connect("localhost", port, LIMIT).await;
+            server.stop();
+            r.is_ok()
+        }, LIMIT).unwrap();
+        assert!(ok);
+    }
+
+    fn tcp_client_reports_connection_refused(lp) {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port() // closed on drop: nothing listens
+        };
+        let r = lp.run_sync_timeout(TcpClient::connect("127.0.0.1", port, LIMIT), LIMIT).unwrap();
+        match r {
+            Err(ConnectError::Connect { source, .. }) => {
+                assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused)
+            }
+            other => panic!("expected a refused connect, got {:?}", other.map(|_| ())),
+        }
+    }
+
+    fn tcp_client_reports_a_name_that_does_not_resolve(lp) {
+        let r = lp.run_sync_timeout(TcpClient::connect("no-such-host.invalid", 80, LIMIT), LIMIT).unwrap();
+        assert!(matches!(r, Err(ConnectError::Resolve { .. })), "{:?}", r.map(|_| ()));
+    }
+
+    fn max_connections_holds_new_connections_in_the_backlog(lp) {
+        let got = lp.run_sync_timeout(async {
+            let server = echo();
+            server.set_max_connections(Some(1));
+            let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+            let a = TcpClient::connect("127.0.0.1", port, LIMIT).await.unwrap();
+            a.write(&b"a"[..]).await.unwrap();
+            assert_eq!(&a.read_bytes(1, false).await.unwrap()[..], b"a");
+            // The second connects (kernel backlog) but is not served yet.
+            let b = TcpClient::connect("127.0.0.1", port, LIMIT).await.unwrap();
+            b.write(&b"b"[..]).await.unwrap();
+            let early = cyclone::timeout(Duration::from_millis(50), b.read_bytes(1, false)).await;
+            assert!(early.is_err(), "served past max_connections");
+            assert_eq!(server.connection_count(), 1);
+            drop(a); // frees the slot
+            let late = b.read_bytes(1, false).await.unwrap();
+            server.stop();
+            late
+        }, LIMIT).unwrap();
+        assert_eq!(&got[..], b"b");
+    }
+
+    fn stop_is_idempotent_and_safe_inside_a_delegate(lp) {
+        let refused = lp.run_sync_timeout(async {
+            let holder: Rc<std::cell::RefCell<Option<TcpServer>>> = Rc::default();
+            let h = holder.clone();
+            let server = TcpServer::new(move |stream, _| {
+                let h = h.clone();
+                async move {
+                    if let Some(s) = h.borrow().as_ref() {
+                        s.stop();
+                        s.stop();
+                    }
+                    let _ = stream.write(&b"bye"[..]).await;
+                }
+            });
+            *holder.borrow_mut() = Some(server.clone());
+            let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+            let c = TcpClient::connect("127.0.0.1", port, LIMIT).await.unwrap();
+            let _ = c.read_until_close().await;
+            let again = TcpClient::connect("127.0.0.1", port, Duration::from_secs(2)).await;
+            holder.borrow_mut().take();
+            again.is_err()
+        }, LIMIT).unwrap();
+        assert!(refused, "a stopped server must not accept");
+    }
+
+    fn shutdown_lets_in_flight_connections_finish(lp) {
+        let finished = lp.run_sync_timeout(async {
+            let done = Rc::new(std::cell::Cell::new(false));
+            let d = done.clone();
+            let server = TcpServer::new(move |stream, _| {
+                let d = d.clone();
+                async move {
+                    cyclone::sleep(Duration::from_millis(30)).await;
+                    let _ = stream.write(&b"done"[..]).await;
+                    d.set(true);
+                }
+            });
+            let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+            let _c = TcpClient::connect("127.0.0.1", port, LIMIT).await.unwrap();
+            while server.connection_count() == 0 {
+                cyclone::sleep(Duration::from_millis(1)).await;
+            }
+            server.shutdown(Duration::from_secs(5)).await;
+            done.get() && server.connection_count() == 0
+        }, LIMIT).unwrap();
+        assert!(finished);
+    }
+
+    fn shutdown_closes_connections_still_open_at_the_deadline(lp) {
+        let (closed, took) = lp.run_sync_timeout(async {
+            let server = TcpServer::new(|stream, _| async move {
+                // Waits for data that never comes.
+                let _ = stream.read_until_close().await;
+            });
+            let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+            let c = TcpClient::connect("127.0.0.1", port, LIMIT).await.unwrap();
+            while server.connection_count() == 0 {
+                cyclone::sleep(Duration::from_millis(1)).await;
+            }
+            let t0 = Instant::now();
+            server.shutdown(Duration::from_millis(30)).await;
+            let took = t0.elapsed();
+            let eof = c.read_until_close().await.is_ok();
+            (eof && server.connection_count() == 0, took)
+        }, LIMIT).unwrap();
+        assert!(closed);
+        assert!(took >= Duration::from_millis(30));
+    }
+}
+
+#[test]
+fn workers_serve_from_every_thread() {
+    // Each worker answers with its thread's name; SO_REUSEPORT spreads the
+    // connections (by a hash of the 4-tuple), so 64 connections reach both.
+    let workers = TcpServer::workers(2, 0, "127.0.0.1", || {
+        TcpServer::new(|stream, _| async move {
+            let name = std::thread::current().name().unwrap_or("?").to_string();
+            let _ = stream.write(name.into_bytes()).await;
+        })
+    })
+    .unwrap();
+    let addr = workers.addrs()[0];
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..64 {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(LIMIT)).unwrap();
+        let mut name = String::new();
+        c.read_to_string(&mut name).unwrap();
+        seen.insert(name);
+    }
+    workers.stop().unwrap();
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["cyclone-worker-0", "cyclone-worker-1"]
+    );
+}
