@@ -244,18 +244,42 @@ impl TcpClient {
                     source: io::Error::new(io::ErrorKind::NotFound, "no addresses"),
                 });
             }
-            let socket = happy_eyeballs(interleave(addrs))
-                .await
-                .map_err(|(addr, source)| ConnectError::Connect { addr, source })?;
-            IOStream::new(socket).map_err(|source| ConnectError::Connect {
-                addr: SocketAddr::from(([0, 0, 0, 0], port)),
-                source,
-            })
+            connect_addrs_inner(interleave(addrs)).await
         };
         match crate::ioloop::timeout(timeout, attempt).await {
             Ok(r) => r,
             Err(_) => Err(ConnectError::Timeout {
                 host: host.to_string(),
+                port,
+            }),
+        }
+    }
+}
+
+async fn connect_addrs_inner(addrs: Vec<SocketAddr>) -> Result<IOStream, ConnectError> {
+    let socket = happy_eyeballs(addrs)
+        .await
+        .map_err(|(addr, source)| ConnectError::Connect { addr, source })?;
+    let addr = socket.peer_addr().ok().and_then(|a| a.as_socket());
+    IOStream::new(socket).map_err(|source| ConnectError::Connect {
+        addr: addr.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+        source,
+    })
+}
+
+impl TcpClient {
+    /// Connects to the first of `addrs` that answers, racing them Happy
+    /// Eyeballs style in the order given (for callers that resolved the
+    /// name themselves). `timeout` bounds the whole operation.
+    pub async fn connect_addrs(
+        addrs: Vec<SocketAddr>,
+        timeout: Duration,
+    ) -> Result<IOStream, ConnectError> {
+        let port = addrs.first().map_or(0, SocketAddr::port);
+        match crate::ioloop::timeout(timeout, connect_addrs_inner(addrs)).await {
+            Ok(r) => r,
+            Err(_) => Err(ConnectError::Timeout {
+                host: "<addresses>".into(),
                 port,
             }),
         }

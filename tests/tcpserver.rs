@@ -87,6 +87,25 @@ per_backend! {
         assert!(matches!(r, Err(ConnectError::Resolve { .. })), "{:?}", r.map(|_| ()));
     }
 
+    fn tcp_client_falls_back_to_the_next_address_family(lp) {
+        let got = lp.run_sync_timeout(async {
+            let server = echo();
+            let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+            // Nothing listens on [::1]:port (or IPv6 is off): that attempt
+            // fails and the IPv4 one must win.
+            let addrs = vec![
+                SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], port)),
+                SocketAddr::from(([127, 0, 0, 1], port)),
+            ];
+            let stream = TcpClient::connect_addrs(addrs, LIMIT).await.unwrap();
+            stream.write(&b"v4\n"[..]).await.unwrap();
+            let line = stream.read_until(b"\n", None).await.unwrap();
+            server.stop();
+            line
+        }, LIMIT).unwrap();
+        assert_eq!(&got[..], b"v4\n");
+    }
+
     fn max_connections_holds_new_connections_in_the_backlog(lp) {
         let got = lp.run_sync_timeout(async {
             let server = echo();
@@ -177,6 +196,15 @@ per_backend! {
         assert!(closed);
         assert!(took >= Duration::from_millis(30));
     }
+}
+
+#[test]
+fn fork_is_refused_once_a_loop_or_a_thread_exists() {
+    // The test harness has threads, and this creates a loop: both are
+    // reasons fork_processes must refuse.
+    let _lp = cyclone::IOLoop::new().unwrap();
+    let err = cyclone::process::fork_processes(2, 0).unwrap_err();
+    assert!(err.to_string().contains("fork"), "{err}");
 }
 
 #[test]
