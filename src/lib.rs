@@ -17,6 +17,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod http1;
 pub mod ioloop;
 pub mod iostream;
 pub mod netutil;

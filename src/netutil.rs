@@ -221,7 +221,8 @@ struct AcceptState {
 }
 
 /// The handle returned by [`add_accept_handler`]: pause, resume, remove.
-/// Dropping it does not remove the handler; [`AcceptHandle::remove`] does.
+/// The handle owns the accept handler: dropping the last clone removes it
+/// and closes the listener, like [`AcceptHandle::remove`].
 #[derive(Clone)]
 pub struct AcceptHandle {
     state: Rc<AcceptState>,
@@ -308,7 +309,9 @@ impl AcceptState {
         self.shortages.set(self.shortages.get() + 1);
         // Shed one pending connection with the reserve slot, so its client
         // gets a reset instead of waiting in the backlog for nothing.
-        if let Some(reserve) = self.reserve.borrow_mut().take() {
+        // The RefMut must end before the block reopens the reserve.
+        let taken = self.reserve.borrow_mut().take();
+        if let Some(reserve) = taken {
             drop(reserve);
             if let Ok((conn, _)) = accept(self.fd) {
                 drop(conn);
@@ -356,6 +359,19 @@ impl AcceptState {
         let _ = self
             .lp
             .update_handler(self.fd, if on { Interest::READ } else { Interest::NONE });
+    }
+}
+
+impl Drop for AcceptState {
+    fn drop(&mut self) {
+        // The last handle is gone: take the fd out of the poller before the
+        // listener field (dropped after this) closes it.
+        if let Some(t) = self.backoff.take() {
+            self.lp.remove_timeout(t);
+        }
+        if self.listener.get_mut().is_some() {
+            self.lp.remove_handler(self.fd);
+        }
     }
 }
 

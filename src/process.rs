@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::Arc;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -15,6 +15,23 @@ static TASK_ID: AtomicUsize = AtomicUsize::new(usize::MAX);
 /// Set when the first `IOLoop` of the process is created: forking after
 /// that would copy a loop (and its epoll fd) into every child.
 pub(crate) static LOOP_CREATED: AtomicBool = AtomicBool::new(false);
+
+/// Set by the supervisor's SIGTERM/SIGINT handler.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Sets `signal`'s disposition to `handler` (a function or `SIG_DFL`).
+fn set_disposition(signal: libc::c_int, handler: libc::sighandler_t) -> io::Result<()> {
+    // SAFETY: sigaction is plain data; zeroed means no flags, empty mask.
+    let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
+    act.sa_sigaction = handler;
+    // SAFETY: `act` is a valid sigaction; the old one is not wanted.
+    syscall!(sigaction(signal, &act, std::ptr::null_mut()))?;
+    Ok(())
+}
 
 /// How often the supervisor checks for dead workers and signals. Restarts
 /// are not time-critical; a tenth of a second keeps the idle cost nil.
@@ -62,40 +79,53 @@ pub fn fork_processes(n: usize, max_restarts: usize) -> io::Result<usize> {
     let n = if n == 0 { cpu_count() } else { n };
     let mut children: HashMap<libc::pid_t, usize> = HashMap::new();
     for id in 0..n {
-        match fork_worker(id)? {
-            None => return Ok(id),
-            Some(pid) => {
+        match fork_worker(id) {
+            Ok(None) => return Ok(id),
+            Ok(Some(pid)) => {
                 children.insert(pid, id);
+            }
+            Err(e) => {
+                // Do not leave half a pool running unsupervised.
+                for pid in children.keys() {
+                    // SAFETY: kill(2)/waitpid(2) on our own children.
+                    unsafe {
+                        libc::kill(*pid, libc::SIGKILL);
+                        libc::waitpid(*pid, std::ptr::null_mut(), 0);
+                    }
+                }
+                return Err(e);
             }
         }
     }
     supervise(children, max_restarts)
 }
 
-/// Forks one worker; `None` in the child.
+/// Forks one worker; `None` in the child. A child starts with the default
+/// SIGTERM/SIGINT actions, even when forked by a supervisor that catches
+/// them (a restarted worker must stop on SIGTERM like the first ones).
 fn fork_worker(id: usize) -> io::Result<Option<libc::pid_t>> {
     let pid = syscall!(fork())?;
     if pid == 0 {
         TASK_ID.store(id, Ordering::Relaxed);
+        for signal in [libc::SIGTERM, libc::SIGINT] {
+            set_disposition(signal, libc::SIG_DFL)?;
+        }
         return Ok(None);
     }
     Ok(Some(pid))
 }
 
 fn supervise(mut children: HashMap<libc::pid_t, usize>, max_restarts: usize) -> io::Result<usize> {
-    let stop = Arc::new(AtomicBool::new(false));
+    // A plain handler (not signal-hook's registry), so that forked
+    // children can put the default action back.
     for signal in [libc::SIGTERM, libc::SIGINT] {
-        let flag = stop.clone();
-        // SAFETY: the action only stores to an atomic (async-signal-safe).
-        unsafe {
-            signal_hook_registry::register(signal, move || flag.store(true, Ordering::SeqCst))
-        }?;
+        set_disposition(signal, on_stop_signal as *const () as libc::sighandler_t)?;
     }
     let mut restarts = 0;
     let mut clean = true;
     let mut forwarded = false;
     while !children.is_empty() {
-        if stop.load(Ordering::SeqCst) && !forwarded {
+        if STOP.load(Ordering::SeqCst) && !forwarded {
             forwarded = true;
             for pid in children.keys() {
                 // SAFETY: kill(2) on our own children.
@@ -133,11 +163,13 @@ fn supervise(mut children: HashMap<libc::pid_t, usize>, max_restarts: usize) -> 
             continue;
         }
         restarts += 1;
-        match fork_worker(id)? {
-            None => return Ok(id),
-            Some(new_pid) => {
+        match fork_worker(id) {
+            Ok(None) => return Ok(id),
+            Ok(Some(new_pid)) => {
                 children.insert(new_pid, id);
             }
+            // The supervisor never returns: log it and run with one fewer.
+            Err(e) => tracing::error!("cannot restart worker {id}: {e}"),
         }
     }
     std::process::exit(if clean || forwarded { 0 } else { 1 });

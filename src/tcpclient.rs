@@ -152,11 +152,18 @@ async fn connect_one(addr: SocketAddr) -> io::Result<Socket> {
         Err(e) => return Err(e),
     }
     let socket = Async::new(socket)?;
-    socket.writable().await?;
-    let socket = socket.into_inner();
-    match socket.take_error()? {
-        Some(e) => Err(e),
-        None => Ok(socket),
+    loop {
+        // The first wait may return at once (readiness is unknown at
+        // first); the connect is done only when the kernel says so.
+        socket.writable().await?;
+        if let Some(e) = socket.get_ref().take_error()? {
+            return Err(e);
+        }
+        match socket.get_ref().peer_addr() {
+            Ok(_) => return Ok(socket.into_inner()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => continue,
+            Err(e) => return Err(e),
+        }
     }
 }
 

@@ -33,6 +33,8 @@ use crate::ioloop::IOLoop;
 use crate::iostream::{IOStream, StreamCloser};
 use crate::netutil::{self, AcceptHandle, DEFAULT_BACKLOG, PeerAddr};
 
+type Conn = (StreamCloser, Option<crate::ioloop::JoinHandle<()>>);
+
 type Delegate = dyn Fn(IOStream, PeerAddr) -> Pin<Box<dyn Future<Output = ()>>>;
 
 struct ServerInner {
@@ -41,7 +43,8 @@ struct ServerInner {
     accepts: RefCell<Vec<AcceptHandle>>,
     /// Listeners bound by `bind`, waiting for `start`.
     bound: RefCell<Vec<TcpListener>>,
-    conns: RefCell<Slab<StreamCloser>>,
+    /// Open connections: what closes the stream and what aborts the task.
+    conns: RefCell<Slab<Conn>>,
     max_connections: Cell<Option<usize>>,
     /// Paused by `max_connections` (not by stop).
     full: Cell<bool>,
@@ -119,6 +122,9 @@ impl TcpServer {
         &self,
         listeners: impl IntoIterator<Item = L>,
     ) -> io::Result<()> {
+        if self.inner.stopped.get() {
+            return Err(io::Error::other("the server is stopped"));
+        }
         let lp = self.io_loop();
         for l in listeners {
             let weak = Rc::downgrade(&self.inner);
@@ -127,7 +133,7 @@ impl TcpServer {
                     TcpServer { inner }.handle_connection(fd, peer);
                 }
             })?;
-            if self.inner.full.get() || self.inner.stopped.get() {
+            if self.inner.full.get() {
                 handle.pause();
             }
             self.inner.accepts.borrow_mut().push(handle);
@@ -195,22 +201,20 @@ impl TcpServer {
     }
 
     /// Graceful shutdown: [`stop`](Self::stop), let open connections finish
-    /// for up to `deadline`, then close the rest; completes when every
-    /// connection is gone.
+    /// for up to `deadline`, then close the rest (their streams closed and
+    /// their delegate tasks cancelled); completes when every connection is
+    /// gone.
     pub async fn shutdown(&self, deadline: Duration) {
         self.stop();
         let drained = crate::ioloop::timeout(deadline, Idle(self)).await;
         if drained.is_err() {
-            let closers: Vec<StreamCloser> = self
-                .inner
-                .conns
-                .borrow()
-                .iter()
-                .map(|(_, c)| c.clone())
-                .collect();
-            tracing::info!("shutdown deadline: closing {} connections", closers.len());
-            for c in closers {
-                c.close();
+            let open: Vec<Conn> = self.inner.conns.borrow_mut().drain().collect();
+            tracing::info!("shutdown deadline: closing {} connections", open.len());
+            for (closer, task) in open {
+                closer.close();
+                if let Some(t) = task {
+                    t.abort(); // a delegate waiting on something else ends too
+                }
             }
             Idle(self).await;
         }
@@ -233,17 +237,24 @@ impl TcpServer {
                 return;
             }
         };
-        let key = self.inner.conns.borrow_mut().insert(stream.closer());
+        let key = self
+            .inner
+            .conns
+            .borrow_mut()
+            .insert((stream.closer(), None));
         self.check_capacity();
         let guard = ConnGuard {
             server: Rc::downgrade(&self.inner),
             key,
         };
         let fut = (self.inner.delegate)(stream, peer);
-        drop(lp.spawn(async move {
+        let task = lp.spawn(async move {
             let _guard = guard;
             fut.await;
-        }));
+        });
+        if let Some(entry) = self.inner.conns.borrow_mut().get_mut(key) {
+            entry.1 = Some(task);
+        }
     }
 
     fn connection_done(&self, key: usize) {
@@ -314,28 +325,41 @@ impl TcpServer {
         } else {
             n
         };
+        // Bind every worker's sockets first: a bind error then leaves no
+        // thread behind.
         let first = netutil::bind_sockets(port, Some(address), DEFAULT_BACKLOG, true)?;
         let addrs: Vec<SocketAddr> = first
             .iter()
             .map(|s| s.local_addr())
             .collect::<io::Result<_>>()?;
         let port = addrs[0].port();
+        let mut all = vec![first];
+        for _ in 1..n {
+            all.push(netutil::bind_sockets(
+                port,
+                Some(address),
+                DEFAULT_BACKLOG,
+                true,
+            )?);
+        }
         let make_server = std::sync::Arc::new(make_server);
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = std::sync::mpsc::channel::<Result<crate::ioloop::Remote, String>>();
         let mut threads = Vec::with_capacity(n);
-        let mut first = Some(first);
-        for i in 0..n {
-            let sockets = match first.take() {
-                Some(s) => s,
-                None => netutil::bind_sockets(port, Some(address), DEFAULT_BACKLOG, true)?,
-            };
+        for (i, sockets) in all.into_iter().enumerate() {
             let make_server = make_server.clone();
             let tx = tx.clone();
             let t = std::thread::Builder::new()
                 .name(format!("cyclone-worker-{i}"))
                 .spawn(move || {
-                    let lp = IOLoop::new().map_err(io::Error::other)?;
-                    let _ = tx.send(lp.remote());
+                    let lp = match IOLoop::new() {
+                        Ok(lp) => lp,
+                        Err(e) => {
+                            let _ = tx.send(Err(e.to_string()));
+                            return Err(io::Error::other(e));
+                        }
+                    };
+                    let _ = tx.send(Ok(lp.remote()));
+                    drop(tx);
                     let server = make_server();
                     *server.inner.lp.borrow_mut() = Some(lp.clone());
                     server.add_sockets(sockets)?;
@@ -346,12 +370,24 @@ impl TcpServer {
             threads.push(t);
         }
         drop(tx);
-        let remotes = rx.iter().take(n).collect();
-        Ok(Workers {
+        let mut remotes = Vec::with_capacity(n);
+        let mut failure = None;
+        for result in rx.iter().take(n) {
+            match result {
+                Ok(r) => remotes.push(r),
+                Err(e) => failure = Some(e),
+            }
+        }
+        let workers = Workers {
             remotes,
             threads,
             addrs,
-        })
+        };
+        if let Some(e) = failure {
+            let _ = workers.stop();
+            return Err(io::Error::other(format!("a worker could not start: {e}")));
+        }
+        Ok(workers)
     }
 }
 

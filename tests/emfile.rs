@@ -78,7 +78,7 @@ fn parent(backend: cyclone::Backend, test_name: &str) {
         .env(CHILD_ENV, backend.name())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     // A stuck child must fail the test, not hang it: kill it after a while
@@ -139,6 +139,16 @@ fn parent(backend: cyclone::Backend, test_name: &str) {
     };
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     assert!(status.success(), "child: {status}");
+    // The EMFILE path once double-borrowed a RefCell: the panic was caught
+    // and logged, and the reserve fd was lost. No panic may show up.
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!err.contains("panicked"), "the child panicked: {err}");
 }
 
 per_backend! {

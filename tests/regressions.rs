@@ -70,6 +70,46 @@ per_backend! {
         }, common::HANG).unwrap();
         assert_eq!(buffered, 0, "nobody reads or listens: the data stays in the kernel");
     }
+
+    // Dropping the last AcceptHandle closed the listener but left it in the
+    // handler table: the fd number could not be registered again, and
+    // poll/select reported the closed fd on every turn (a spin).
+    fn dropping_the_accept_handle_removes_its_handler(lp) {
+        let before = lp.stats().handlers;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let h = cyclone::netutil::add_accept_handler(&lp, l, |_, _| {}).unwrap();
+        assert_eq!(lp.stats().handlers, before + 1);
+        drop(h);
+        assert_eq!(lp.stats().handlers, before);
+    }
+
+    // shutdown() waited forever for a delegate parked on something other
+    // than its stream: it now cancels the task at the deadline.
+    fn shutdown_cancels_a_delegate_waiting_on_something_else(lp) {
+        let done = lp.run_sync_timeout(async {
+            let server = cyclone::TcpServer::new(|stream, _| async move {
+                let _keep = stream;
+                std::future::pending::<()>().await;
+            });
+            let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+            let _c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            while server.connection_count() == 0 {
+                cyclone::sleep(Duration::from_millis(1)).await;
+            }
+            server.shutdown(Duration::from_millis(20)).await;
+            cyclone::sleep(Duration::from_millis(5)).await;
+            server.connection_count()
+        }, common::HANG).unwrap();
+        assert_eq!(done, 0);
+    }
+
+    // add_sockets after stop() used to leave a paused listener bound forever.
+    fn add_sockets_after_stop_is_refused(lp) {
+        let server = cyclone::TcpServer::new(|_, _| async {});
+        server.stop();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        lp.run_sync(async move { assert!(server.add_sockets([l]).is_err()) });
+    }
 }
 
 #[test]

@@ -1,22 +1,21 @@
-//! The `cyclone` command: for now a TCP echo server.
+//! The `cyclone` command: the demo HTTP server.
 //!
-//! Until the HTTP server lands this is the demo: a [`TcpServer`] whose
-//! delegate echoes what it reads, on one loop (or `--processes N` forked
-//! workers, or `--threads N` thread-per-core loops).
+//! `GET /` answers "Hello, World!", `POST /echo` echoes the request body,
+//! anything else is 404. One loop by default, `--processes N` forked
+//! workers, or `--threads N` thread-per-core loops.
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use cyclone::http1::{HttpServer, Request, Response};
 use cyclone::{Backend, IOLoop, TcpServer};
-
-/// The most one read asks for: the echo answers whatever arrived so far.
-const ECHO_CHUNK: usize = 64 * 1024;
+use http::{Method, StatusCode};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "cyclone",
     version,
-    about = "Cyclone demo: a TCP echo server on the IOLoop"
+    about = "Cyclone demo: an HTTP/1.1 server on the IOLoop"
 )]
 struct Args {
     /// Address to listen on.
@@ -53,15 +52,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn echo_server() -> TcpServer {
-    TcpServer::new(|stream, _peer| async move {
-        let _ = stream.set_nodelay(true);
-        while let Ok(data) = stream.read_bytes(ECHO_CHUNK, true).await {
-            if stream.write(data).await.is_err() {
-                break;
-            }
-        }
-    })
+async fn demo(req: Request) -> Response {
+    match (req.method.clone(), req.path()) {
+        (Method::GET | Method::HEAD, "/") => Response::text("Hello, World!"),
+        (Method::POST, "/echo") => Response::new(StatusCode::OK).body(req.body),
+        _ => Response::text("404 Not Found\n").status(StatusCode::NOT_FOUND),
+    }
+}
+
+fn demo_server() -> TcpServer {
+    HttpServer::new(demo).tcp().clone()
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -73,15 +73,15 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     Backend::from_env()?;
     if let Some(threads) = args.threads {
-        let workers = TcpServer::workers(threads, args.port, &args.address, echo_server)?;
+        let workers = TcpServer::workers(threads, args.port, &args.address, demo_server)?;
         println!(
-            "cyclone echo server listening on {:?} ({threads} threads)",
-            workers.addrs()
+            "cyclone HTTP server listening on {} ({threads} threads)",
+            urls(workers.addrs())
         );
         wait_for_signal()?;
         return Ok(workers.stop()?);
     }
-    let server = echo_server();
+    let server = demo_server();
     let addrs = server.bind(
         args.port,
         Some(&args.address),
@@ -90,7 +90,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     )?;
     if args.processes != 1 {
         println!(
-            "cyclone echo server listening on {addrs:?} ({} processes)",
+            "cyclone HTTP server listening on {} ({} processes)",
+            urls(&addrs),
             args.processes
         );
     }
@@ -106,7 +107,8 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     if args.processes == 1 {
         println!(
-            "cyclone echo server listening on {addrs:?} ({} poller); Ctrl-C stops it",
+            "cyclone HTTP server listening on {} ({} poller); Ctrl-C stops it",
+            urls(&addrs),
             lp.backend()
         );
     } else {
@@ -127,4 +129,12 @@ fn wait_for_signal() -> Result<(), Box<dyn std::error::Error>> {
     lp.start()?;
     lp.close()?;
     Ok(())
+}
+
+fn urls(addrs: &[std::net::SocketAddr]) -> String {
+    addrs
+        .iter()
+        .map(|a| format!("http://{a}/"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

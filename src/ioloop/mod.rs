@@ -76,6 +76,7 @@ use std::time::{Duration, Instant};
 pub use async_fd::{Async, Readable, Writable};
 pub use error::{Error, Timeout};
 pub use executor::{JoinError, JoinHandle};
+pub(crate) use guard::panic_message as panic_message_of;
 pub use interest::{Interest, Ready};
 pub use periodic::PeriodicCallback;
 pub use poller::{Backend, Capabilities, Poller};

@@ -202,6 +202,10 @@ impl IOStream {
 
     /// Sets `TCP_NODELAY` (sockets only).
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        // After close the fd number may belong to another socket already.
+        if self.inner.owned.borrow().is_none() {
+            return Err(StreamError::Closed(None).into());
+        }
         let v: libc::c_int = nodelay.into();
         // SAFETY: passes a live c_int of the size given.
         crate::ioloop::sys::syscall!(setsockopt(
@@ -248,15 +252,15 @@ impl IOStream {
     /// callback is set and no read is pending, the stream watches the fd so
     /// that a peer's close is noticed.
     pub fn set_close_callback<F: FnOnce() + 'static>(&self, callback: F) {
-        let closed = {
+        let (replaced, closed) = {
             let mut st = self.inner.st.borrow_mut();
-            if !st.closed {
-                st.close_callback = Some(Box::new(callback));
-                None
+            if st.closed {
+                (None, Some(callback))
             } else {
-                Some(callback)
+                (st.close_callback.replace(Box::new(callback)), None)
             }
         };
+        drop(replaced); // outside the borrow: it may own user code
         match closed {
             Some(cb) => self.inner.lp.add_callback(cb),
             None => self.inner.update_interest(),
@@ -485,8 +489,12 @@ impl Future for Closed<'_> {
             if st.closed {
                 return Poll::Ready(());
             }
-            if let Some(old) = self.waker.take() {
-                st.closed_wakers.retain(|w| !w.will_wake(&old));
+            // Only this future's own entry (a sibling future in the same
+            // task registers an equal waker of its own).
+            if let Some(old) = self.waker.take()
+                && let Some(i) = st.closed_wakers.iter().position(|w| w.will_wake(&old))
+            {
+                st.closed_wakers.swap_remove(i);
             }
             st.closed_wakers.push(cx.waker().clone());
         }

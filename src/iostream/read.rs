@@ -23,10 +23,24 @@ thread_local! {
 const DIRECT_READ_MIN: usize = 16 << 10;
 
 enum Target {
-    Until { delim: Vec<u8>, max: Option<usize> },
-    Regex { re: Regex, max: Option<usize> },
-    Bytes { n: usize, partial: bool },
+    /// `keep_open`: a delimiter past `max` fails the read but leaves the
+    /// stream open (so a protocol can answer "too large" before closing).
+    Until {
+        delim: Vec<u8>,
+        max: Option<usize>,
+        keep_open: bool,
+    },
+    Regex {
+        re: Regex,
+        max: Option<usize>,
+    },
+    Bytes {
+        n: usize,
+        partial: bool,
+    },
     UntilClose,
+    /// Some data is buffered (nothing is consumed).
+    Data,
 }
 
 /// What the buffer can do for a target right now.
@@ -47,7 +61,7 @@ fn check_max(end: usize, max: Option<usize>) -> Found {
 fn find(st: &mut State, target: &Target) -> Found {
     let buf = &st.rbuf[..];
     match target {
-        Target::Until { delim, max } => {
+        Target::Until { delim, max, .. } => {
             let from = st.scanned;
             if let Some(pos) = memchr_find(&buf[from..], delim) {
                 st.scanned = 0;
@@ -78,6 +92,13 @@ fn find(st: &mut State, target: &Target) -> Found {
                 Found::Take(buf.len())
             } else {
                 Found::NotYet
+            }
+        }
+        Target::Data => {
+            if buf.is_empty() {
+                Found::NotYet
+            } else {
+                Found::Take(0)
             }
         }
         Target::UntilClose => {
@@ -115,8 +136,12 @@ impl Inner {
             self.close(Some(StreamError::BufferFull));
             return false;
         }
+        let mut asked = want;
         let result = if direct {
-            self.read_direct(want)
+            self.read_direct(want).map(|(n, len)| {
+                asked = len;
+                n
+            })
         } else {
             SCRATCH.with(|s| {
                 let mut s = s.borrow_mut();
@@ -138,7 +163,7 @@ impl Inner {
             Ok(n) => {
                 // A short read drained the fd: wait for the poller rather
                 // than read again just to see EAGAIN.
-                st.may_read = n == want;
+                st.may_read = n == asked;
                 true
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -154,7 +179,8 @@ impl Inner {
         }
     }
 
-    fn read_direct(&self, want: usize) -> std::io::Result<usize> {
+    /// Reads into the buffer's spare room; returns (read, asked for).
+    fn read_direct(&self, want: usize) -> std::io::Result<(usize, usize)> {
         let mut st = self.st.borrow_mut();
         let spare = st.rbuf.spare_capacity_mut();
         let len = want.min(spare.len());
@@ -164,7 +190,7 @@ impl Inner {
         let filled = st.rbuf.len() + n;
         // SAFETY: the kernel initialised the first `n` spare bytes.
         unsafe { st.rbuf.set_len(filled) };
-        Ok(n)
+        Ok((n, len))
     }
 
     fn sys_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -192,7 +218,15 @@ impl Inner {
             match found {
                 Found::Take(n) => return Poll::Ready(Ok(n)),
                 Found::Fail(e) => {
-                    self.close(Some(e.clone()));
+                    if !matches!(
+                        target,
+                        Target::Until {
+                            keep_open: true,
+                            ..
+                        }
+                    ) {
+                        self.close(Some(e.clone()));
+                    }
                     return Poll::Ready(Err(e));
                 }
                 Found::NotYet => {}
@@ -356,6 +390,19 @@ impl IOStream {
         self.read(Target::Until {
             delim: delimiter.to_vec(),
             max: max_bytes,
+            keep_open: false,
+        })
+    }
+
+    /// Like [`IOStream::read_until`], but a delimiter that does not end
+    /// within `max_bytes` fails this read with
+    /// [`StreamError::Unsatisfiable`] and leaves the stream open, so the
+    /// caller can still answer (an HTTP server's 431) before closing it.
+    pub fn try_read_until(&self, delimiter: &[u8], max_bytes: usize) -> Read<'_> {
+        self.read(Target::Until {
+            delim: delimiter.to_vec(),
+            max: Some(max_bytes),
+            keep_open: true,
         })
     }
 
@@ -385,6 +432,13 @@ impl IOStream {
             refused,
             done: false,
         }
+    }
+
+    /// Completes (with empty `Bytes`, consuming nothing) once some data is
+    /// buffered: for "wait for the next request" phases with their own
+    /// timeout.
+    pub fn wait_for_data(&self) -> Read<'_> {
+        self.read(Target::Data)
     }
 
     /// Reads everything until the peer closes (bounded by

@@ -1,0 +1,329 @@
+//! One HTTP/1.1 connection: the state machine that reads requests, calls
+//! the handler and writes responses, until the connection ends.
+//!
+//! ```text
+//! Idle --data--> Head --parsed--> Body --complete--> Respond
+//!   ^                                                   |
+//!   +---------- keep-alive (next request) --------------+
+//!  any state --error/timeout--> Close (error response first if one is due)
+//! ```
+//!
+//! Pipelining: when the next request is already buffered, the response is
+//! left in the output buffer and the next one appended; one write sends
+//! them all.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONNECTION, EXPECT};
+use http::{HeaderMap, Method, StatusCode, Version};
+
+use super::encode::{Persist, encode_response};
+use super::error::RequestError;
+use super::framing::{self, BodyKind};
+use super::message::{Request, Response};
+use super::parse::parse_head;
+use super::server::{Handler, HttpConfig};
+use crate::iostream::{IOStream, StreamError};
+use crate::netutil::PeerAddr;
+
+/// Flush pipelined responses once this much output is pending, so a client
+/// that pipelines without reading cannot make the server buffer without end.
+const MAX_PENDING_OUTPUT: usize = 256 * 1024;
+
+/// Why a connection stops.
+enum Stop {
+    /// Quietly: the peer left, or stayed idle too long.
+    Quiet,
+    /// With an error response first.
+    Respond(StatusCode, &'static str),
+}
+
+impl From<RequestError> for Stop {
+    fn from(e: RequestError) -> Stop {
+        tracing::debug!("bad request: {e}");
+        Stop::Respond(e.status(), "")
+    }
+}
+
+/// Whether `headers` list `token` in the Connection header.
+fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with
+/// "keep-alive".
+fn wants_keep_alive(version: Version, headers: &HeaderMap) -> bool {
+    match version {
+        Version::HTTP_11 => !connection_has(headers, "close"),
+        _ => connection_has(headers, "keep-alive"),
+    }
+}
+
+pub(crate) struct Connection {
+    stream: IOStream,
+    peer: PeerAddr,
+    config: Rc<HttpConfig>,
+    handler: Rc<Handler>,
+    out: BytesMut,
+}
+
+impl Connection {
+    pub(crate) fn new(
+        stream: IOStream,
+        peer: PeerAddr,
+        config: Rc<HttpConfig>,
+        handler: Rc<Handler>,
+    ) -> Connection {
+        Connection {
+            stream,
+            peer,
+            config,
+            handler,
+            out: BytesMut::new(),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), Stop> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let data = self.out.split().freeze();
+        self.stream.write(data).await.map_err(|_| Stop::Quiet)
+    }
+
+    /// Serves requests until the connection ends.
+    pub(crate) async fn run(mut self) {
+        let stop = loop {
+            match self.one_request().await {
+                Ok(true) => continue,
+                Ok(false) => break Stop::Quiet,
+                Err(stop) => break stop,
+            }
+        };
+        if let Stop::Respond(status, why) = stop {
+            self.error_response(status, why);
+        }
+        let _ = self.flush().await;
+        self.stream.close();
+    }
+
+    fn error_response(&mut self, status: StatusCode, why: &'static str) {
+        let body = if why.is_empty() {
+            status.canonical_reason().unwrap_or("Error")
+        } else {
+            why
+        };
+        let resp = Response::text(format!("{} {body}\n", status.as_u16())).status(status);
+        encode_response(
+            &mut self.out,
+            Version::HTTP_11,
+            &Method::GET,
+            &resp,
+            Persist::Close,
+            self.config.server_name.as_bytes(),
+        );
+    }
+
+    /// Reads and answers one request. `Ok(true)`: keep going.
+    async fn one_request(&mut self) -> Result<bool, Stop> {
+        let cfg = self.config.clone();
+        // Idle: nothing buffered; send what is pending and wait.
+        if self.stream.buffered() == 0 {
+            self.flush().await?;
+            match crate::ioloop::timeout(cfg.idle_connection_timeout, self.stream.wait_for_data())
+                .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) | Err(_) => return Ok(false),
+            }
+        }
+        // Head: the whole head must arrive within header_timeout.
+        let head = match crate::ioloop::timeout(
+            cfg.header_timeout,
+            self.stream.try_read_until(b"\r\n\r\n", cfg.max_header_size),
+        )
+        .await
+        {
+            Ok(Ok(h)) => h,
+            Ok(Err(StreamError::Unsatisfiable { .. })) => {
+                return Err(RequestError::HeadTooLarge.into());
+            }
+            Ok(Err(_)) => return Ok(false),
+            Err(_) => return Err(Stop::Respond(StatusCode::REQUEST_TIMEOUT, "")),
+        };
+        let head = parse_head(&head, cfg.max_headers)?;
+        let kind = framing::body_kind(&head.headers)?;
+        let body = self.read_body(&head.headers, head.version, kind).await?;
+        let keep_alive = !cfg.no_keep_alive && wants_keep_alive(head.version, &head.headers);
+        let method = head.method.clone();
+        let version = head.version;
+        let request = Request {
+            method: head.method,
+            uri: head.uri,
+            version: head.version,
+            headers: head.headers,
+            body,
+            remote_addr: self.peer.clone(),
+        };
+        let response = match (CatchUnwind {
+            inner: (self.handler)(request),
+        })
+        .await
+        {
+            Ok(r) => r,
+            Err(msg) => {
+                tracing::error!("handler panicked: {msg}");
+                Response::text("500 Internal Server Error\n")
+                    .status(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        };
+        let persist = if keep_alive {
+            Persist::KeepAlive
+        } else {
+            Persist::Close
+        };
+        encode_response(
+            &mut self.out,
+            version,
+            &method,
+            &response,
+            persist,
+            cfg.server_name.as_bytes(),
+        );
+        if !keep_alive {
+            return Ok(false);
+        }
+        // Pipelined requests waiting: answer them into the same buffer.
+        if self.stream.buffered() == 0 || self.out.len() >= MAX_PENDING_OUTPUT {
+            self.flush().await?;
+        }
+        Ok(true)
+    }
+
+    async fn read_body(
+        &mut self,
+        headers: &HeaderMap,
+        version: Version,
+        kind: BodyKind,
+    ) -> Result<Bytes, Stop> {
+        let cfg = self.config.clone();
+        if let BodyKind::Length(n) = kind
+            && n > cfg.max_body_size as u64
+        {
+            // Known too large before reading a byte of it.
+            return Err(RequestError::BodyTooLarge.into());
+        }
+        if kind != BodyKind::Empty && version == Version::HTTP_11 && expects_continue(headers) {
+            self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            self.flush().await?;
+        }
+        let read = async {
+            match kind {
+                BodyKind::Empty => Ok(Bytes::new()),
+                BodyKind::Length(n) => self
+                    .stream
+                    .read_bytes(n as usize, false)
+                    .await
+                    .map_err(|_| Stop::Quiet),
+                BodyKind::Chunked => self.read_chunked().await,
+            }
+        };
+        match crate::ioloop::timeout(cfg.body_timeout, read).await {
+            Ok(r) => r,
+            Err(_) => Err(Stop::Respond(StatusCode::REQUEST_TIMEOUT, "")),
+        }
+    }
+
+    /// RFC 9112 §7.1: chunks, the last chunk, trailers (read, bounded,
+    /// discarded).
+    async fn read_chunked(&self) -> Result<Bytes, Stop> {
+        let max = self.config.max_body_size;
+        let mut body = BytesMut::new();
+        loop {
+            let line = self.read_line(framing::MAX_CHUNK_LINE).await?;
+            let size = framing::parse_chunk_size(&line)?;
+            if size == 0 {
+                break;
+            }
+            if body.len() as u64 + size > max as u64 {
+                return Err(RequestError::BodyTooLarge.into());
+            }
+            let chunk = self
+                .stream
+                .read_bytes(size as usize + 2, false)
+                .await
+                .map_err(|_| Stop::Quiet)?;
+            if !chunk.ends_with(b"\r\n") {
+                return Err(RequestError::Chunked("chunk data not followed by CRLF").into());
+            }
+            body.extend_from_slice(&chunk[..size as usize]);
+        }
+        let mut trailers = 0;
+        loop {
+            let line = self.read_line(framing::MAX_TRAILERS).await?;
+            if line.is_empty() {
+                return Ok(body.freeze());
+            }
+            trailers += line.len() + 2;
+            if trailers > framing::MAX_TRAILERS {
+                return Err(RequestError::Chunked("trailers too large").into());
+            }
+        }
+    }
+
+    /// One CRLF-terminated line, without the CRLF; a bare LF or an
+    /// over-long line is an error.
+    async fn read_line(&self, max: usize) -> Result<Bytes, Stop> {
+        match self.stream.try_read_until(b"\n", max).await {
+            Ok(mut line) => {
+                if line.len() < 2 || line[line.len() - 2] != b'\r' {
+                    return Err(RequestError::Chunked("line not ended by CRLF").into());
+                }
+                line.truncate(line.len() - 2);
+                Ok(line)
+            }
+            Err(StreamError::Unsatisfiable { .. }) => {
+                Err(RequestError::Chunked("line too long").into())
+            }
+            Err(_) => Err(Stop::Quiet),
+        }
+    }
+}
+
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"))
+}
+
+pin_project_lite::pin_project! {
+    /// Turns a panic in the handler's future into an error value, so the
+    /// client gets a 500 and the connection and server carry on.
+    struct CatchUnwind<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, String>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.project().inner;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(p) => Poll::Ready(Err(crate::ioloop::panic_message_of(&*p).to_string())),
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Writing response heads: status lines and the Date value from caches,
+//! everything appended to one output buffer (pipelined responses share it).
+
+use std::cell::RefCell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use http::header::{CONNECTION, CONTENT_LENGTH, DATE, SERVER, TRANSFER_ENCODING};
+use http::{Method, StatusCode, Version};
+
+use super::message::Response;
+
+thread_local! {
+    /// (unix second, "Date: ...\r\n"): the Date value changes once a second,
+    /// so it is formatted at most once a second per thread.
+    static DATE_LINE: RefCell<(u64, Vec<u8>)> = const { RefCell::new((u64::MAX, Vec::new())) };
+}
+
+/// Appends `Date: <IMF-fixdate>\r\n` for the current second.
+fn put_date(out: &mut BytesMut) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE_LINE.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.0 != now {
+            cell.1.clear();
+            cell.1.extend_from_slice(b"Date: ");
+            cell.1.extend_from_slice(imf_fixdate(now).as_bytes());
+            cell.1.extend_from_slice(b"\r\n");
+            cell.0 = now;
+        }
+        out.extend_from_slice(&cell.1);
+    });
+}
+
+/// RFC 9110 §5.6.7 IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub fn imf_fixdate(unix_secs: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = unix_secs / 86_400;
+    let secs = unix_secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        day,
+        MONTHS[(month - 1) as usize],
+        year,
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// The status line for `status` (common ones from static bytes).
+fn put_status_line(out: &mut BytesMut, version: Version, status: StatusCode) {
+    let v = if version == Version::HTTP_10 {
+        &b"HTTP/1.0 "[..]
+    } else {
+        &b"HTTP/1.1 "[..]
+    };
+    out.extend_from_slice(v);
+    let fixed: Option<&[u8]> = match status.as_u16() {
+        200 => Some(b"200 OK\r\n"),
+        204 => Some(b"204 No Content\r\n"),
+        304 => Some(b"304 Not Modified\r\n"),
+        400 => Some(b"400 Bad Request\r\n"),
+        404 => Some(b"404 Not Found\r\n"),
+        _ => None,
+    };
+    match fixed {
+        Some(line) => out.extend_from_slice(line),
+        None => {
+            out.extend_from_slice(status.as_str().as_bytes());
+            out.extend_from_slice(b" ");
+            out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+/// Whether a response to `method` with `status` carries a body
+/// (RFC 9110 §6.4.1: none for HEAD, 1xx, 204, 304).
+pub fn has_body(method: &Method, status: StatusCode) -> bool {
+    !(method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED)
+}
+
+/// How the connection ends after this response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Persist {
+    /// Keep it open; HTTP/1.0 clients are told `Connection: keep-alive`.
+    KeepAlive,
+    /// Close it after the response; the client is told `Connection: close`.
+    Close,
+}
+
+/// Appends `resp` (head and, unless `method`/status forbid it, body).
+pub fn encode_response(
+    out: &mut BytesMut,
+    version: Version,
+    method: &Method,
+    resp: &Response,
+    persist: Persist,
+    server_name: &[u8],
+) {
+    let body = has_body(method, resp.status);
+    out.reserve(128 + resp.body.len());
+    put_status_line(out, version, resp.status);
+    if !resp.headers.contains_key(SERVER) && !server_name.is_empty() {
+        out.extend_from_slice(b"Server: ");
+        out.extend_from_slice(server_name);
+        out.extend_from_slice(b"\r\n");
+    }
+    if !resp.headers.contains_key(DATE) {
+        put_date(out);
+    }
+    for (name, value) in &resp.headers {
+        // The server owns the framing and the connection's fate.
+        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING || name == CONNECTION {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    // HEAD answers with the Content-Length a GET would have; 204 and 1xx
+    // must not carry one (RFC 9110 §8.6).
+    let no_length = resp.status.is_informational() || resp.status == StatusCode::NO_CONTENT;
+    if !no_length && (body || method == Method::HEAD) {
+        out.extend_from_slice(b"Content-Length: ");
+        let mut n = itoa::Buffer::new();
+        out.extend_from_slice(n.format(resp.body.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match (persist, version) {
+        (Persist::Close, _) => out.extend_from_slice(b"Connection: close\r\n"),
+        (Persist::KeepAlive, Version::HTTP_10) => {
+            out.extend_from_slice(b"Connection: keep-alive\r\n")
+        }
+        (Persist::KeepAlive, _) => {}
+    }
+    out.extend_from_slice(b"\r\n");
+    if body {
+        out.extend_from_slice(&resp.body);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imf_fixdate_matches_rfc_examples() {
+        assert_eq!(imf_fixdate(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(imf_fixdate(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(imf_fixdate(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+
+    fn encode(method: Method, resp: Response, persist: Persist, v: Version) -> String {
+        let mut out = BytesMut::new();
+        encode_response(&mut out, v, &method, &resp, persist, b"Cyclone");
+        String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn head_has_the_get_content_length_and_no_body() {
+        let s = encode(
+            Method::HEAD,
+            Response::text("hello"),
+            Persist::KeepAlive,
+            Version::HTTP_11,
+        );
+        assert!(s.contains("Content-Length: 5\r\n"), "{s}");
+        assert!(s.ends_with("\r\n\r\n"), "{s}");
+    }
+
+    #[test]
+    fn no_content_and_not_modified_have_no_body() {
+        let s = encode(
+            Method::GET,
+            Response::new(StatusCode::NO_CONTENT).body("x"),
+            Persist::KeepAlive,
+            Version::HTTP_11,
+        );
+        assert!(
+            s.starts_with("HTTP/1.1 204 No Content\r\n")
+                && s.ends_with("\r\n\r\n")
+                && !s.contains("Content-Length"),
+            "{s}"
+        );
+        let s = encode(
+            Method::GET,
+            Response::new(StatusCode::NOT_MODIFIED).body("x"),
+            Persist::KeepAlive,
+            Version::HTTP_11,
+        );
+        assert!(s.ends_with("\r\n\r\n"), "{s}");
+    }
+
+    #[test]
+    fn connection_header_says_what_the_server_means() {
+        let s = encode(
+            Method::GET,
+            Response::text("a"),
+            Persist::Close,
+            Version::HTTP_11,
+        );
+        assert!(s.contains("Connection: close\r\n"));
+        let s = encode(
+            Method::GET,
+            Response::text("a"),
+            Persist::KeepAlive,
+            Version::HTTP_10,
+        );
+        assert!(s.starts_with("HTTP/1.0 200 OK\r\n") && s.contains("Connection: keep-alive\r\n"));
+        let s = encode(
+            Method::GET,
+            Response::text("a"),
+            Persist::KeepAlive,
+            Version::HTTP_11,
+        );
+        assert!(!s.contains("Connection:"));
+    }
+
+    #[test]
+    fn handler_set_framing_headers_are_replaced() {
+        let r = Response::text("abc").header(CONTENT_LENGTH, http::HeaderValue::from_static("99"));
+        let s = encode(Method::GET, r, Persist::KeepAlive, Version::HTTP_11);
+        assert!(
+            s.contains("Content-Length: 3\r\n") && !s.contains("99"),
+            "{s}"
+        );
+    }
+}

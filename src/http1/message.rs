@@ -1,0 +1,106 @@
+//! [`Request`] and [`Response`].
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Method, StatusCode, Uri, Version};
+
+use crate::netutil::PeerAddr;
+
+/// An HTTP request, head and (complete) body.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The method.
+    pub method: Method,
+    /// The request target.
+    pub uri: Uri,
+    /// HTTP/1.0 or HTTP/1.1.
+    pub version: Version,
+    /// The header fields.
+    pub headers: HeaderMap,
+    /// The body (empty if there was none).
+    pub body: Bytes,
+    /// Who sent it.
+    pub remote_addr: PeerAddr,
+}
+
+impl Request {
+    /// The path part of the target.
+    pub fn path(&self) -> &str {
+        self.uri.path()
+    }
+
+    /// The query string, if any.
+    pub fn query(&self) -> Option<&str> {
+        self.uri.query()
+    }
+
+    /// The Host header (or the target's authority).
+    pub fn host(&self) -> Option<&str> {
+        self.headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| self.uri.host())
+    }
+
+    /// `"http"` (TLS is not terminated by Cyclone).
+    pub fn protocol(&self) -> &'static str {
+        "http"
+    }
+}
+
+/// An HTTP response with a complete body. `Content-Length` is set when it
+/// is written; `Date`, `Server` and `Connection` too.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status.
+    pub status: StatusCode,
+    /// Header fields set by the handler.
+    pub headers: HeaderMap,
+    /// The body (not sent for HEAD, 1xx, 204 and 304).
+    pub body: Bytes,
+}
+
+impl Response {
+    /// An empty response with `status`.
+    pub fn new(status: StatusCode) -> Response {
+        Response {
+            status,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// `200 OK` with a `text/plain; charset=utf-8` body.
+    pub fn text(body: impl Into<Bytes>) -> Response {
+        Response::new(StatusCode::OK)
+            .header(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )
+            .body(body)
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Bytes>) -> Response {
+        self.body = body.into();
+        self
+    }
+
+    /// Sets the status.
+    pub fn status(mut self, status: StatusCode) -> Response {
+        self.status = status;
+        self
+    }
+
+    /// Adds a header field.
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Response {
+        self.headers.append(name, value);
+        self
+    }
+}
+
+impl Default for Response {
+    fn default() -> Response {
+        Response::new(StatusCode::OK)
+    }
+}

@@ -1,0 +1,18 @@
+//! HTTP/1.1 (RFC 9112): request parsing and framing, the connection state
+//! machine, and [`HttpServer`].
+//!
+//! One file per concern, as in hyper's `proto/h1`: [`parse`] (the request
+//! head), [`framing`] (body framing and chunked coding), [`encode`]
+//! (response heads), `conn` (the connection state machine), [`server`].
+
+mod conn;
+pub mod encode;
+mod error;
+pub mod framing;
+mod message;
+pub mod parse;
+pub mod server;
+
+pub use error::RequestError;
+pub use message::{Request, Response};
+pub use server::{HttpConfig, HttpServer};

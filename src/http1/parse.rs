@@ -1,0 +1,151 @@
+//! The request head: parsed with `httparse`, validated, turned into
+//! `http` types (RFC 9112 §2-§5).
+
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Uri, Version};
+
+use super::error::RequestError;
+
+/// A parsed request head.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    /// The method.
+    pub method: Method,
+    /// The request target.
+    pub uri: Uri,
+    /// HTTP/1.0 or HTTP/1.1.
+    pub version: Version,
+    /// The header fields.
+    pub headers: HeaderMap,
+}
+
+/// Parses a complete head (`head` ends with the blank line). At most
+/// `max_headers` header lines are accepted.
+pub fn parse_head(head: &[u8], max_headers: usize) -> Result<RequestHead, RequestError> {
+    // One slot more than allowed tells "exactly max" from "too many".
+    let mut slots = vec![httparse::EMPTY_HEADER; max_headers + 1];
+    let mut req = httparse::Request::new(&mut slots);
+    let status = httparse::ParserConfig::default().parse_request(&mut req, head);
+    match status {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(RequestError::Malformed("incomplete head")),
+        Err(e) => return Err(map_httparse(e)),
+    }
+    if req.headers.len() > max_headers {
+        return Err(RequestError::TooManyHeaders);
+    }
+    let version = match req.version {
+        Some(0) => Version::HTTP_10,
+        Some(1) => Version::HTTP_11,
+        _ => return Err(RequestError::Version),
+    };
+    let method = req
+        .method
+        .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
+        .ok_or(RequestError::Malformed("invalid method"))?;
+    let uri: Uri = req
+        .path
+        .and_then(|p| p.parse().ok())
+        .ok_or(RequestError::Malformed("invalid request target"))?;
+    let mut headers = HeaderMap::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| RequestError::Malformed("invalid header name"))?;
+        let value = HeaderValue::from_bytes(h.value)
+            .map_err(|_| RequestError::Malformed("invalid header value"))?;
+        headers.append(name, value);
+    }
+    if version == Version::HTTP_11 && headers.get_all(http::header::HOST).iter().count() != 1 {
+        return Err(RequestError::Host);
+    }
+    Ok(RequestHead {
+        method,
+        uri,
+        version,
+        headers,
+    })
+}
+
+fn map_httparse(e: httparse::Error) -> RequestError {
+    match e {
+        httparse::Error::Version => RequestError::Version,
+        httparse::Error::TooManyHeaders => RequestError::TooManyHeaders,
+        httparse::Error::HeaderName => RequestError::Malformed("invalid header name"),
+        httparse::Error::HeaderValue => RequestError::Malformed("invalid header value"),
+        httparse::Error::NewLine => RequestError::Malformed("invalid line ending"),
+        httparse::Error::Token => RequestError::Malformed("invalid token"),
+        httparse::Error::Status => RequestError::Malformed("invalid status"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<RequestHead, RequestError> {
+        parse_head(s.as_bytes(), 100)
+    }
+
+    #[test]
+    fn a_simple_get_parses() {
+        let h = parse("GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Y: z\r\n\r\n").unwrap();
+        assert_eq!(h.method, Method::GET);
+        assert_eq!(h.uri.path(), "/a");
+        assert_eq!(h.version, Version::HTTP_11);
+        assert_eq!(h.headers["x-y"], "z");
+    }
+
+    #[test]
+    fn hostile_heads_are_refused_with_precise_errors() {
+        let cases: &[(&str, RequestError)] = &[
+            (
+                "G@T / HTTP/1.1\r\nHost: x\r\n\r\n",
+                RequestError::Malformed("invalid token"),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHo st: x\r\n\r\n",
+                RequestError::Malformed("invalid header name"),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+                RequestError::Malformed("invalid header name"),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: x\r\nA: b\r\n c\r\n\r\n",
+                RequestError::Malformed("invalid header name"),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: x\0y\r\n\r\n",
+                RequestError::Malformed("invalid header value"),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: x\ry: z\r\n\r\n",
+                RequestError::Malformed("invalid header value"),
+            ),
+            ("GET / HTTP/2.0\r\nHost: x\r\n\r\n", RequestError::Version),
+            ("GET / HTTP/1.1\r\n\r\n", RequestError::Host),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+                RequestError::Host,
+            ),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(parse(raw).unwrap_err(), *want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn http_1_0_needs_no_host() {
+        assert!(parse("GET / HTTP/1.0\r\n\r\n").is_ok());
+    }
+
+    #[test]
+    fn more_than_max_headers_is_too_many() {
+        let mut s = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
+        for i in 0..100 {
+            s.push_str(&format!("h{i}: v\r\n"));
+        }
+        s.push_str("\r\n");
+        assert_eq!(parse(&s).unwrap_err(), RequestError::TooManyHeaders);
+    }
+}

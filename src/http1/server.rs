@@ -1,0 +1,120 @@
+//! [`HttpServer`]: a [`TcpServer`] whose connections speak HTTP/1.1.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::conn::Connection;
+use super::message::{Request, Response};
+use crate::tcpserver::TcpServer;
+
+pub(crate) type Handler = dyn Fn(Request) -> Pin<Box<dyn Future<Output = Response>>>;
+
+/// Limits and timeouts. The defaults follow nginx's where it has one.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// The largest request head (request line and headers); larger: 431.
+    pub max_header_size: usize,
+    /// The most header lines; more: 431.
+    pub max_headers: usize,
+    /// The largest request body; larger: 413 (before reading it when
+    /// Content-Length says so).
+    pub max_body_size: usize,
+    /// How long a keep-alive connection may wait for its next request
+    /// (nginx `keepalive_timeout`: 75 s).
+    pub idle_connection_timeout: Duration,
+    /// How long the whole request head may take to arrive once it started
+    /// (nginx `client_header_timeout`: 60 s); defeats slowloris. 408.
+    pub header_timeout: Duration,
+    /// How long the body may take (nginx `client_body_timeout`: 60 s). 408.
+    pub body_timeout: Duration,
+    /// The `Server` header value (empty: none).
+    pub server_name: String,
+    /// Close every connection after one response.
+    pub no_keep_alive: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> HttpConfig {
+        HttpConfig {
+            max_header_size: 64 * 1024,
+            max_headers: 100,
+            // Tornado's default is 100 MiB; bodies here are held in memory,
+            // so the default is the more conservative 10 MiB.
+            max_body_size: 10 * 1024 * 1024,
+            idle_connection_timeout: Duration::from_secs(75),
+            header_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(60),
+            server_name: "Cyclone".to_string(),
+            no_keep_alive: false,
+        }
+    }
+}
+
+/// An HTTP/1.1 server. The handler is an async function from [`Request`]
+/// to [`Response`].
+///
+/// ```no_run
+/// use cyclone::http1::{HttpServer, Response};
+/// use cyclone::IOLoop;
+///
+/// let lp = IOLoop::new().unwrap();
+/// let server = HttpServer::new(|req| async move { Response::text(format!("you asked for {}", req.path())) });
+/// server.listen(8888, Some("127.0.0.1")).unwrap();
+/// lp.start().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct HttpServer {
+    tcp: TcpServer,
+}
+
+impl HttpServer {
+    /// A server with the default [`HttpConfig`].
+    pub fn new<F, Fut>(handler: F) -> HttpServer
+    where
+        F: Fn(Request) -> Fut + 'static,
+        Fut: Future<Output = Response> + 'static,
+    {
+        HttpServer::with_config(HttpConfig::default(), handler)
+    }
+
+    /// A server with `config`.
+    pub fn with_config<F, Fut>(config: HttpConfig, handler: F) -> HttpServer
+    where
+        F: Fn(Request) -> Fut + 'static,
+        Fut: Future<Output = Response> + 'static,
+    {
+        let handler: Rc<Handler> = Rc::new(move |r| Box::pin(handler(r)));
+        let config = Rc::new(config);
+        let tcp = TcpServer::new(move |stream, peer| {
+            let _ = stream.set_nodelay(true);
+            Connection::new(stream, peer, config.clone(), handler.clone()).run()
+        });
+        HttpServer { tcp }
+    }
+
+    /// Binds and listens on [`IOLoop::current`](crate::IOLoop::current);
+    /// returns the bound addresses.
+    pub fn listen(&self, port: u16, address: Option<&str>) -> io::Result<Vec<SocketAddr>> {
+        self.tcp.listen(port, address)
+    }
+
+    /// Serves on listeners made elsewhere (e.g. a Unix socket from
+    /// [`crate::netutil::bind_unix_socket`]).
+    pub fn add_sockets<L: Into<OwnedFd>>(
+        &self,
+        listeners: impl IntoIterator<Item = L>,
+    ) -> io::Result<()> {
+        self.tcp.add_sockets(listeners)
+    }
+
+    /// The underlying [`TcpServer`] (bind/start for processes,
+    /// max_connections, stop, shutdown).
+    pub fn tcp(&self) -> &TcpServer {
+        &self.tcp
+    }
+}

@@ -1,0 +1,408 @@
+//! The HTTP/1.1 server over a raw TCP socket: bytes in, bytes out, on
+//! every poller backend.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::Duration;
+
+use cyclone::IOLoop;
+use cyclone::http1::{HttpConfig, HttpServer, Request, Response};
+use http::{Method, StatusCode};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+async fn demo(req: Request) -> Response {
+    match (req.method.clone(), req.path()) {
+        (Method::GET | Method::HEAD, "/") => Response::text("Hello, World!"),
+        (Method::POST, "/echo") => Response::new(StatusCode::OK).body(req.body),
+        (_, "/panic") => panic!("handler boom"),
+        _ => Response::text("404 Not Found\n").status(StatusCode::NOT_FOUND),
+    }
+}
+
+/// One parsed response: status, headers (lower-case names), body.
+#[derive(Debug, Clone, PartialEq)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Splits a byte stream into responses (bodies by Content-Length; `head`
+/// says which requests were HEAD, in order, so their bodies are empty).
+fn parse_responses(mut data: &[u8], head: &[bool]) -> Vec<Resp> {
+    let mut out = Vec::new();
+    while let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+        let text = String::from_utf8_lossy(&data[..end]).to_string();
+        let mut lines = text.split("\r\n");
+        let status: u16 = lines.next().unwrap()[9..12].parse().unwrap();
+        let headers: Vec<(String, String)> = lines
+            .map(|l| {
+                let (k, v) = l.split_once(':').unwrap();
+                (k.trim().to_ascii_lowercase(), v.trim().to_string())
+            })
+            .collect();
+        let mut resp = Resp {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        data = &data[end + 4..];
+        let is_head = head.get(out.len()).copied().unwrap_or(false);
+        let len: usize = if is_head || status == 100 || status == 204 || status == 304 {
+            0
+        } else {
+            resp.header("content-length")
+                .map_or(0, |v| v.parse().unwrap())
+        };
+        resp.body = data[..len].to_vec();
+        data = &data[len..];
+        out.push(resp);
+    }
+    assert!(
+        data.is_empty(),
+        "trailing bytes: {:?}",
+        String::from_utf8_lossy(data)
+    );
+    out
+}
+
+/// Runs the demo server on `lp`, sends `chunks` (with pauses) from a client
+/// thread, half-closes, and returns everything the server sent back.
+fn exchange(
+    lp: &IOLoop,
+    config: HttpConfig,
+    chunks: Vec<(Vec<u8>, Duration)>,
+    half_close: bool,
+) -> Vec<u8> {
+    lp.run_sync_timeout(
+        async move {
+            let server = HttpServer::with_config(config, demo);
+            let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+            let client = std::thread::spawn(move || {
+                let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                c.set_read_timeout(Some(LIMIT)).unwrap();
+                for (chunk, pause) in chunks {
+                    if c.write_all(&chunk).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(pause);
+                }
+                if half_close {
+                    let _ = c.shutdown(Shutdown::Write);
+                }
+                let mut got = Vec::new();
+                let _ = c.read_to_end(&mut got);
+                got
+            });
+            while !client.is_finished() {
+                cyclone::sleep(Duration::from_millis(1)).await;
+            }
+            server.tcp().stop();
+            client.join().unwrap()
+        },
+        LIMIT,
+    )
+    .expect("exchange timed out")
+}
+
+fn send(lp: &IOLoop, raw: &str) -> Vec<Resp> {
+    let heads: Vec<bool> = raw.match_indices("\r\n\r\n").map(|_| false).collect();
+    let got = exchange(
+        lp,
+        HttpConfig::default(),
+        vec![(raw.as_bytes().to_vec(), Duration::ZERO)],
+        true,
+    );
+    parse_responses(&got, &heads)
+}
+
+/// Sends a hostile request followed by a valid one; expects exactly one
+/// response (`status`, Connection: close) and the connection closed.
+fn refused(lp: &IOLoop, raw: &str, status: u16) {
+    let full = format!("{raw}GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n");
+    let got = exchange(
+        lp,
+        HttpConfig::default(),
+        vec![(full.into_bytes(), Duration::ZERO)],
+        false,
+    );
+    let text = String::from_utf8_lossy(&got).to_string();
+    let shown: String = raw.chars().take(120).collect();
+    assert!(
+        text.starts_with(&format!("HTTP/1.1 {status} ")),
+        "{shown:?}... -> {text:?}"
+    );
+    assert_eq!(
+        text.matches("HTTP/1.1 ").count(),
+        1,
+        "one response only: {text:?}"
+    );
+    assert!(text.contains("Connection: close\r\n"), "{text:?}");
+}
+
+per_backend! {
+    fn get_root_answers_hello_world(lp) {
+        let r = send(&lp, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].status, 200);
+        assert_eq!(r[0].body, b"Hello, World!");
+        assert_eq!(r[0].header("content-length"), Some("13"));
+    }
+
+    fn responses_carry_date_and_server_headers(lp) {
+        let r = send(&lp, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(r[0].header("server"), Some("Cyclone"));
+        assert!(r[0].header("date").is_some_and(|d| d.ends_with(" GMT")));
+    }
+
+    fn unknown_path_is_404(lp) {
+        let r = send(&lp, "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(r[0].status, 404);
+    }
+
+    fn post_echo_returns_a_content_length_body(lp) {
+        let r = send(&lp, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello world");
+        assert_eq!(r[0].body, b"hello world");
+    }
+
+    fn chunked_body_with_extensions_and_trailers_is_decoded(lp) {
+        let r = send(&lp, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n");
+        assert_eq!(r[0].status, 200);
+        assert_eq!(r[0].body, b"hello world");
+    }
+
+    fn http11_keeps_the_connection_alive_by_default(lp) {
+        let r = send(&lp, "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(r.iter().map(|r| r.status).collect::<Vec<_>>(), [200, 404]);
+        assert!(r.iter().all(|r| r.header("connection").is_none()));
+    }
+
+    fn connection_close_is_honoured_and_announced(lp) {
+        let r = send(&lp, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(r.len(), 1, "nothing after Connection: close is answered");
+        assert_eq!(r[0].header("connection"), Some("close"));
+    }
+
+    fn http10_closes_unless_keep_alive_is_asked_for(lp) {
+        let r = send(&lp, "GET / HTTP/1.0\r\n\r\nGET / HTTP/1.0\r\n\r\n");
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].header("connection"), Some("close"));
+        let r = send(&lp, "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\n");
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].header("connection"), Some("keep-alive"));
+    }
+
+    fn pipelined_requests_are_all_answered_in_order(lp) {
+        let raw = "GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let r = send(&lp, raw);
+        assert_eq!(r.iter().map(|r| r.status).collect::<Vec<_>>(), [404, 200, 200, 200]);
+        assert_eq!(r[1].body, b"abc");
+    }
+
+    fn head_gets_the_get_headers_and_no_body(lp) {
+        let got = exchange(&lp, HttpConfig::default(), vec![(b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), Duration::ZERO)], true);
+        let r = parse_responses(&got, &[true]);
+        assert_eq!(r[0].header("content-length"), Some("13"));
+        assert!(r[0].body.is_empty());
+    }
+
+    fn handler_panic_is_a_500_and_the_connection_goes_on(lp) {
+        let r = send(&lp, "GET /panic HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(r.iter().map(|r| r.status).collect::<Vec<_>>(), [500, 200]);
+    }
+
+    fn expect_100_continue_is_answered_before_the_body_is_sent(lp) {
+        let got = lp.run_sync_timeout(async {
+            let server = HttpServer::new(demo);
+            let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+            let client = std::thread::spawn(move || {
+                let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                c.set_read_timeout(Some(LIMIT)).unwrap();
+                c.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n").unwrap();
+                let mut interim = [0u8; 25];
+                c.read_exact(&mut interim).unwrap();
+                c.write_all(b"body").unwrap();
+                let mut rest = Vec::new();
+                let _ = c.read_to_end(&mut rest);
+                (interim.to_vec(), rest)
+            });
+            while !client.is_finished() {
+                cyclone::sleep(Duration::from_millis(1)).await;
+            }
+            server.tcp().stop();
+            client.join().unwrap()
+        }, LIMIT).unwrap();
+        assert_eq!(got.0, b"HTTP/1.1 100 Continue\r\n\r\n");
+        let r = parse_responses(&got.1, &[]);
+        assert_eq!(r[0].body, b"body");
+    }
+
+    fn transfer_encoding_with_content_length_is_400_and_nothing_is_smuggled(lp) {
+        refused(&lp, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
+    }
+
+    fn differing_content_lengths_are_400(lp) {
+        refused(&lp, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400);
+    }
+
+    fn non_numeric_content_length_is_400(lp) {
+        refused(&lp, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3x\r\n\r\nabc", 400);
+    }
+
+    fn unknown_transfer_coding_is_501(lp) {
+        refused(&lp, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501);
+    }
+
+    fn bad_chunk_size_is_400(lp) {
+        refused(&lp, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 400);
+    }
+
+    fn chunk_without_crlf_after_data_is_400(lp) {
+        refused(&lp, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n", 400);
+    }
+
+    fn invalid_method_token_is_400(lp) {
+        refused(&lp, "G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+    }
+
+    fn whitespace_before_a_header_colon_is_400(lp) {
+        refused(&lp, "GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400);
+    }
+
+    fn obs_fold_is_400(lp) {
+        refused(&lp, "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", 400);
+    }
+
+    fn nul_in_a_header_is_400(lp) {
+        refused(&lp, "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n", 400);
+    }
+
+    fn missing_host_on_http11_is_400(lp) {
+        refused(&lp, "GET / HTTP/1.1\r\n\r\n", 400);
+    }
+
+    fn repeated_host_is_400(lp) {
+        refused(&lp, "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+    }
+
+    fn unsupported_version_is_505(lp) {
+        refused(&lp, "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505);
+    }
+
+    fn oversized_head_is_431(lp) {
+        let big = "a".repeat(70 * 1024);
+        refused(&lp, &format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n"), 431);
+    }
+
+    fn too_many_headers_is_431(lp) {
+        let many: String = (0..120).map(|i| format!("X-{i}: v\r\n")).collect();
+        refused(&lp, &format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n"), 431);
+    }
+
+    fn content_length_over_the_limit_is_413_before_the_body_is_read(lp) {
+        // The body is never sent: the answer must not wait for it.
+        refused(&lp, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n", 413);
+    }
+
+    fn chunked_body_over_the_limit_is_413(lp) {
+        let config = HttpConfig { max_body_size: 4, ..HttpConfig::default() };
+        let raw = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n".to_vec();
+        let got = exchange(&lp, config, vec![(raw, Duration::ZERO)], false);
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 413 "), "{text}");
+    }
+
+    fn a_slow_head_gets_408_after_header_timeout(lp) {
+        let config = HttpConfig { header_timeout: Duration::from_millis(100), ..HttpConfig::default() };
+        let chunks = vec![(b"GET / HTTP/1.1\r\nHost".to_vec(), Duration::from_millis(400)), (b": x\r\n\r\n".to_vec(), Duration::ZERO)];
+        let got = exchange(&lp, config, chunks, false);
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
+        assert_eq!(text.matches("HTTP/1.1 ").count(), 1);
+    }
+
+    fn an_idle_connection_is_closed_after_idle_timeout(lp) {
+        let config = HttpConfig { idle_connection_timeout: Duration::from_millis(50), ..HttpConfig::default() };
+        let chunks = vec![(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), Duration::from_millis(300)), (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), Duration::ZERO)];
+        let got = exchange(&lp, config, chunks, false);
+        let r = parse_responses(&got, &[]);
+        assert_eq!(r.len(), 1, "the second request came after the idle timeout");
+    }
+
+    fn any_split_of_a_pipelined_stream_gives_the_same_responses(lp) {
+        let raw = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nwxyz\r\n0\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nokGET /n HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let strip_date = |rs: Vec<Resp>| -> Vec<Resp> {
+            rs.into_iter().map(|mut r| { r.headers.retain(|(k, _)| k != "date"); r }).collect()
+        };
+        let whole = strip_date(parse_responses(&exchange(&lp, HttpConfig::default(), vec![(raw.to_vec(), Duration::ZERO)], true), &[]));
+        assert_eq!(whole.len(), 4);
+        let mut seed = 0x9E37_79B9_u64;
+        for _ in 0..8 {
+            let mut chunks = Vec::new();
+            let mut at = 0;
+            while at < raw.len() {
+                seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
+                let n = 1 + (seed % 40) as usize;
+                let end = (at + n).min(raw.len());
+                chunks.push((raw[at..end].to_vec(), Duration::from_micros(300)));
+                at = end;
+            }
+            let split = strip_date(parse_responses(&exchange(&lp, HttpConfig::default(), chunks, true), &[]));
+            assert_eq!(split, whole);
+        }
+    }
+}
+
+#[test]
+fn curl_gets_the_demo_page_when_installed() {
+    if std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return; // curl is optional; the raw-socket tests cover the protocol
+    }
+    let lp = IOLoop::new().unwrap();
+    let out = lp
+        .run_sync_timeout(
+            async {
+                let server = HttpServer::new(demo);
+                let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+                let child = std::thread::spawn(move || {
+                    std::process::Command::new("curl")
+                        .args([
+                            "-s",
+                            "--max-time",
+                            "10",
+                            "-X",
+                            "POST",
+                            "--data-binary",
+                            "from curl",
+                        ])
+                        .arg(format!("http://127.0.0.1:{port}/echo"))
+                        .output()
+                        .unwrap()
+                });
+                while !child.is_finished() {
+                    cyclone::sleep(Duration::from_millis(2)).await;
+                }
+                server.tcp().stop();
+                child.join().unwrap()
+            },
+            LIMIT,
+        )
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from curl");
+}
