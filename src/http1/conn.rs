@@ -18,6 +18,8 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
+use std::time::{Duration, Instant};
+
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, EXPECT};
 use http::{HeaderMap, Method, StatusCode, Version};
@@ -28,12 +30,17 @@ use super::framing::{self, BodyKind};
 use super::message::{Request, Response};
 use super::parse::parse_head;
 use super::server::{Handler, HttpConfig};
+use crate::ioloop::{Sleep, Timeout};
 use crate::iostream::{IOStream, StreamError};
 use crate::netutil::PeerAddr;
 
 /// Flush pipelined responses once this much output is pending, so a client
 /// that pipelines without reading cannot make the server buffer without end.
 const MAX_PENDING_OUTPUT: usize = 256 * 1024;
+
+/// The output buffer's first allocation: 16 small responses (about 150
+/// bytes of head each) fit without a reallocation.
+const OUT_BATCH_CAPACITY: usize = 4096;
 
 /// Why a connection stops.
 enum Stop {
@@ -75,6 +82,37 @@ pub(crate) struct Connection {
     config: Rc<HttpConfig>,
     handler: Rc<Handler>,
     out: BytesMut,
+    /// One timer for the connection's idle, header and body deadlines,
+    /// moved forward lazily (see `Sleep::reset`): no timer-wheel work per
+    /// request.
+    timer: Sleep,
+}
+
+/// Runs `fut` until it completes or `limit` passes (on the connection's
+/// `timer`). `fut` is polled first and the deadline computed only if it
+/// has to wait, so a read the buffer already satisfies costs no clock read
+/// and no timer work.
+async fn within<F: Future>(
+    timer: &mut Sleep,
+    limit: Duration,
+    fut: F,
+) -> Result<F::Output, Timeout> {
+    let mut fut = std::pin::pin!(fut);
+    let mut armed = false;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        if !armed {
+            armed = true;
+            timer.reset(Instant::now() + limit);
+        }
+        match Pin::new(&mut *timer).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Timeout)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }
 
 impl Connection {
@@ -90,6 +128,7 @@ impl Connection {
             config,
             handler,
             out: BytesMut::new(),
+            timer: crate::ioloop::sleep_until(far_future()),
         }
     }
 
@@ -140,20 +179,15 @@ impl Connection {
         // Idle: nothing buffered; send what is pending and wait.
         if self.stream.buffered() == 0 {
             self.flush().await?;
-            match crate::ioloop::timeout(cfg.idle_connection_timeout, self.stream.wait_for_data())
-                .await
-            {
+            let idle = cfg.idle_connection_timeout;
+            match within(&mut self.timer, idle, self.stream.wait_for_data()).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(_)) | Err(_) => return Ok(false),
             }
         }
         // Head: the whole head must arrive within header_timeout.
-        let head = match crate::ioloop::timeout(
-            cfg.header_timeout,
-            self.stream.try_read_until(b"\r\n\r\n", cfg.max_header_size),
-        )
-        .await
-        {
+        let head_read = self.stream.try_read_until(b"\r\n\r\n", cfg.max_header_size);
+        let head = match within(&mut self.timer, cfg.header_timeout, head_read).await {
             Ok(Ok(h)) => h,
             Ok(Err(StreamError::Unsatisfiable { .. })) => {
                 return Err(RequestError::HeadTooLarge.into());
@@ -161,7 +195,7 @@ impl Connection {
             Ok(Err(_)) => return Ok(false),
             Err(_) => return Err(Stop::Respond(StatusCode::REQUEST_TIMEOUT, "")),
         };
-        let head = parse_head(&head, cfg.max_headers)?;
+        let head = parse_head(head, cfg.max_headers)?;
         let kind = framing::body_kind(&head.headers)?;
         let body = self.read_body(&head.headers, head.version, kind).await?;
         let keep_alive = !cfg.no_keep_alive && wants_keep_alive(head.version, &head.headers);
@@ -192,6 +226,12 @@ impl Connection {
         } else {
             Persist::Close
         };
+        if self.out.capacity() - self.out.len() < OUT_BATCH_CAPACITY / 8 {
+            // Room for a pipelined batch of small responses at once, instead
+            // of growing (and copying) by doubling; once the last batch was
+            // sent, BytesMut reuses its allocation.
+            self.out.reserve(OUT_BATCH_CAPACITY);
+        }
         encode_response(
             &mut self.out,
             version,
@@ -227,77 +267,81 @@ impl Connection {
             self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             self.flush().await?;
         }
+        let stream = &self.stream;
         let read = async {
             match kind {
                 BodyKind::Empty => Ok(Bytes::new()),
-                BodyKind::Length(n) => self
-                    .stream
+                BodyKind::Length(n) => stream
                     .read_bytes(n as usize, false)
                     .await
                     .map_err(|_| Stop::Quiet),
-                BodyKind::Chunked => self.read_chunked().await,
+                BodyKind::Chunked => read_chunked(stream, cfg.max_body_size).await,
             }
         };
-        match crate::ioloop::timeout(cfg.body_timeout, read).await {
+        match within(&mut self.timer, cfg.body_timeout, read).await {
             Ok(r) => r,
             Err(_) => Err(Stop::Respond(StatusCode::REQUEST_TIMEOUT, "")),
         }
     }
+}
 
-    /// RFC 9112 §7.1: chunks, the last chunk, trailers (read, bounded,
-    /// discarded).
-    async fn read_chunked(&self) -> Result<Bytes, Stop> {
-        let max = self.config.max_body_size;
-        let mut body = BytesMut::new();
-        loop {
-            let line = self.read_line(framing::MAX_CHUNK_LINE).await?;
-            let size = framing::parse_chunk_size(&line)?;
-            if size == 0 {
-                break;
-            }
-            if body.len() as u64 + size > max as u64 {
-                return Err(RequestError::BodyTooLarge.into());
-            }
-            let chunk = self
-                .stream
-                .read_bytes(size as usize + 2, false)
-                .await
-                .map_err(|_| Stop::Quiet)?;
-            if !chunk.ends_with(b"\r\n") {
-                return Err(RequestError::Chunked("chunk data not followed by CRLF").into());
-            }
-            body.extend_from_slice(&chunk[..size as usize]);
+/// RFC 9112 §7.1: chunks, the last chunk, trailers (read, bounded,
+/// discarded).
+async fn read_chunked(stream: &IOStream, max: usize) -> Result<Bytes, Stop> {
+    let mut body = BytesMut::new();
+    loop {
+        let line = read_line(stream, framing::MAX_CHUNK_LINE).await?;
+        let size = framing::parse_chunk_size(&line)?;
+        if size == 0 {
+            break;
         }
-        let mut trailers = 0;
-        loop {
-            let line = self.read_line(framing::MAX_TRAILERS).await?;
-            if line.is_empty() {
-                return Ok(body.freeze());
-            }
-            trailers += line.len() + 2;
-            if trailers > framing::MAX_TRAILERS {
-                return Err(RequestError::Chunked("trailers too large").into());
-            }
+        if body.len() as u64 + size > max as u64 {
+            return Err(RequestError::BodyTooLarge.into());
+        }
+        let chunk = stream
+            .read_bytes(size as usize + 2, false)
+            .await
+            .map_err(|_| Stop::Quiet)?;
+        if !chunk.ends_with(b"\r\n") {
+            return Err(RequestError::Chunked("chunk data not followed by CRLF").into());
+        }
+        body.extend_from_slice(&chunk[..size as usize]);
+    }
+    let mut trailers = 0;
+    loop {
+        let line = read_line(stream, framing::MAX_TRAILERS).await?;
+        if line.is_empty() {
+            return Ok(body.freeze());
+        }
+        trailers += line.len() + 2;
+        if trailers > framing::MAX_TRAILERS {
+            return Err(RequestError::Chunked("trailers too large").into());
         }
     }
+}
 
-    /// One CRLF-terminated line, without the CRLF; a bare LF or an
-    /// over-long line is an error.
-    async fn read_line(&self, max: usize) -> Result<Bytes, Stop> {
-        match self.stream.try_read_until(b"\n", max).await {
-            Ok(mut line) => {
-                if line.len() < 2 || line[line.len() - 2] != b'\r' {
-                    return Err(RequestError::Chunked("line not ended by CRLF").into());
-                }
-                line.truncate(line.len() - 2);
-                Ok(line)
+/// One CRLF-terminated line, without the CRLF; a bare LF or an over-long
+/// line is an error.
+async fn read_line(stream: &IOStream, max: usize) -> Result<Bytes, Stop> {
+    match stream.try_read_until(b"\n", max).await {
+        Ok(mut line) => {
+            if line.len() < 2 || line[line.len() - 2] != b'\r' {
+                return Err(RequestError::Chunked("line not ended by CRLF").into());
             }
-            Err(StreamError::Unsatisfiable { .. }) => {
-                Err(RequestError::Chunked("line too long").into())
-            }
-            Err(_) => Err(Stop::Quiet),
+            line.truncate(line.len() - 2);
+            Ok(line)
         }
+        Err(StreamError::Unsatisfiable { .. }) => {
+            Err(RequestError::Chunked("line too long").into())
+        }
+        Err(_) => Err(Stop::Quiet),
     }
+}
+
+/// A deadline no connection reaches (about 34 years): the timer's resting
+/// value.
+fn far_future() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(1 << 30)
 }
 
 fn expects_continue(headers: &HeaderMap) -> bool {

@@ -18,9 +18,7 @@ thread_local! {
 
 /// Appends `Date: <IMF-fixdate>\r\n` for the current second.
 fn put_date(out: &mut BytesMut) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = unix_seconds_coarse();
     DATE_LINE.with(|cell| {
         let mut cell = cell.borrow_mut();
         if cell.0 != now {
@@ -32,6 +30,26 @@ fn put_date(out: &mut BytesMut) {
         }
         out.extend_from_slice(&cell.1);
     });
+}
+
+/// The wall clock in whole seconds, from the coarse clock: a Date header
+/// needs seconds, and the coarse clock is read without the TSC (Linux;
+/// elsewhere the ordinary clock).
+fn unix_seconds_coarse() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes into a live timespec.
+        if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
+            return ts.tv_sec as u64;
+        }
+    }
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// RFC 9110 §5.6.7 IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.

@@ -1,6 +1,7 @@
 //! The request head: parsed with `httparse`, validated, turned into
 //! `http` types (RFC 9112 §2-§5).
 
+use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Uri, Version};
 
@@ -20,12 +21,13 @@ pub struct RequestHead {
 }
 
 /// Parses a complete head (`head` ends with the blank line). At most
-/// `max_headers` header lines are accepted.
-pub fn parse_head(head: &[u8], max_headers: usize) -> Result<RequestHead, RequestError> {
+/// `max_headers` header lines are accepted. Header values share `head`'s
+/// buffer (no copy, no allocation per value).
+pub fn parse_head(head: Bytes, max_headers: usize) -> Result<RequestHead, RequestError> {
     // One slot more than allowed tells "exactly max" from "too many".
     let mut slots = vec![httparse::EMPTY_HEADER; max_headers + 1];
     let mut req = httparse::Request::new(&mut slots);
-    let status = httparse::ParserConfig::default().parse_request(&mut req, head);
+    let status = httparse::ParserConfig::default().parse_request(&mut req, &head);
     match status {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(RequestError::Malformed("incomplete head")),
@@ -51,7 +53,7 @@ pub fn parse_head(head: &[u8], max_headers: usize) -> Result<RequestHead, Reques
     for h in req.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| RequestError::Malformed("invalid header name"))?;
-        let value = HeaderValue::from_bytes(h.value)
+        let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value))
             .map_err(|_| RequestError::Malformed("invalid header value"))?;
         headers.append(name, value);
     }
@@ -83,7 +85,7 @@ mod tests {
     use super::*;
 
     fn parse(s: &str) -> Result<RequestHead, RequestError> {
-        parse_head(s.as_bytes(), 100)
+        parse_head(Bytes::copy_from_slice(s.as_bytes()), 100)
     }
 
     #[test]

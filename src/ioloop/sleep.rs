@@ -32,18 +32,37 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     }
 }
 
+/// A registered timer and the deadline it was registered for.
+#[derive(Debug)]
+struct Registered {
+    lp: IOLoop,
+    handle: TimeoutHandle,
+    at: Instant,
+}
+
 /// The future returned by [`sleep`]. Dropping it cancels its timer.
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
     deadline: Instant,
-    timer: Option<(IOLoop, TimeoutHandle)>,
+    timer: Option<Registered>,
 }
 
 impl Sleep {
     /// When it completes.
     pub fn deadline(&self) -> Instant {
         self.deadline
+    }
+
+    /// Moves the deadline, lazily: nothing happens until the next poll.
+    /// Moved later, the timer already registered fires at the old deadline,
+    /// finds it moved and re-arms once; moved earlier, the next poll
+    /// re-registers it. So a per-connection timeout pushed forward on every
+    /// request, and polled only when a read really waits, touches the timer
+    /// wheel about once per timeout period (nginx's lazy timer, for
+    /// futures).
+    pub fn reset(&mut self, deadline: Instant) {
+        self.deadline = deadline;
     }
 }
 
@@ -52,27 +71,38 @@ impl Future for Sleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if Instant::now() >= self.deadline {
-            if let Some((lp, t)) = self.timer.take() {
-                lp.remove_timeout(t);
+            if let Some(t) = self.timer.take() {
+                t.lp.remove_timeout(t.handle);
             }
             return Poll::Ready(());
         }
-        if let Some((lp, t)) = &self.timer
-            && lp.set_timer_waker(*t, cx.waker())
+        if let Some(t) = &self.timer
+            && t.at <= self.deadline
+            && t.lp.set_timer_waker(t.handle, cx.waker())
         {
-            return Poll::Pending;
+            return Poll::Pending; // registered no later than needed
         }
-        let lp = IOLoop::current();
-        let t = lp.add_timer(self.deadline, TimerAction::Wake(cx.waker().clone()));
-        self.timer = Some((lp, t));
+        if let Some(t) = &self.timer
+            && t.at > self.deadline
+        {
+            t.lp.remove_timeout(t.handle); // moved earlier: would fire late
+        }
+        // Not registered yet, or it fired before a deadline moved later.
+        let lp = match self.timer.take() {
+            Some(t) => t.lp,
+            None => IOLoop::current(),
+        };
+        let at = self.deadline;
+        let handle = lp.add_timer(at, TimerAction::Wake(cx.waker().clone()));
+        self.timer = Some(Registered { lp, handle, at });
         Poll::Pending
     }
 }
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let Some((lp, t)) = self.timer.take() {
-            lp.remove_timeout(t);
+        if let Some(t) = self.timer.take() {
+            t.lp.remove_timeout(t.handle);
         }
     }
 }
