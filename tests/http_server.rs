@@ -406,3 +406,101 @@ fn curl_gets_the_demo_page_when_installed() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "from curl");
 }
+
+mod behind_a_proxy_and_shutdown {
+    use super::*;
+
+    fn who(config: HttpConfig, raw: &'static [u8]) -> String {
+        let lp = IOLoop::new().unwrap();
+        lp.run_sync_timeout(
+            async move {
+                let server = HttpServer::with_config(config, |req: Request| async move {
+                    Response::text(format!("{:?} {}", req.remote_ip, req.protocol))
+                });
+                let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+                let client = std::thread::spawn(move || {
+                    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    c.set_read_timeout(Some(LIMIT)).unwrap();
+                    c.write_all(raw).unwrap();
+                    let mut got = Vec::new();
+                    let _ = c.read_to_end(&mut got);
+                    got
+                });
+                while !client.is_finished() {
+                    cyclone::sleep(Duration::from_millis(1)).await;
+                }
+                server.tcp().stop();
+                let r = parse_responses(&client.join().unwrap(), &[]);
+                String::from_utf8(r[0].body.clone()).unwrap()
+            },
+            LIMIT,
+        )
+        .unwrap()
+    }
+
+    const PROXIED: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 9.9.9.9, 1.2.3.4, 10.0.0.1\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n";
+
+    #[test]
+    fn without_xheaders_the_peer_address_is_the_client() {
+        assert_eq!(who(HttpConfig::default(), PROXIED), "Some(127.0.0.1) http");
+    }
+
+    #[test]
+    fn with_xheaders_the_proxy_reported_client_and_scheme_are_used() {
+        let config = HttpConfig {
+            xheaders: true,
+            trusted_downstream: vec!["10.0.0.1".parse().unwrap()],
+            ..HttpConfig::default()
+        };
+        assert_eq!(who(config, PROXIED), "Some(1.2.3.4) https");
+    }
+
+    per_backend! {
+        fn shutdown_closes_idle_connections_at_once_and_finishes_in_flight_ones(lp) {
+            let (idle_eof, in_flight) = lp.run_sync_timeout(async {
+                let server = HttpServer::new(|req: Request| async move {
+                    if req.path() == "/slow" {
+                        cyclone::sleep(Duration::from_millis(50)).await;
+                    }
+                    Response::text("done")
+                });
+                let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+                // An idle keep-alive connection (one request answered) and
+                // one whose request is in flight when shutdown begins.
+                let idle = std::thread::spawn(move || {
+                    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    c.set_read_timeout(Some(LIMIT)).unwrap();
+                    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                    let mut got = Vec::new();
+                    let _ = c.read_to_end(&mut got); // returns at EOF
+                    got
+                });
+                let slow = std::thread::spawn(move || {
+                    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    c.set_read_timeout(Some(LIMIT)).unwrap();
+                    c.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                    let mut got = Vec::new();
+                    let _ = c.read_to_end(&mut got);
+                    got
+                });
+                while server.tcp().connection_count() < 2 {
+                    cyclone::sleep(Duration::from_millis(1)).await;
+                }
+                cyclone::sleep(Duration::from_millis(10)).await; // first answer sent
+                let t0 = std::time::Instant::now();
+                server.shutdown(Duration::from_secs(5)).await;
+                assert!(t0.elapsed() < Duration::from_secs(5), "did not wait for the deadline");
+                while !idle.is_finished() || !slow.is_finished() {
+                    cyclone::sleep(Duration::from_millis(1)).await;
+                }
+                (idle.join().unwrap(), slow.join().unwrap())
+            }, LIMIT).unwrap();
+            let idle = parse_responses(&idle_eof, &[]);
+            assert_eq!(idle.len(), 1, "the idle connection got its answer, then EOF");
+            let slow = parse_responses(&in_flight, &[]);
+            assert_eq!(slow.len(), 1);
+            assert_eq!(slow[0].body, b"done");
+            assert_eq!(slow[0].header("connection"), Some("close"));
+        }
+    }
+}

@@ -29,7 +29,7 @@ use super::error::RequestError;
 use super::framing::{self, BodyKind};
 use super::message::{Request, Response};
 use super::parse::parse_head;
-use super::server::{Handler, HttpConfig};
+use super::server::{Handler, HttpConfig, Shared};
 use crate::ioloop::{Sleep, Timeout};
 use crate::iostream::{IOStream, StreamError};
 use crate::netutil::PeerAddr;
@@ -82,6 +82,7 @@ pub(crate) struct Connection {
     config: Rc<HttpConfig>,
     handler: Rc<Handler>,
     out: BytesMut,
+    shared: Rc<Shared>,
     /// One timer for the connection's idle, header and body deadlines,
     /// moved forward lazily (see `Sleep::reset`): no timer-wheel work per
     /// request.
@@ -121,12 +122,14 @@ impl Connection {
         peer: PeerAddr,
         config: Rc<HttpConfig>,
         handler: Rc<Handler>,
+        shared: Rc<Shared>,
     ) -> Connection {
         Connection {
             stream,
             peer,
             config,
             handler,
+            shared,
             out: BytesMut::new(),
             timer: crate::ioloop::sleep_until(far_future()),
         }
@@ -179,8 +182,15 @@ impl Connection {
         // Idle: nothing buffered; send what is pending and wait.
         if self.stream.buffered() == 0 {
             self.flush().await?;
+            if self.shared.draining.get() {
+                return Ok(false);
+            }
+            // Idle: the server may close it at once on shutdown.
+            let key = self.shared.idle.borrow_mut().insert(self.stream.closer());
             let idle = cfg.idle_connection_timeout;
-            match within(&mut self.timer, idle, self.stream.wait_for_data()).await {
+            let waited = within(&mut self.timer, idle, self.stream.wait_for_data()).await;
+            let _ = self.shared.idle.borrow_mut().try_remove(key);
+            match waited {
                 Ok(Ok(_)) => {}
                 Ok(Err(_)) | Err(_) => return Ok(false),
             }
@@ -198,9 +208,20 @@ impl Connection {
         let head = parse_head(head, cfg.max_headers)?;
         let kind = framing::body_kind(&head.headers)?;
         let body = self.read_body(&head.headers, head.version, kind).await?;
-        let keep_alive = !cfg.no_keep_alive && wants_keep_alive(head.version, &head.headers);
+        let keep_alive = !cfg.no_keep_alive
+            && !self.shared.draining.get()
+            && wants_keep_alive(head.version, &head.headers);
         let method = head.method.clone();
         let version = head.version;
+        let peer_ip = match &self.peer {
+            PeerAddr::Inet(a) => Some(a.ip()),
+            PeerAddr::Unix(_) => None,
+        };
+        let (remote_ip, protocol) = if cfg.xheaders {
+            super::xheaders::apply(&head.headers, peer_ip, &cfg.trusted_downstream)
+        } else {
+            (peer_ip, "http")
+        };
         let request = Request {
             method: head.method,
             uri: head.uri,
@@ -208,6 +229,8 @@ impl Connection {
             headers: head.headers,
             body,
             remote_addr: self.peer.clone(),
+            remote_ip,
+            protocol,
         };
         let response = match (CatchUnwind {
             inner: (self.handler)(request),
@@ -221,6 +244,8 @@ impl Connection {
                     .status(StatusCode::INTERNAL_SERVER_ERROR)
             }
         };
+        // A shutdown may have begun while the handler ran.
+        let keep_alive = keep_alive && !self.shared.draining.get();
         let persist = if keep_alive {
             Persist::KeepAlive
         } else {

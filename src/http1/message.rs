@@ -1,5 +1,7 @@
 //! [`Request`] and [`Response`].
 
+use std::net::IpAddr;
+
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
@@ -19,8 +21,14 @@ pub struct Request {
     pub headers: HeaderMap,
     /// The body (empty if there was none).
     pub body: Bytes,
-    /// Who sent it.
+    /// Who sent it: the connection's peer.
     pub remote_addr: PeerAddr,
+    /// The client's IP: the peer's, or with `xheaders` the one a trusted
+    /// proxy reported (X-Real-Ip / X-Forwarded-For).
+    pub remote_ip: Option<IpAddr>,
+    /// `"http"`, or with `xheaders` what a proxy reported
+    /// (X-Forwarded-Proto / X-Scheme: `"http"` or `"https"`).
+    pub protocol: &'static str,
 }
 
 impl Request {
@@ -42,9 +50,10 @@ impl Request {
             .or_else(|| self.uri.host())
     }
 
-    /// `"http"` (TLS is not terminated by Cyclone).
-    pub fn protocol(&self) -> &'static str {
-        "http"
+    /// The scheme the client used (see [`Request::protocol`](Self::protocol)
+    /// the field).
+    pub fn scheme(&self) -> &'static str {
+        self.protocol
     }
 }
 

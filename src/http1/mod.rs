@@ -12,6 +12,7 @@ pub mod framing;
 mod message;
 pub mod parse;
 pub mod server;
+pub mod xheaders;
 
 pub use error::RequestError;
 pub use message::{Request, Response};

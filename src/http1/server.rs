@@ -14,6 +14,15 @@ use crate::tcpserver::TcpServer;
 
 pub(crate) type Handler = dyn Fn(Request) -> Pin<Box<dyn Future<Output = Response>>>;
 
+/// What the server and its connections share for a graceful shutdown.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// Shutting down: finish the request in flight, then close.
+    pub(crate) draining: std::cell::Cell<bool>,
+    /// Connections waiting for their next request, closable at once.
+    pub(crate) idle: std::cell::RefCell<slab::Slab<crate::iostream::StreamCloser>>,
+}
+
 /// Limits and timeouts. The defaults follow nginx's where it has one.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
@@ -36,6 +45,12 @@ pub struct HttpConfig {
     pub server_name: String,
     /// Close every connection after one response.
     pub no_keep_alive: bool,
+    /// Behind a reverse proxy: take the client's address and scheme from
+    /// X-Real-Ip / X-Forwarded-For / X-Forwarded-Proto (see
+    /// [`xheaders::apply`](super::xheaders::apply)).
+    pub xheaders: bool,
+    /// Proxies whose X-Forwarded-For entries are skipped.
+    pub trusted_downstream: Vec<std::net::IpAddr>,
 }
 
 impl Default for HttpConfig {
@@ -51,6 +66,8 @@ impl Default for HttpConfig {
             body_timeout: Duration::from_secs(60),
             server_name: "Cyclone".to_string(),
             no_keep_alive: false,
+            xheaders: false,
+            trusted_downstream: Vec::new(),
         }
     }
 }
@@ -70,6 +87,7 @@ impl Default for HttpConfig {
 #[derive(Clone)]
 pub struct HttpServer {
     tcp: TcpServer,
+    shared: Rc<Shared>,
 }
 
 impl HttpServer {
@@ -90,11 +108,26 @@ impl HttpServer {
     {
         let handler: Rc<Handler> = Rc::new(move |r| Box::pin(handler(r)));
         let config = Rc::new(config);
+        let shared = Rc::new(Shared::default());
+        let s = shared.clone();
         let tcp = TcpServer::new(move |stream, peer| {
             let _ = stream.set_nodelay(true);
-            Connection::new(stream, peer, config.clone(), handler.clone()).run()
+            Connection::new(stream, peer, config.clone(), handler.clone(), s.clone()).run()
         });
-        HttpServer { tcp }
+        HttpServer { tcp, shared }
+    }
+
+    /// Graceful shutdown: stop accepting, close idle keep-alive connections
+    /// at once, let requests in flight finish (their responses say
+    /// `Connection: close`) for up to `deadline`, then close the rest.
+    pub async fn shutdown(&self, deadline: Duration) {
+        self.shared.draining.set(true);
+        self.tcp.stop();
+        let idle: Vec<_> = self.shared.idle.borrow_mut().drain().collect();
+        for closer in idle {
+            closer.close();
+        }
+        self.tcp.shutdown(deadline).await;
     }
 
     /// Binds and listens on [`IOLoop::current`](crate::IOLoop::current);
