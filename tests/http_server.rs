@@ -456,6 +456,23 @@ mod behind_a_proxy_and_shutdown {
     }
 
     per_backend! {
+        fn a_gzip_request_body_is_inflated_when_asked(lp) {
+            use std::io::Write as _;
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(b"inflated body").unwrap();
+            let gz = e.finish().unwrap();
+            let mut raw = format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                gz.len()
+            )
+            .into_bytes();
+            raw.extend_from_slice(&gz);
+            let config = HttpConfig { decompress_request: true, ..HttpConfig::default() };
+            let got = exchange(&lp, config, vec![(raw, Duration::ZERO)], true);
+            let r = parse_responses(&got, &[]);
+            assert_eq!(r[0].body, b"inflated body");
+        }
+
         fn shutdown_closes_idle_connections_at_once_and_finishes_in_flight_ones(lp) {
             let (idle_eof, in_flight) = lp.run_sync_timeout(async {
                 let server = HttpServer::new(|req: Request| async move {

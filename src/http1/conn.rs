@@ -208,6 +208,12 @@ impl Connection {
         let head = parse_head(head, cfg.max_headers)?;
         let kind = framing::body_kind(&head.headers)?;
         let body = self.read_body(&head.headers, head.version, kind).await?;
+        let mut head = head;
+        let body = if cfg.decompress_request {
+            super::decompress::gunzip_request(&mut head.headers, body, cfg.max_body_size)?
+        } else {
+            body
+        };
         let keep_alive = !cfg.no_keep_alive
             && !self.shared.draining.get()
             && wants_keep_alive(head.version, &head.headers);

@@ -6,6 +6,7 @@
 //! (response heads), `conn` (the connection state machine), [`server`].
 
 mod conn;
+pub mod decompress;
 pub mod encode;
 mod error;
 pub mod framing;

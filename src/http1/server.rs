@@ -51,6 +51,9 @@ pub struct HttpConfig {
     pub xheaders: bool,
     /// Proxies whose X-Forwarded-For entries are skipped.
     pub trusted_downstream: Vec<std::net::IpAddr>,
+    /// Inflate `Content-Encoding: gzip` request bodies before the handler
+    /// sees them (limited by `max_body_size` after inflating).
+    pub decompress_request: bool,
 }
 
 impl Default for HttpConfig {
@@ -68,6 +71,7 @@ impl Default for HttpConfig {
             no_keep_alive: false,
             xheaders: false,
             trusted_downstream: Vec::new(),
+            decompress_request: false,
         }
     }
 }

@@ -1,0 +1,8 @@
+//! The chunk-size line parser of the chunked decoder on arbitrary bytes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = cyclone::http1::framing::parse_chunk_size(data);
+});
