@@ -456,6 +456,63 @@ mod behind_a_proxy_and_shutdown {
     }
 
     per_backend! {
+        fn a_long_polling_handler_learns_that_the_client_left(lp) {
+            let noticed = lp.run_sync_timeout(async {
+                let (tx, rx) = futures::channel::oneshot::channel::<bool>();
+                let tx = std::rc::Rc::new(std::cell::RefCell::new(Some(tx)));
+                let server = HttpServer::new(move |req: Request| {
+                    let tx = tx.clone();
+                    async move {
+                        // Waits for news that never comes, or the client's exit.
+                        req.connection.closed().await;
+                        if let Some(tx) = tx.borrow_mut().take() {
+                            let _ = tx.send(req.connection.is_closed());
+                        }
+                        Response::text("too late")
+                    }
+                });
+                let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+                let client = std::thread::spawn(move || {
+                    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    c.write_all(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                    std::thread::sleep(Duration::from_millis(30));
+                    drop(c); // the client gives up
+                });
+                let noticed = rx.await.unwrap();
+                client.join().unwrap();
+                server.tcp().stop();
+                noticed
+            }, LIMIT).unwrap();
+            assert!(noticed);
+        }
+
+        fn http_is_served_on_a_unix_socket(lp) {
+            let path = std::env::temp_dir().join(format!("cyclone-http-{}-{:?}.sock", std::process::id(), lp.backend()));
+            let got = lp.run_sync_timeout({
+                let path = path.clone();
+                async move {
+                    let server = HttpServer::new(demo);
+                    server.bind_unix_socket(&path, 0o600).unwrap();
+                    let client = std::thread::spawn(move || {
+                        let mut c = std::os::unix::net::UnixStream::connect(&path).unwrap();
+                        c.set_read_timeout(Some(LIMIT)).unwrap();
+                        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+                        let mut got = Vec::new();
+                        let _ = c.read_to_end(&mut got);
+                        got
+                    });
+                    while !client.is_finished() {
+                        cyclone::sleep(Duration::from_millis(1)).await;
+                    }
+                    server.tcp().stop();
+                    client.join().unwrap()
+                }
+            }, LIMIT).unwrap();
+            let _ = std::fs::remove_file(&path);
+            let r = parse_responses(&got, &[]);
+            assert_eq!(r[0].body, b"Hello, World!");
+        }
+
         fn a_gzip_request_body_is_inflated_when_asked(lp) {
             use std::io::Write as _;
             let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

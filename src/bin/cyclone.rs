@@ -8,8 +8,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cyclone::http1::{HttpServer, Request, Response};
-use cyclone::{Backend, IOLoop, TcpServer};
+use cyclone::{Backend, IOLoop};
 use http::{Method, StatusCode};
+
+/// How long requests in flight may take to finish after Ctrl-C/SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Parser, Debug)]
 #[command(
@@ -60,8 +63,8 @@ async fn demo(req: Request) -> Response {
     }
 }
 
-fn demo_server() -> TcpServer {
-    HttpServer::new(demo).tcp().clone()
+fn demo_server() -> HttpServer {
+    HttpServer::new(demo)
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -73,7 +76,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     Backend::from_env()?;
     if let Some(threads) = args.threads {
-        let workers = TcpServer::workers(threads, args.port, &args.address, demo_server)?;
+        let workers = HttpServer::workers(threads, args.port, &args.address, demo_server)?;
         println!(
             "cyclone HTTP server listening on {} ({threads} threads)",
             urls(workers.addrs())
@@ -82,12 +85,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         return Ok(workers.stop()?);
     }
     let server = demo_server();
-    let addrs = server.bind(
-        args.port,
-        Some(&args.address),
-        cyclone::netutil::DEFAULT_BACKLOG,
-        false,
-    )?;
+    let addrs = server.bind(args.port, Some(&args.address))?;
     if args.processes != 1 {
         println!(
             "cyclone HTTP server listening on {} ({} processes)",
@@ -100,9 +98,14 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let (l, s) = (lp.clone(), server.clone());
         lp.add_signal_handler(signal, move || {
-            tracing::info!("signal {signal}: shutting down");
-            s.stop();
-            l.stop();
+            tracing::info!(
+                "signal {signal}: shutting down (requests in flight get {SHUTDOWN_GRACE:?})"
+            );
+            let (l, s) = (l.clone(), s.clone());
+            drop(l.clone().spawn(async move {
+                s.shutdown(SHUTDOWN_GRACE).await;
+                l.stop();
+            }));
         })?;
     }
     if args.processes == 1 {

@@ -237,6 +237,7 @@ impl Connection {
             remote_addr: self.peer.clone(),
             remote_ip,
             protocol,
+            connection: self.stream.watcher(),
         };
         let response = match (CatchUnwind {
             inner: (self.handler)(request),

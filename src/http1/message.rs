@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
 
+use crate::iostream::StreamWatcher;
 use crate::netutil::PeerAddr;
 
 /// An HTTP request, head and (complete) body.
@@ -29,6 +30,9 @@ pub struct Request {
     /// `"http"`, or with `xheaders` what a proxy reported
     /// (X-Forwarded-Proto / X-Scheme: `"http"` or `"https"`).
     pub protocol: &'static str,
+    /// The client connection, for long-polling handlers: `await
+    /// req.connection.closed()` completes when the client goes away.
+    pub connection: StreamWatcher,
 }
 
 impl Request {

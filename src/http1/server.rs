@@ -149,8 +149,46 @@ impl HttpServer {
         self.tcp.add_sockets(listeners)
     }
 
-    /// The underlying [`TcpServer`] (bind/start for processes,
-    /// max_connections, stop, shutdown).
+    /// Serves on a Unix-domain socket at `path` (see
+    /// [`crate::netutil::bind_unix_socket`]: stale socket files are
+    /// replaced, other files refused, `"\0name"` is Linux's abstract
+    /// namespace).
+    pub fn bind_unix_socket(&self, path: impl AsRef<std::path::Path>, mode: u32) -> io::Result<()> {
+        let listener =
+            crate::netutil::bind_unix_socket(path, mode, crate::netutil::DEFAULT_BACKLOG)?;
+        self.add_sockets([listener])
+    }
+
+    /// Binds without serving yet; [`HttpServer::start`] serves.
+    pub fn bind(&self, port: u16, address: Option<&str>) -> io::Result<Vec<SocketAddr>> {
+        self.tcp
+            .bind(port, address, crate::netutil::DEFAULT_BACKLOG, false)
+    }
+
+    /// Serves the sockets from [`HttpServer::bind`], first forking
+    /// `processes` workers (0: one per CPU; 1: no fork) that are restarted
+    /// if they die, up to `max_restarts` times. See
+    /// [`TcpServer::start`]. Returns the worker's task id.
+    pub fn start(&self, processes: usize, max_restarts: usize) -> io::Result<usize> {
+        self.tcp.start(processes, max_restarts)
+    }
+
+    /// Thread-per-core: `n` threads (0: one per CPU), each with its own
+    /// loop and `SO_REUSEPORT` listener and a server from `make_server`.
+    /// See [`TcpServer::workers`].
+    pub fn workers<F>(
+        n: usize,
+        port: u16,
+        address: &str,
+        make_server: F,
+    ) -> io::Result<crate::tcpserver::Workers>
+    where
+        F: Fn() -> HttpServer + Send + Sync + 'static,
+    {
+        TcpServer::workers(n, port, address, move || make_server().tcp)
+    }
+
+    /// The underlying [`TcpServer`] (max_connections, stop, shutdown).
     pub fn tcp(&self) -> &TcpServer {
         &self.tcp
     }

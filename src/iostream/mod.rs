@@ -308,6 +308,60 @@ impl IOStream {
     pub(crate) fn closer(&self) -> StreamCloser {
         StreamCloser(Rc::downgrade(&self.inner))
     }
+
+    /// A handle that tells whether (and when) this stream closes, without
+    /// owning it: for code that must notice a peer leaving while another
+    /// part of the program owns the stream (a long-polling HTTP handler).
+    pub fn watcher(&self) -> StreamWatcher {
+        StreamWatcher(Rc::downgrade(&self.inner))
+    }
+}
+
+/// See [`IOStream::watcher`]. Cheap to clone; a dropped stream counts as
+/// closed.
+#[derive(Clone)]
+pub struct StreamWatcher(Weak<Inner>);
+
+impl StreamWatcher {
+    /// Whether the stream is closed (or gone).
+    pub fn is_closed(&self) -> bool {
+        self.0.upgrade().is_none_or(|i| i.st.borrow().closed)
+    }
+
+    /// Completes when the stream closes. While waiting, the stream watches
+    /// its fd for the peer's EOF even if nobody reads.
+    pub async fn closed(&self) {
+        let mut registered: Option<Waker> = None;
+        std::future::poll_fn(|cx| {
+            let Some(inner) = self.0.upgrade() else {
+                return Poll::Ready(());
+            };
+            {
+                let mut st = inner.st.borrow_mut();
+                if st.closed {
+                    return Poll::Ready(());
+                }
+                if let Some(old) = registered.take()
+                    && let Some(i) = st.closed_wakers.iter().position(|w| w.will_wake(&old))
+                {
+                    st.closed_wakers.swap_remove(i);
+                }
+                st.closed_wakers.push(cx.waker().clone());
+            }
+            registered = Some(cx.waker().clone());
+            inner.update_interest();
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+impl std::fmt::Debug for StreamWatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamWatcher")
+            .field("closed", &self.is_closed())
+            .finish()
+    }
 }
 
 impl Drop for IOStream {
