@@ -29,7 +29,8 @@ use super::error::RequestError;
 use super::framing::{self, BodyKind};
 use super::message::{Request, Response};
 use super::parse::parse_head;
-use super::server::{Handler, HttpConfig, Shared};
+use super::server::{App, DelegateFactory, HttpConfig, Shared};
+use super::writer::{ResponseWriter, WriterState};
 use crate::ioloop::{Sleep, Timeout};
 use crate::iostream::{IOStream, StreamError};
 use crate::netutil::PeerAddr;
@@ -37,6 +38,11 @@ use crate::netutil::PeerAddr;
 /// Flush pipelined responses once this much output is pending, so a client
 /// that pipelines without reading cannot make the server buffer without end.
 const MAX_PENDING_OUTPUT: usize = 256 * 1024;
+
+/// The largest piece of a request body handed to a delegate at once (and
+/// read at once): big enough for throughput, small enough that a stream of
+/// uploads keeps memory flat.
+const BODY_PIECE: usize = 64 * 1024;
 
 /// The output buffer's first allocation: 16 small responses (about 150
 /// bytes of head each) fit without a reallocation.
@@ -77,10 +83,10 @@ fn wants_keep_alive(version: Version, headers: &HeaderMap) -> bool {
 }
 
 pub(crate) struct Connection {
-    stream: IOStream,
+    stream: Rc<IOStream>,
     peer: PeerAddr,
     config: Rc<HttpConfig>,
-    handler: Rc<Handler>,
+    app: App,
     out: BytesMut,
     shared: Rc<Shared>,
     /// One timer for the connection's idle, header and body deadlines,
@@ -121,14 +127,14 @@ impl Connection {
         stream: IOStream,
         peer: PeerAddr,
         config: Rc<HttpConfig>,
-        handler: Rc<Handler>,
+        app: App,
         shared: Rc<Shared>,
     ) -> Connection {
         Connection {
-            stream,
+            stream: Rc::new(stream),
             peer,
             config,
-            handler,
+            app,
             shared,
             out: BytesMut::new(),
             timer: crate::ioloop::sleep_until(far_future()),
@@ -207,18 +213,9 @@ impl Connection {
         };
         let head = parse_head(head, cfg.max_headers)?;
         let kind = framing::body_kind(&head.headers)?;
-        let body = self.read_body(&head.headers, head.version, kind).await?;
-        let mut head = head;
-        let body = if cfg.decompress_request {
-            super::decompress::gunzip_request(&mut head.headers, body, cfg.max_body_size)?
-        } else {
-            body
-        };
         let keep_alive = !cfg.no_keep_alive
             && !self.shared.draining.get()
             && wants_keep_alive(head.version, &head.headers);
-        let method = head.method.clone();
-        let version = head.version;
         let peer_ip = match &self.peer {
             PeerAddr::Inet(a) => Some(a.ip()),
             PeerAddr::Unix(_) => None,
@@ -228,19 +225,38 @@ impl Connection {
         } else {
             (peer_ip, "http")
         };
-        let request = Request {
+        let mut request = Request {
             method: head.method,
             uri: head.uri,
             version: head.version,
             headers: head.headers,
-            body,
+            body: Bytes::new(),
             remote_addr: self.peer.clone(),
             remote_ip,
             protocol,
             connection: self.stream.watcher(),
         };
+        let handler = match &self.app {
+            App::Delegate(factory) => {
+                let factory = factory.clone();
+                return self
+                    .delegate_request(factory, request, kind, keep_alive)
+                    .await;
+            }
+            App::Simple(handler) => handler.clone(),
+        };
+        let body = self
+            .read_body(&request.headers, request.version, kind)
+            .await?;
+        request.body = if cfg.decompress_request {
+            super::decompress::gunzip_request(&mut request.headers, body, cfg.max_body_size)?
+        } else {
+            body
+        };
+        let method = request.method.clone();
+        let version = request.version;
         let response = match (CatchUnwind {
-            inner: (self.handler)(request),
+            inner: handler(request),
         })
         .await
         {
@@ -288,18 +304,9 @@ impl Connection {
         version: Version,
         kind: BodyKind,
     ) -> Result<Bytes, Stop> {
+        self.prepare_body(headers, version, kind).await?;
         let cfg = self.config.clone();
-        if let BodyKind::Length(n) = kind
-            && n > cfg.max_body_size as u64
-        {
-            // Known too large before reading a byte of it.
-            return Err(RequestError::BodyTooLarge.into());
-        }
-        if kind != BodyKind::Empty && version == Version::HTTP_11 && expects_continue(headers) {
-            self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-            self.flush().await?;
-        }
-        let stream = &self.stream;
+        let stream = self.stream.clone();
         let read = async {
             match kind {
                 BodyKind::Empty => Ok(Bytes::new()),
@@ -307,7 +314,14 @@ impl Connection {
                     .read_bytes(n as usize, false)
                     .await
                     .map_err(|_| Stop::Quiet),
-                BodyKind::Chunked => read_chunked(stream, cfg.max_body_size).await,
+                BodyKind::Chunked => {
+                    let mut body = BytesMut::new();
+                    read_chunked(&stream, cfg.max_body_size, |piece| {
+                        body.extend_from_slice(&piece)
+                    })
+                    .await?;
+                    Ok(body.freeze())
+                }
             }
         };
         match within(&mut self.timer, cfg.body_timeout, read).await {
@@ -315,35 +329,142 @@ impl Connection {
             Err(_) => Err(Stop::Respond(StatusCode::REQUEST_TIMEOUT, "")),
         }
     }
+
+    /// Before any of the body is read: refuse a Content-Length over the
+    /// limit (413 without reading it), and send `100 Continue` if the
+    /// client waits for it.
+    async fn prepare_body(
+        &mut self,
+        headers: &HeaderMap,
+        version: Version,
+        kind: BodyKind,
+    ) -> Result<(), Stop> {
+        if let BodyKind::Length(n) = kind
+            && n > self.config.max_body_size as u64
+        {
+            return Err(RequestError::BodyTooLarge.into());
+        }
+        if kind != BodyKind::Empty && version == Version::HTTP_11 && expects_continue(headers) {
+            self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// A request for an [`HttpDelegate`]: the body is handed over in
+    /// pieces as it arrives, then the delegate answers with a writer.
+    async fn delegate_request(
+        &mut self,
+        factory: Rc<DelegateFactory>,
+        request: Request,
+        kind: BodyKind,
+        keep_alive: bool,
+    ) -> Result<bool, Stop> {
+        let cfg = self.config.clone();
+        self.prepare_body(&request.headers, request.version, kind)
+            .await?;
+        let mut delegate = factory();
+        delegate.headers_received(&request);
+        let stream = self.stream.clone();
+        let d = &mut delegate;
+        let read = async {
+            match kind {
+                BodyKind::Empty => Ok(()),
+                BodyKind::Length(n) => {
+                    let mut left = n;
+                    while left > 0 {
+                        let want = left.min(BODY_PIECE as u64) as usize;
+                        let piece = stream
+                            .read_bytes(want, true)
+                            .await
+                            .map_err(|_| Stop::Quiet)?;
+                        left -= piece.len() as u64;
+                        d.data_received(piece);
+                    }
+                    Ok(())
+                }
+                BodyKind::Chunked => {
+                    read_chunked(&stream, cfg.max_body_size, |piece| d.data_received(piece)).await
+                }
+            }
+        };
+        match within(&mut self.timer, cfg.body_timeout, read).await {
+            Ok(Ok(())) => {}
+            Ok(Err(Stop::Quiet)) => {
+                delegate.on_connection_close();
+                return Err(Stop::Quiet);
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(Stop::Respond(StatusCode::REQUEST_TIMEOUT, "")),
+        }
+        self.flush().await?; // earlier pipelined responses go first
+        let state = Rc::new(std::cell::RefCell::new(WriterState::default()));
+        let keep_alive = keep_alive && !self.shared.draining.get();
+        let writer = ResponseWriter::new(
+            self.stream.clone(),
+            request.version,
+            request.method.clone(),
+            keep_alive,
+            Rc::from(cfg.server_name.as_str()),
+            state.clone(),
+        );
+        if let Err(msg) = (CatchUnwind {
+            inner: delegate.finish(writer),
+        })
+        .await
+        {
+            tracing::error!("delegate panicked: {msg}");
+        }
+        let st = state.borrow();
+        if !st.head_written {
+            return Err(Stop::Respond(StatusCode::INTERNAL_SERVER_ERROR, ""));
+        }
+        if !st.finished {
+            return Err(Stop::Quiet); // half a response: only closing is safe
+        }
+        Ok(st.keep_alive)
+    }
 }
 
 /// RFC 9112 §7.1: chunks, the last chunk, trailers (read, bounded,
-/// discarded).
-async fn read_chunked(stream: &IOStream, max: usize) -> Result<Bytes, Stop> {
-    let mut body = BytesMut::new();
+/// discarded). The data goes to `sink` in pieces of at most
+/// [`BODY_PIECE`] bytes, as it arrives.
+async fn read_chunked(
+    stream: &IOStream,
+    max: usize,
+    mut sink: impl FnMut(Bytes),
+) -> Result<(), Stop> {
+    let mut total: u64 = 0;
     loop {
         let line = read_line(stream, framing::MAX_CHUNK_LINE).await?;
         let size = framing::parse_chunk_size(&line)?;
         if size == 0 {
             break;
         }
-        if body.len() as u64 + size > max as u64 {
+        total = total.saturating_add(size);
+        if total > max as u64 {
             return Err(RequestError::BodyTooLarge.into());
         }
-        let chunk = stream
-            .read_bytes(size as usize + 2, false)
-            .await
-            .map_err(|_| Stop::Quiet)?;
-        if !chunk.ends_with(b"\r\n") {
+        let mut left = size;
+        while left > 0 {
+            let want = left.min(BODY_PIECE as u64) as usize;
+            let piece = stream
+                .read_bytes(want, true)
+                .await
+                .map_err(|_| Stop::Quiet)?;
+            left -= piece.len() as u64;
+            sink(piece);
+        }
+        let crlf = stream.read_bytes(2, false).await.map_err(|_| Stop::Quiet)?;
+        if &crlf[..] != b"\r\n" {
             return Err(RequestError::Chunked("chunk data not followed by CRLF").into());
         }
-        body.extend_from_slice(&chunk[..size as usize]);
     }
     let mut trailers = 0;
     loop {
         let line = read_line(stream, framing::MAX_TRAILERS).await?;
         if line.is_empty() {
-            return Ok(body.freeze());
+            return Ok(());
         }
         trailers += line.len() + 2;
         if trailers > framing::MAX_TRAILERS {

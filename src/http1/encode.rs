@@ -127,6 +127,68 @@ pub enum Persist {
     Close,
 }
 
+/// How a response head says its body ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadFraming {
+    /// `Content-Length: n` (also what HEAD answers with).
+    Length(u64),
+    /// `Transfer-Encoding: chunked` (HTTP/1.1 without a known length).
+    Chunked,
+    /// No framing header: the body ends when the connection closes
+    /// (HTTP/1.0 without a known length), or there is no body at all
+    /// (204, 1xx).
+    None,
+}
+
+/// Appends a response head.
+pub fn encode_head(
+    out: &mut BytesMut,
+    version: Version,
+    status: StatusCode,
+    headers: &http::HeaderMap,
+    framing: HeadFraming,
+    persist: Persist,
+    server_name: &[u8],
+) {
+    put_status_line(out, version, status);
+    if !headers.contains_key(SERVER) && !server_name.is_empty() {
+        out.extend_from_slice(b"Server: ");
+        out.extend_from_slice(server_name);
+        out.extend_from_slice(b"\r\n");
+    }
+    if !headers.contains_key(DATE) {
+        put_date(out);
+    }
+    for (name, value) in headers {
+        // The server owns the framing and the connection's fate.
+        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING || name == CONNECTION {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match framing {
+        HeadFraming::Length(n) => {
+            out.extend_from_slice(b"Content-Length: ");
+            let mut b = itoa::Buffer::new();
+            out.extend_from_slice(b.format(n).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        HeadFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        HeadFraming::None => {}
+    }
+    match (persist, version) {
+        (Persist::Close, _) => out.extend_from_slice(b"Connection: close\r\n"),
+        (Persist::KeepAlive, Version::HTTP_10) => {
+            out.extend_from_slice(b"Connection: keep-alive\r\n")
+        }
+        (Persist::KeepAlive, _) => {}
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Appends `resp` (head and, unless `method`/status forbid it, body).
 pub fn encode_response(
     out: &mut BytesMut,
@@ -138,42 +200,23 @@ pub fn encode_response(
 ) {
     let body = has_body(method, resp.status);
     out.reserve(128 + resp.body.len());
-    put_status_line(out, version, resp.status);
-    if !resp.headers.contains_key(SERVER) && !server_name.is_empty() {
-        out.extend_from_slice(b"Server: ");
-        out.extend_from_slice(server_name);
-        out.extend_from_slice(b"\r\n");
-    }
-    if !resp.headers.contains_key(DATE) {
-        put_date(out);
-    }
-    for (name, value) in &resp.headers {
-        // The server owns the framing and the connection's fate.
-        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING || name == CONNECTION {
-            continue;
-        }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
     // HEAD answers with the Content-Length a GET would have; 204 and 1xx
     // must not carry one (RFC 9110 §8.6).
     let no_length = resp.status.is_informational() || resp.status == StatusCode::NO_CONTENT;
-    if !no_length && (body || method == Method::HEAD) {
-        out.extend_from_slice(b"Content-Length: ");
-        let mut n = itoa::Buffer::new();
-        out.extend_from_slice(n.format(resp.body.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    match (persist, version) {
-        (Persist::Close, _) => out.extend_from_slice(b"Connection: close\r\n"),
-        (Persist::KeepAlive, Version::HTTP_10) => {
-            out.extend_from_slice(b"Connection: keep-alive\r\n")
-        }
-        (Persist::KeepAlive, _) => {}
-    }
-    out.extend_from_slice(b"\r\n");
+    let framing = if !no_length && (body || method == Method::HEAD) {
+        HeadFraming::Length(resp.body.len() as u64)
+    } else {
+        HeadFraming::None
+    };
+    encode_head(
+        out,
+        version,
+        resp.status,
+        &resp.headers,
+        framing,
+        persist,
+        server_name,
+    );
     if body {
         out.extend_from_slice(&resp.body);
     }

@@ -7,14 +7,18 @@
 
 mod conn;
 pub mod decompress;
+pub mod delegate;
 pub mod encode;
 mod error;
 pub mod framing;
 mod message;
 pub mod parse;
 pub mod server;
+pub mod writer;
 pub mod xheaders;
 
+pub use delegate::HttpDelegate;
 pub use error::RequestError;
 pub use message::{Request, Response};
 pub use server::{HttpConfig, HttpServer};
+pub use writer::ResponseWriter;

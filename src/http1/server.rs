@@ -9,10 +9,19 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::conn::Connection;
+use super::delegate::HttpDelegate;
 use super::message::{Request, Response};
 use crate::tcpserver::TcpServer;
 
 pub(crate) type Handler = dyn Fn(Request) -> Pin<Box<dyn Future<Output = Response>>>;
+pub(crate) type DelegateFactory = dyn Fn() -> Box<dyn HttpDelegate>;
+
+/// What answers requests: a whole-request handler or streaming delegates.
+#[derive(Clone)]
+pub(crate) enum App {
+    Simple(Rc<Handler>),
+    Delegate(Rc<DelegateFactory>),
+}
 
 /// What the server and its connections share for a graceful shutdown.
 #[derive(Default)]
@@ -111,12 +120,28 @@ impl HttpServer {
         Fut: Future<Output = Response> + 'static,
     {
         let handler: Rc<Handler> = Rc::new(move |r| Box::pin(handler(r)));
+        HttpServer::with_app(config, App::Simple(handler))
+    }
+
+    /// A server that streams: each request gets a fresh delegate from
+    /// `factory`, which receives the body in pieces and answers through a
+    /// [`ResponseWriter`](super::ResponseWriter); see [`HttpDelegate`].
+    pub fn with_delegate<F, D>(config: HttpConfig, factory: F) -> HttpServer
+    where
+        F: Fn() -> D + 'static,
+        D: HttpDelegate + 'static,
+    {
+        let factory: Rc<DelegateFactory> = Rc::new(move || Box::new(factory()));
+        HttpServer::with_app(config, App::Delegate(factory))
+    }
+
+    fn with_app(config: HttpConfig, app: App) -> HttpServer {
         let config = Rc::new(config);
         let shared = Rc::new(Shared::default());
         let s = shared.clone();
         let tcp = TcpServer::new(move |stream, peer| {
             let _ = stream.set_nodelay(true);
-            Connection::new(stream, peer, config.clone(), handler.clone(), s.clone()).run()
+            Connection::new(stream, peer, config.clone(), app.clone(), s.clone()).run()
         });
         HttpServer { tcp, shared }
     }

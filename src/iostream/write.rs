@@ -228,4 +228,46 @@ impl IOStream {
             until: Ok(until),
         }
     }
+
+    /// Queues several chunks as one write: they go out in one gathered
+    /// system call when the kernel takes them (e.g. a chunked-encoding size
+    /// line, the data and its CRLF). The future resolves when all of them
+    /// are handed to the kernel.
+    pub fn write_chunks(&self, chunks: impl IntoIterator<Item = Bytes>) -> Write<'_> {
+        let inner = &self.inner;
+        let until = {
+            let mut st = inner.st.borrow_mut();
+            if st.closed {
+                drop(st);
+                return Write {
+                    stream: self,
+                    until: Err(inner.closed_error()),
+                };
+            }
+            let chunks: Vec<Bytes> = chunks.into_iter().filter(|c| !c.is_empty()).collect();
+            let added: usize = chunks.iter().map(Bytes::len).sum();
+            if let Some(max) = st.max_write_buffer_size
+                && st.wq_bytes + added > max
+            {
+                return Write {
+                    stream: self,
+                    until: Err(StreamError::BufferFull),
+                };
+            }
+            let was_empty = st.wq.is_empty();
+            st.wq.extend(chunks);
+            st.wq_bytes += added;
+            st.queued_total += added as u64;
+            let until = st.queued_total;
+            drop(st);
+            if was_empty {
+                inner.handle_write();
+            }
+            until
+        };
+        Write {
+            stream: self,
+            until: Ok(until),
+        }
+    }
 }
