@@ -246,4 +246,22 @@ per_backend! {
             lp.remove_handler(high.as_raw_fd());
         }
     }
+
+    fn edge_interest_reports_a_change_once_or_is_refused(lp) {
+        let (a, mut b) = socketpair();
+        b.write_all(b"x").unwrap(); // readable, and stays so (never read)
+        let calls = Rc::new(Cell::new(0));
+        let c = calls.clone();
+        let r = lp.add_handler(a.as_raw_fd(), Interest::READ | Interest::EDGE, move |_, _| c.set(c.get() + 1));
+        if !lp.capabilities().edge_triggered {
+            assert!(matches!(r, Err(Error::EdgeUnsupported(_))), "{r:?}");
+            return;
+        }
+        r.unwrap();
+        run_for(&lp, Duration::from_millis(30));
+        assert_eq!(calls.get(), 1, "edge-triggered: one report for one change");
+        b.write_all(b"y").unwrap(); // a new change: one more report
+        run_for(&lp, Duration::from_millis(30));
+        assert_eq!(calls.get(), 2);
+    }
 }

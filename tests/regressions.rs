@@ -110,6 +110,35 @@ per_backend! {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         lp.run_sync(async move { assert!(server.add_sockets([l]).is_err()) });
     }
+
+    // Edge-triggered streams: data and the peer's FIN arriving together
+    // make one edge; the short read that got the data used to be taken as
+    // "drained", the EOF was never read and read_until_close hung.
+    fn data_and_fin_together_still_end_read_until_close(lp) {
+        use std::io::Write;
+        let got = lp.run_sync_timeout(async {
+            let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let a = cyclone::IOStream::new(a).unwrap();
+            b.write_all(b"last words").unwrap();
+            drop(b);
+            a.read_until_close().await.unwrap()
+        }, common::HANG).unwrap();
+        assert_eq!(&got[..], b"last words");
+    }
+
+    fn data_then_fin_after_a_partial_read_still_closes(lp) {
+        use std::io::Write;
+        let closed = lp.run_sync_timeout(async {
+            let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let a = cyclone::IOStream::new(a).unwrap();
+            b.write_all(b"abc").unwrap();
+            drop(b);
+            let first = a.read_bytes(16, true).await.unwrap();
+            assert_eq!(&first[..], b"abc");
+            a.read_bytes(1, false).await.is_err() && a.is_closed()
+        }, common::HANG).unwrap();
+        assert!(closed);
+    }
 }
 
 #[test]

@@ -32,6 +32,10 @@ pub enum Error {
         /// The backend that refused it.
         backend: Backend,
     },
+    /// [`Interest::EDGE`](super::Interest::EDGE) asked of a backend that is
+    /// level-triggered only.
+    #[error("the {0} backend cannot do edge-triggered interest")]
+    EdgeUnsupported(Backend),
     /// `start()` (or `run_sync`) on a loop that is already running.
     #[error("the IOLoop is already running")]
     AlreadyRunning,

@@ -141,6 +141,9 @@ impl IOLoop {
                 backend: i.backend,
             });
         }
+        if interest.is_edge() && !i.caps.edge_triggered {
+            return Err(Error::EdgeUnsupported(i.backend));
+        }
         let mut table = i.handlers.borrow_mut();
         if table.slot_of(fd).is_some() {
             return Err(Error::AlreadyRegistered(fd));
@@ -171,6 +174,9 @@ impl IOLoop {
     /// again). Fails with [`Error::NotRegistered`] for an unknown fd.
     pub fn update_handler(&self, fd: RawFd, interest: Interest) -> Result<(), Error> {
         let i = &self.inner;
+        if interest.is_edge() && !i.caps.edge_triggered {
+            return Err(Error::EdgeUnsupported(i.backend));
+        }
         let mut table = i.handlers.borrow_mut();
         let slot = table.slot_of(fd).ok_or(Error::NotRegistered(fd))?;
         let old = table.slab[slot].interest;

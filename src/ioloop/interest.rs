@@ -21,6 +21,12 @@ impl Interest {
     pub const WRITE: Interest = Interest(2);
     /// Both directions.
     pub const BOTH: Interest = Interest(3);
+    /// A modifier: report readiness once per change (edge-triggered)
+    /// instead of on every turn while it lasts. Only for backends whose
+    /// [`Capabilities::edge_triggered`](super::Capabilities) is true (epoll);
+    /// the handler must then consume readiness until `EAGAIN`, or remember
+    /// it (as `IOStream` does).
+    pub const EDGE: Interest = Interest(4);
 
     /// Whether read readiness is requested.
     pub const fn is_readable(self) -> bool {
@@ -30,9 +36,14 @@ impl Interest {
     pub const fn is_writable(self) -> bool {
         self.0 & 2 != 0
     }
-    /// Whether nothing is requested (the handler is parked).
+    /// Whether nothing is requested (the handler is parked); `EDGE` alone
+    /// requests nothing.
     pub const fn is_empty(self) -> bool {
-        self.0 == 0
+        self.0 & 3 == 0
+    }
+    /// Whether the `EDGE` modifier is set.
+    pub const fn is_edge(self) -> bool {
+        self.0 & 4 != 0
     }
     /// `self` without the bits of `other`.
     pub const fn remove(self, other: Interest) -> Interest {
@@ -43,7 +54,12 @@ impl Interest {
         if self.is_empty() {
             return Ready::EMPTY;
         }
-        Ready(self.0 | Ready::ERROR.0 | Ready::HUP.0)
+        let closed = if self.is_readable() {
+            Ready::READ_CLOSED.0
+        } else {
+            0
+        };
+        Ready((self.0 & 3) | Ready::ERROR.0 | Ready::HUP.0 | closed)
     }
 }
 
@@ -63,11 +79,15 @@ impl BitOrAssign for Interest {
 impl fmt::Debug for Interest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.is_readable(), self.is_writable()) {
-            (false, false) => f.write_str("NONE"),
-            (true, false) => f.write_str("READ"),
-            (false, true) => f.write_str("WRITE"),
-            (true, true) => f.write_str("READ | WRITE"),
+            (false, false) => f.write_str("NONE")?,
+            (true, false) => f.write_str("READ")?,
+            (false, true) => f.write_str("WRITE")?,
+            (true, true) => f.write_str("READ | WRITE")?,
         }
+        if self.is_edge() {
+            f.write_str(" | EDGE")?;
+        }
+        Ok(())
     }
 }
 
@@ -87,6 +107,12 @@ impl Ready {
     pub const ERROR: Ready = Ready(4);
     /// The peer hung up (`EPOLLHUP`, `POLLHUP`).
     pub const HUP: Ready = Ready(8);
+    /// The peer shut down its sending side (`EPOLLRDHUP`): a read will
+    /// return EOF once the data before it is consumed. Reported only to
+    /// edge-triggered interest, where it is the one signal that a short
+    /// read did not see everything (data and FIN arriving together make a
+    /// single edge).
+    pub const READ_CLOSED: Ready = Ready(16);
 
     /// Whether `READABLE` is set.
     pub const fn is_readable(self) -> bool {
@@ -103,6 +129,10 @@ impl Ready {
     /// Whether `HUP` is set.
     pub const fn is_hup(self) -> bool {
         self.0 & Self::HUP.0 != 0
+    }
+    /// Whether `READ_CLOSED` is set.
+    pub const fn is_read_closed(self) -> bool {
+        self.0 & Self::READ_CLOSED.0 != 0
     }
     /// Whether no bit is set.
     pub const fn is_empty(self) -> bool {
@@ -141,6 +171,7 @@ impl fmt::Debug for Ready {
             (Self::WRITABLE, "WRITABLE"),
             (Self::ERROR, "ERROR"),
             (Self::HUP, "HUP"),
+            (Self::READ_CLOSED, "READ_CLOSED"),
         ];
         let mut first = true;
         for (bit, name) in names {

@@ -68,6 +68,9 @@ struct State {
     may_read: bool,
     /// A read future is outstanding (only one may be).
     reading: bool,
+    /// The peer shut down its side (READ_CLOSED seen): keep reading past
+    /// short reads until the EOF itself is read.
+    peer_closed: bool,
     /// A read waits for the fd.
     read_waiting: bool,
     /// The reader's waker, kept after waking it: a reader that waits again
@@ -92,6 +95,11 @@ struct State {
 pub(crate) struct Inner {
     fd: RawFd,
     kind: Kind,
+    /// Registered edge-triggered (epoll): READ stays on for the stream's
+    /// life and readiness is remembered in `may_read`, so the kernel never
+    /// re-checks a socket nobody is waiting on. Level-triggered backends
+    /// drop READ lazily instead.
+    edge: bool,
     /// `None` once closed (closing drops it).
     owned: RefCell<Option<OwnedFd>>,
     lp: IOLoop,
@@ -139,9 +147,16 @@ impl IOStream {
     fn with_loop(fd: OwnedFd, kind: Kind, lp: &IOLoop) -> io::Result<IOStream> {
         let raw = fd.as_raw_fd();
         crate::ioloop::sys::set_nonblocking(raw)?;
+        let edge = lp.capabilities().edge_triggered;
+        let initial = if edge {
+            Interest::READ | Interest::EDGE
+        } else {
+            Interest::NONE
+        };
         let inner = Rc::new(Inner {
             fd: raw,
             kind,
+            edge,
             owned: RefCell::new(Some(fd)),
             lp: lp.clone(),
             st: RefCell::new(State {
@@ -149,6 +164,7 @@ impl IOStream {
                 scanned: 0,
                 may_read: true,
                 reading: false,
+                peer_closed: false,
                 read_waiting: false,
                 read_waker: None,
                 wq: VecDeque::new(),
@@ -156,7 +172,7 @@ impl IOStream {
                 queued_total: 0,
                 written_total: 0,
                 write_wakers: Vec::new(),
-                interest: Interest::NONE,
+                interest: initial,
                 closed: false,
                 error: None,
                 close_callback: None,
@@ -167,7 +183,7 @@ impl IOStream {
             }),
         });
         let weak = Rc::downgrade(&inner);
-        lp.add_handler(raw, Interest::NONE, move |_, ready| on_ready(&weak, ready))
+        lp.add_handler(raw, initial, move |_, ready| on_ready(&weak, ready))
             .map_err(io::Error::other)?;
         Ok(IOStream { inner })
     }
@@ -395,9 +411,17 @@ impl Inner {
     /// lazily, by the handler, when the fd turns readable with nobody
     /// reading. A stream read in a loop (the usual case) so never pays an
     /// `epoll_ctl` per read.
-    fn wanted_interest(st: &State) -> Interest {
+    fn wanted_interest(&self, st: &State) -> Interest {
         if st.closed {
             return Interest::NONE;
+        }
+        if self.edge {
+            let write = if st.wq.is_empty() {
+                Interest::NONE
+            } else {
+                Interest::WRITE
+            };
+            return Interest::READ | Interest::EDGE | write;
         }
         let mut i = Interest::NONE;
         if st.interest.is_readable() || st.read_waiting || Inner::listening(st) {
@@ -432,7 +456,7 @@ impl Inner {
     fn update_interest(&self) {
         let want = {
             let mut st = self.st.borrow_mut();
-            let want = Inner::wanted_interest(&st);
+            let want = self.wanted_interest(&st);
             if want == st.interest {
                 return;
             }
@@ -493,10 +517,12 @@ fn on_ready(weak: &Weak<Inner>, ready: Ready) {
     if ready.is_writable() || ready.is_error() || ready.is_hup() {
         inner.handle_write();
     }
-    if ready.is_readable() || ready.is_error() || ready.is_hup() {
+    if ready.is_readable() || ready.is_error() || ready.is_hup() || ready.is_read_closed() {
         let (waker, listening) = {
             let mut st = inner.st.borrow_mut();
             st.may_read = true;
+            // Pipes and errors say it with HUP/ERROR rather than RDHUP.
+            st.peer_closed |= ready.is_read_closed() || ready.is_hup() || ready.is_error();
             let waiting = std::mem::take(&mut st.read_waiting);
             (
                 waiting.then(|| st.read_waker.take()).flatten(),
@@ -518,8 +544,10 @@ fn on_ready(weak: &Weak<Inner>, ready: Ready) {
             None if listening => {
                 inner.read_once();
             }
-            // Nobody at all: stop hearing about it (level-triggered polling
-            // would report it on every turn); the next read finds the data.
+            // Nobody at all: the next read finds the data. Level-triggered,
+            // stop hearing about it (it would be reported on every turn);
+            // edge-triggered, it is not reported again anyway.
+            None if inner.edge => {}
             None => inner.drop_read_interest(),
         }
     }

@@ -163,7 +163,9 @@ impl Inner {
             Ok(n) => {
                 // A short read drained the fd: wait for the poller rather
                 // than read again just to see EAGAIN.
-                st.may_read = n == asked;
+                // (Unless the peer has shut down: the EOF after this data
+                // makes no new edge, so it must be read now.)
+                st.may_read = n == asked || st.peer_closed;
                 true
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {

@@ -52,6 +52,11 @@ impl Epoll {
         if interest.is_writable() {
             flags |= libc::EPOLLOUT;
         }
+        if interest.is_edge() {
+            // RDHUP: a FIN that arrives with the last data shares its edge;
+            // without it a short read could not tell it missed the EOF.
+            flags |= libc::EPOLLET | libc::EPOLLRDHUP;
+        }
         let mut ev = libc::epoll_event {
             events: flags as u32,
             u64: token.0,
@@ -143,6 +148,9 @@ impl Poller for Epoll {
             if bits & libc::EPOLLHUP != 0 {
                 ready |= Ready::HUP;
             }
+            if bits & libc::EPOLLRDHUP != 0 {
+                ready |= Ready::READ_CLOSED;
+            }
             events.push(Token(ev.u64), ready);
         }
         // SAFETY: shrinking to 0 drops nothing (epoll_event is plain data).
@@ -155,6 +163,7 @@ impl Poller for Epoll {
             max_fd: None,
             reports_hup: true,
             sub_millisecond_timeout: self.has_pwait2,
+            edge_triggered: true,
         }
     }
 }

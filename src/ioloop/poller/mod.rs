@@ -16,7 +16,9 @@
 //!    watched fd is ready or `timeout` passes (`None`: forever,
 //!    `Some(ZERO)`: do not wait), and appends one [`Event`] per ready fd
 //!    carrying the token it was registered with.
-//!    - Level-triggered: an fd that stays ready is reported by every call.
+//!    - Level-triggered: an fd that stays ready is reported by every call,
+//!      unless the interest carries [`Interest::EDGE`] (only asked of
+//!      backends whose capabilities say `edge_triggered`).
 //!    - `ERROR` and `HUP` are reported whatever the interest was.
 //!    - A wait must never end *before* `timeout` because of rounding: round
 //!      up (a wait that ends early makes the loop spin until the deadline).
@@ -104,6 +106,9 @@ pub struct Capabilities {
     pub reports_hup: bool,
     /// Whether waits are precise below a millisecond (no rounding up).
     pub sub_millisecond_timeout: bool,
+    /// Whether [`Interest::EDGE`] is supported (epoll's `EPOLLET`).
+    /// Backends without it must not be asked for it.
+    pub edge_triggered: bool,
 }
 
 /// The system-call interface behind the loop. See the module docs for the

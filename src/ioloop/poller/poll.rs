@@ -137,6 +137,7 @@ impl Poller for Poll {
             max_fd: None,
             reports_hup: true,
             sub_millisecond_timeout: true,
+            edge_triggered: false,
         }
     }
 }

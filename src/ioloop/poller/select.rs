@@ -193,6 +193,7 @@ impl Poller for Select {
             max_fd: Some(FD_SETSIZE),
             reports_hup: false,
             sub_millisecond_timeout: true,
+            edge_triggered: false,
         }
     }
 }
