@@ -115,6 +115,18 @@ fn find(st: &mut State, target: &Target) -> Found {
     }
 }
 
+/// The first `n` bytes of `buf`, frozen. Taking all of it moves the
+/// buffer out whole: `split_to` would first promote it to a shared
+/// allocation (one more malloc/free and atomic reference counts per read),
+/// and a read that takes everything is the common case.
+fn take_front(buf: &mut bytes::BytesMut, n: usize) -> Bytes {
+    if n == buf.len() {
+        std::mem::take(buf).freeze()
+    } else {
+        buf.split_to(n).freeze()
+    }
+}
+
 fn memchr_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(hay, needle)
 }
@@ -296,7 +308,7 @@ impl Future for Read<'_> {
         match inner.poll_target(cx, &self.target) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(r) => {
-                let out = r.map(|n| inner.st.borrow_mut().rbuf.split_to(n).freeze());
+                let out = r.map(|n| take_front(&mut inner.st.borrow_mut().rbuf, n));
                 inner.finish_read();
                 self.done = true;
                 inner.update_interest();
