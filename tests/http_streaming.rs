@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cyclone::IOLoop;
-use cyclone::http1::{HttpConfig, HttpDelegate, HttpServer, Request, ResponseWriter};
+use cyclone::http1::{
+    HeadersAction, HttpConfig, HttpDelegate, HttpServer, Request, Response, ResponseWriter,
+};
 use http::{HeaderMap, StatusCode};
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -37,6 +39,8 @@ enum Answer {
     Nothing,
     /// Announces 3 bytes and tries to write 5.
     TooLong,
+    /// Refuses at headers_received with a 401.
+    Refuse,
 }
 
 struct Recorder {
@@ -46,7 +50,14 @@ struct Recorder {
 }
 
 impl HttpDelegate for Recorder {
-    fn headers_received(&mut self, _req: &Request) {}
+    fn headers_received(&mut self, _req: &Request) -> HeadersAction {
+        match self.answer {
+            Answer::Refuse => {
+                HeadersAction::Respond(Response::text("no").status(StatusCode::UNAUTHORIZED))
+            }
+            _ => HeadersAction::Continue,
+        }
+    }
 
     fn data_received(&mut self, chunk: Bytes) {
         let mut log = self.log.borrow_mut();
@@ -74,7 +85,7 @@ impl HttpDelegate for Recorder {
                     w.write(&b"world"[..]).await.unwrap();
                     w.finish().await.unwrap();
                 }
-                Answer::Nothing => {}
+                Answer::Nothing | Answer::Refuse => {}
                 Answer::TooLong => {
                     w.write_head(StatusCode::OK, &HeaderMap::new(), Some(3))
                         .unwrap();
@@ -236,5 +247,15 @@ per_backend! {
     fn writing_past_the_announced_length_is_refused(lp) {
         let r = run(&lp, Answer::TooLong, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), false);
         assert_eq!(r.too_long, Some(true));
+    }
+
+    fn a_delegate_refusing_at_the_head_answers_without_100_continue(lp) {
+        let raw = b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n".to_vec();
+        let r = run(&lp, Answer::Refuse, raw, false);
+        let text = String::from_utf8_lossy(&r.got);
+        assert!(text.starts_with("HTTP/1.1 401 "), "{text}");
+        assert!(!text.contains("100 Continue"), "{text}");
+        assert!(text.contains("Connection: close"), "{text}");
+        assert!(r.log.pieces.is_empty(), "the body was never read");
     }
 }

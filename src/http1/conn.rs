@@ -24,6 +24,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, EXPECT};
 use http::{HeaderMap, Method, StatusCode, Version};
 
+use super::delegate::HeadersAction;
 use super::encode::{Persist, encode_response};
 use super::error::RequestError;
 use super::framing::{self, BodyKind};
@@ -361,10 +362,22 @@ impl Connection {
         keep_alive: bool,
     ) -> Result<bool, Stop> {
         let cfg = self.config.clone();
+        let mut delegate = factory();
+        if let HeadersAction::Respond(resp) = delegate.headers_received(&request) {
+            // Answered before reading the body: no 100 Continue, and the
+            // unread body means the connection cannot be reused.
+            encode_response(
+                &mut self.out,
+                request.version,
+                &request.method,
+                &resp,
+                Persist::Close,
+                cfg.server_name.as_bytes(),
+            );
+            return Ok(false);
+        }
         self.prepare_body(&request.headers, request.version, kind)
             .await?;
-        let mut delegate = factory();
-        delegate.headers_received(&request);
         let stream = self.stream.clone();
         let d = &mut delegate;
         let read = async {

@@ -5,8 +5,20 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 
-use super::message::Request;
+use super::message::{Request, Response};
 use super::writer::ResponseWriter;
+
+/// What to do after [`HttpDelegate::headers_received`].
+#[derive(Debug)]
+pub enum HeadersAction {
+    /// Read the body (sending `100 Continue` first if the client waits
+    /// for it).
+    Continue,
+    /// Answer now, without reading the body: no `100 Continue` is sent,
+    /// and the connection closes after this response (its unread body
+    /// cannot be told apart from a next request).
+    Respond(Response),
+}
 
 /// Handles one request as it streams in, for bodies too large to hold in
 /// memory (uploads, proxies). One delegate is made per request by the
@@ -22,8 +34,10 @@ use super::writer::ResponseWriter;
 /// `finish`. Limits and timeouts of [`HttpConfig`](super::HttpConfig) apply
 /// as for whole-body requests (`decompress_request` does not).
 pub trait HttpDelegate {
-    /// The head arrived (`req.body` is empty).
-    fn headers_received(&mut self, req: &Request);
+    /// The head arrived (`req.body` is empty). Decide whether the body is
+    /// wanted (an upload too large, or unauthorised, can be refused here
+    /// before the client sends it).
+    fn headers_received(&mut self, req: &Request) -> HeadersAction;
     /// A piece of the body arrived.
     fn data_received(&mut self, chunk: Bytes);
     /// The whole body arrived: answer. The response ends when the returned

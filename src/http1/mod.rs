@@ -17,7 +17,7 @@ pub mod server;
 pub mod writer;
 pub mod xheaders;
 
-pub use delegate::HttpDelegate;
+pub use delegate::{HeadersAction, HttpDelegate};
 pub use error::RequestError;
 pub use message::{Request, Response};
 pub use server::{HttpConfig, HttpServer};
