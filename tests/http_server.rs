@@ -297,6 +297,124 @@ per_backend! {
         refused(&lp, "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
     }
 
+    // Review findings (bugs fixed in the same change): each must stay fixed.
+    fn a_bare_lf_blank_line_is_400_and_nothing_is_smuggled(lp) {
+        refused(&lp, "GET /a HTTP/1.1\nHost: x\n\n", 400);
+    }
+
+    fn a_trailer_line_that_is_not_a_field_is_400(lp) {
+        refused(&lp, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nGET /x HTTP/1.1\r\n\r\n", 400);
+    }
+
+    fn a_chunk_size_with_a_stray_cr_is_400(lp) {
+        refused(&lp, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\r\nhello\r\n0\r\n\r\n", 400);
+    }
+
+    fn http10_with_transfer_encoding_closes_after_its_response(lp) {
+        let r = send(&lp, "POST /echo HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET / HTTP/1.0\r\n\r\n");
+        assert_eq!(r.len(), 1, "nothing after faulty 1.0 framing is served");
+        assert_eq!(r[0].header("connection"), Some("close"));
+    }
+
+    fn a_finished_response_is_not_held_back_by_a_partial_next_request(lp) {
+        let got = lp.run_sync_timeout(async {
+            let server = HttpServer::new(demo);
+            let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+            let client = std::thread::spawn(move || {
+                let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                // The response must come while the client keeps the next
+                // request half sent (header_timeout is 60 s).
+                c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+                c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HT").unwrap();
+                let mut buf = [0u8; 16];
+                let n = c.read(&mut buf).unwrap_or(0);
+                buf[..n].to_vec()
+            });
+            while !client.is_finished() {
+                cyclone::sleep(Duration::from_millis(1)).await;
+            }
+            server.tcp().stop();
+            client.join().unwrap()
+        }, LIMIT).unwrap();
+        assert!(got.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&got));
+    }
+
+    fn after_an_error_response_the_server_drains_instead_of_resetting(lp) {
+        // Lingering close: the 413 is decided from the head while the
+        // client may still be sending its body. The server must keep
+        // reading (and discarding) for a while, so the client's further
+        // writes do not bounce off a closed socket with a reset (which
+        // can destroy the response before the client reads it).
+        let (writes_ok, clean_eof) = lp.run_sync_timeout(async {
+            let server = HttpServer::new(demo);
+            let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+            let client = std::thread::spawn(move || {
+                let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                c.set_read_timeout(Some(LIMIT)).unwrap();
+                c.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n").unwrap();
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    c.read_exact(&mut byte).unwrap();
+                    head.push(byte[0]);
+                }
+                assert!(head.starts_with(b"HTTP/1.1 413 "));
+                // Keep sending the body after the answer, twice, with a
+                // pause: a server that closed would reset the second write.
+                let mut ok = c.write_all(&[b'z'; 4096]).is_ok();
+                std::thread::sleep(Duration::from_millis(50));
+                ok &= c.write_all(&[b'z'; 4096]).is_ok();
+                std::thread::sleep(Duration::from_millis(50));
+                ok &= c.write_all(&[b'z'; 4096]).is_ok();
+                // A reset connection cannot even be shut down.
+                ok &= c.shutdown(Shutdown::Write).is_ok();
+                let mut rest = Vec::new();
+                let eof = c.read_to_end(&mut rest).is_ok();
+                (ok, eof)
+            });
+            while !client.is_finished() {
+                cyclone::sleep(Duration::from_millis(1)).await;
+            }
+            server.tcp().stop();
+            client.join().unwrap()
+        }, LIMIT).unwrap();
+        assert!(writes_ok, "the server reset the connection instead of draining it");
+        assert!(clean_eof, "the connection did not end with a clean EOF");
+    }
+
+    fn a_client_that_never_reads_is_disconnected_after_write_timeout(lp) {
+        let gone = lp.run_sync_timeout(async {
+            let config = HttpConfig { write_timeout: Duration::from_millis(100), ..HttpConfig::default() };
+            let server = HttpServer::with_config(config, |_req: Request| async move {
+                Response::text(vec![b'x'; 256 * 1024]) // more than loopback buffers hold
+            });
+            let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+            let client = std::thread::spawn(move || {
+                let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                for _ in 0..64 {
+                    let _ = c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+                }
+                std::thread::sleep(Duration::from_millis(1500)); // never reads
+                drop(c);
+            });
+            while server.tcp().connection_count() == 0 {
+                cyclone::sleep(Duration::from_millis(1)).await;
+            }
+            // Well before the client gives up, the server has let go.
+            let t0 = std::time::Instant::now();
+            while server.tcp().connection_count() > 0 && t0.elapsed() < Duration::from_secs(1) {
+                cyclone::sleep(Duration::from_millis(5)).await;
+            }
+            let gone = server.tcp().connection_count() == 0;
+            while !client.is_finished() {
+                cyclone::sleep(Duration::from_millis(5)).await;
+            }
+            server.tcp().stop();
+            gone
+        }, LIMIT).unwrap();
+        assert!(gone, "the connection outlived write_timeout");
+    }
+
     fn unsupported_version_is_505(lp) {
         refused(&lp, "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505);
     }

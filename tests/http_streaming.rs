@@ -258,4 +258,11 @@ per_backend! {
         assert!(text.contains("Connection: close"), "{text}");
         assert!(r.log.pieces.is_empty(), "the body was never read");
     }
+
+    fn the_delegate_hears_of_a_body_cut_short_by_bad_framing(lp) {
+        let raw = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\n".to_vec();
+        let r = run(&lp, Answer::EchoSized, raw, false);
+        assert!(r.log.closed_early, "on_connection_close after a 400 mid-body");
+        assert!(String::from_utf8_lossy(&r.got).starts_with("HTTP/1.1 400 "));
+    }
 }

@@ -40,6 +40,12 @@ use crate::netutil::PeerAddr;
 /// that pipelines without reading cannot make the server buffer without end.
 const MAX_PENDING_OUTPUT: usize = 256 * 1024;
 
+/// How long a lingering close waits for the client to finish sending
+/// (nginx's `lingering_timeout`).
+const LINGER_TIME: Duration = Duration::from_secs(5);
+/// The most a lingering close reads and discards before closing anyway.
+const LINGER_MAX_BYTES: usize = 1024 * 1024;
+
 /// The largest piece of a request body handed to a delegate at once (and
 /// read at once): big enough for throughput, small enough that a stream of
 /// uploads keeps memory flat.
@@ -113,7 +119,9 @@ async fn within<F: Future>(
         }
         if !armed {
             armed = true;
-            timer.reset(Instant::now() + limit);
+            // "No limit" configured as a huge Duration must not overflow.
+            let deadline = Instant::now().checked_add(limit).unwrap_or_else(far_future);
+            timer.reset(deadline);
         }
         match Pin::new(&mut *timer).poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(Timeout)),
@@ -142,12 +150,25 @@ impl Connection {
         }
     }
 
+    /// Sends the pending output. A client that stops reading (a zero
+    /// window) must not hold the connection forever: the write has
+    /// `write_timeout` to complete.
     async fn flush(&mut self) -> Result<(), Stop> {
         if self.out.is_empty() {
             return Ok(());
         }
         let data = self.out.split().freeze();
-        self.stream.write(data).await.map_err(|_| Stop::Quiet)
+        let stream = self.stream.clone();
+        match within(
+            &mut self.timer,
+            self.config.write_timeout,
+            stream.write(data),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(Stop::Quiet),
+        }
     }
 
     /// Serves requests until the connection ends.
@@ -159,11 +180,37 @@ impl Connection {
                 Err(stop) => break stop,
             }
         };
+        let linger = matches!(stop, Stop::Respond(..));
         if let Stop::Respond(status, why) = stop {
             self.error_response(status, why);
         }
-        let _ = self.flush().await;
+        if self.flush().await.is_ok() && (linger || self.stream.buffered() > 0) {
+            self.linger().await;
+        }
         self.stream.close();
+    }
+
+    /// Lingering close (RFC 9112 §9.6): after a response that ends the
+    /// connection while the client may still be sending (an error, a
+    /// refused body, `Connection: close` with requests behind it), shut
+    /// down the sending side and read and discard for a while, so that
+    /// closing with unread data does not make the kernel send a reset that
+    /// destroys the response before the client reads it.
+    async fn linger(&mut self) {
+        if self.stream.shutdown_write().is_err() {
+            return;
+        }
+        let stream = self.stream.clone();
+        let drain = async {
+            let mut discarded = 0;
+            while discarded < LINGER_MAX_BYTES {
+                match stream.read_bytes(BODY_PIECE, true).await {
+                    Ok(b) => discarded += b.len(),
+                    Err(_) => return, // EOF: the client saw everything
+                }
+            }
+        };
+        let _ = within(&mut self.timer, LINGER_TIME, drain).await;
     }
 
     fn error_response(&mut self, status: StatusCode, why: &'static str) {
@@ -202,6 +249,11 @@ impl Connection {
                 Ok(Err(_)) | Err(_) => return Ok(false),
             }
         }
+        // The next head is not all here yet: send what is pending first
+        // (a finished response must not wait for the client's next one).
+        if !self.out.is_empty() && !self.stream.buffer_contains(b"\r\n\r\n") {
+            self.flush().await?;
+        }
         // Head: the whole head must arrive within header_timeout.
         let head_read = self.stream.try_read_until(b"\r\n\r\n", cfg.max_header_size);
         let head = match within(&mut self.timer, cfg.header_timeout, head_read).await {
@@ -214,7 +266,12 @@ impl Connection {
         };
         let head = parse_head(head, cfg.max_headers)?;
         let kind = framing::body_kind(&head.headers)?;
+        // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty
+        // framing; whatever follows on the connection cannot be trusted.
+        let te_on_1_0 = head.version == Version::HTTP_10
+            && head.headers.contains_key(http::header::TRANSFER_ENCODING);
         let keep_alive = !cfg.no_keep_alive
+            && !te_on_1_0
             && !self.shared.draining.get()
             && wants_keep_alive(head.version, &head.headers);
         let peer_ip = match &self.peer {
@@ -256,11 +313,21 @@ impl Connection {
         };
         let method = request.method.clone();
         let version = request.version;
-        let response = match (CatchUnwind {
-            inner: handler(request),
-        })
-        .await
-        {
+        // Called inside the async block, so a panic in the handler's
+        // synchronous part is caught too.
+        let mut call = std::pin::pin!(CatchUnwind {
+            inner: async move { handler(request).await },
+        });
+        let answered = match poll_once(call.as_mut()).await {
+            Some(r) => r,
+            None => {
+                // The handler has to wait: send earlier pipelined
+                // responses now rather than after it.
+                self.flush().await?;
+                call.await
+            }
+        };
+        let response = match answered {
             Ok(r) => r,
             Err(msg) => {
                 tracing::error!("handler panicked: {msg}");
@@ -362,8 +429,21 @@ impl Connection {
         keep_alive: bool,
     ) -> Result<bool, Stop> {
         let cfg = self.config.clone();
-        let mut delegate = factory();
-        if let HeadersAction::Respond(resp) = delegate.headers_received(&request) {
+        // The delegate's synchronous methods run under catch_unwind too: a
+        // panic there is a 500, not a silently dropped connection.
+        let guard = |f: &mut dyn FnMut()| std::panic::catch_unwind(AssertUnwindSafe(f)).is_ok();
+        let mut made = None;
+        if !guard(&mut || made = Some(factory())) {
+            return Err(Stop::Respond(StatusCode::INTERNAL_SERVER_ERROR, ""));
+        }
+        let Some(mut delegate) = made else {
+            return Err(Stop::Respond(StatusCode::INTERNAL_SERVER_ERROR, ""));
+        };
+        let mut action = None;
+        if !guard(&mut || action = Some(delegate.headers_received(&request))) {
+            return Err(Stop::Respond(StatusCode::INTERNAL_SERVER_ERROR, ""));
+        }
+        if let Some(HeadersAction::Respond(resp)) = action {
             // Answered before reading the body: no 100 Continue, and the
             // unread body means the connection cannot be reused.
             encode_response(
@@ -379,7 +459,15 @@ impl Connection {
         self.prepare_body(&request.headers, request.version, kind)
             .await?;
         let stream = self.stream.clone();
+        let mut panicked = false;
         let d = &mut delegate;
+        let mut deliver = |piece: Bytes| {
+            if !panicked
+                && std::panic::catch_unwind(AssertUnwindSafe(|| d.data_received(piece))).is_err()
+            {
+                panicked = true; // further pieces are dropped; answered with 500 below
+            }
+        };
         let read = async {
             match kind {
                 BodyKind::Empty => Ok(()),
@@ -392,23 +480,28 @@ impl Connection {
                             .await
                             .map_err(|_| Stop::Quiet)?;
                         left -= piece.len() as u64;
-                        d.data_received(piece);
+                        deliver(piece);
                     }
                     Ok(())
                 }
-                BodyKind::Chunked => {
-                    read_chunked(&stream, cfg.max_body_size, |piece| d.data_received(piece)).await
-                }
+                BodyKind::Chunked => read_chunked(&stream, cfg.max_body_size, &mut deliver).await,
             }
         };
-        match within(&mut self.timer, cfg.body_timeout, read).await {
-            Ok(Ok(())) => {}
-            Ok(Err(Stop::Quiet)) => {
-                delegate.on_connection_close();
-                return Err(Stop::Quiet);
-            }
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(Stop::Respond(StatusCode::REQUEST_TIMEOUT, "")),
+        let read = within(&mut self.timer, cfg.body_timeout, read).await;
+        let failed = match read {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(_) => Some(Stop::Respond(StatusCode::REQUEST_TIMEOUT, "")),
+        };
+        if panicked {
+            tracing::error!("delegate panicked in data_received");
+            return Err(Stop::Respond(StatusCode::INTERNAL_SERVER_ERROR, ""));
+        }
+        if let Some(stop) = failed {
+            // The body will never be complete: the delegate hears of it
+            // whatever the reason (client gone, bad framing, timeout).
+            delegate.on_connection_close();
+            return Err(stop);
         }
         self.flush().await?; // earlier pipelined responses go first
         let state = Rc::new(std::cell::RefCell::new(WriterState::default()));
@@ -479,6 +572,9 @@ async fn read_chunked(
         if line.is_empty() {
             return Ok(());
         }
+        if !framing::is_field_line(&line) {
+            return Err(RequestError::Chunked("a trailer line is not a header field").into());
+        }
         trailers += line.len() + 2;
         if trailers > framing::MAX_TRAILERS {
             return Err(RequestError::Chunked("trailers too large").into());
@@ -508,6 +604,18 @@ async fn read_line(stream: &IOStream, max: usize) -> Result<Bytes, Stop> {
 /// value.
 fn far_future() -> Instant {
     Instant::now() + std::time::Duration::from_secs(1 << 30)
+}
+
+/// Polls `fut` once: its output, or `None` if it is pending (its waker is
+/// registered, so awaiting it afterwards loses nothing).
+async fn poll_once<F: Future + Unpin>(mut fut: F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| {
+        Poll::Ready(match Pin::new(&mut fut).poll(cx) {
+            Poll::Ready(v) => Some(v),
+            Poll::Pending => None,
+        })
+    })
+    .await
 }
 
 fn expects_continue(headers: &HeaderMap) -> bool {

@@ -29,7 +29,7 @@ pub fn gunzip_request(
     // One byte past the limit tells "exactly max" from "too large".
     let decoder = flate2::read::GzDecoder::new(&body[..]);
     decoder
-        .take(max as u64 + 1)
+        .take((max as u64).saturating_add(1))
         .read_to_end(&mut out)
         .map_err(|_| RequestError::Malformed("invalid gzip body"))?;
     if out.len() > max {
@@ -39,6 +39,8 @@ pub fn gunzip_request(
         headers.insert(HeaderName::from_static("x-consumed-content-encoding"), enc);
     }
     headers.insert(CONTENT_LENGTH, HeaderValue::from(out.len()));
+    // Now framed by Content-Length alone: never both (RFC 9112 §6.3).
+    headers.remove(http::header::TRANSFER_ENCODING);
     Ok(Bytes::from(out))
 }
 

@@ -203,8 +203,22 @@ pub fn encode_response(
     // HEAD answers with the Content-Length a GET would have; 204 and 1xx
     // must not carry one (RFC 9110 §8.6).
     let no_length = resp.status.is_informational() || resp.status == StatusCode::NO_CONTENT;
-    let framing = if !no_length && (body || method == Method::HEAD) {
+    let framing = if no_length {
+        HeadFraming::None
+    } else if body {
         HeadFraming::Length(resp.body.len() as u64)
+    } else if method == Method::HEAD {
+        // HEAD: the length GET would send. A handler that skips the body
+        // for HEAD may say it in its own Content-Length.
+        let declared = resp
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        match declared {
+            Some(n) if resp.body.is_empty() => HeadFraming::Length(n),
+            _ => HeadFraming::Length(resp.body.len() as u64),
+        }
     } else {
         HeadFraming::None
     };
@@ -249,6 +263,14 @@ mod tests {
         );
         assert!(s.contains("Content-Length: 5\r\n"), "{s}");
         assert!(s.ends_with("\r\n\r\n"), "{s}");
+    }
+
+    #[test]
+    fn head_keeps_the_handlers_content_length_when_it_sends_no_body() {
+        let r = Response::new(StatusCode::OK)
+            .header(CONTENT_LENGTH, http::HeaderValue::from_static("1234"));
+        let s = encode(Method::HEAD, r, Persist::KeepAlive, Version::HTTP_11);
+        assert!(s.contains("Content-Length: 1234\r\n"), "{s}");
     }
 
     #[test]

@@ -79,18 +79,38 @@ pub const MAX_CHUNK_SIZE_DIGITS: usize = 16;
 /// The longest chunk-size line (size, extensions, CRLF) accepted: chunk
 /// extensions are tolerated, not an unbounded side channel.
 pub const MAX_CHUNK_LINE: usize = 4096;
+/// Whether a trailer line is a header field (`token ":" value`): anything
+/// else after the last chunk is refused, not skipped, so nothing that looks
+/// like a request can hide there.
+pub fn is_field_line(line: &[u8]) -> bool {
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    colon > 0 && line[..colon].iter().all(|&b| is_tchar(b))
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
 /// The most trailer bytes accepted after the last chunk.
 pub const MAX_TRAILERS: usize = 16 * 1024;
 
 /// Parses a chunk-size line (without its CRLF): the size in hex, then
 /// optional `;extensions`, which are ignored.
 pub fn parse_chunk_size(line: &[u8]) -> Result<u64, RequestError> {
-    let size_part = match line.iter().position(|&b| b == b';') {
-        Some(i) => &line[..i],
+    // Whitespace is allowed only before a ';' (BWS, RFC 9112 §7.1.1), and
+    // only spaces and tabs: a stray CR or a trailing space is an error.
+    let digits = match line.iter().position(|&b| b == b';') {
+        Some(i) => {
+            let mut d = &line[..i];
+            while let [rest @ .., b' ' | b'\t'] = d {
+                d = rest;
+            }
+            d
+        }
         None => line,
     };
-    // Whitespace before ';' (BWS, RFC 9112 §7.1.1) is tolerated.
-    let digits = size_part.trim_ascii_end();
     if digits.is_empty()
         || digits.len() > MAX_CHUNK_SIZE_DIGITS
         || !digits.iter().all(u8::is_ascii_hexdigit)
@@ -170,9 +190,20 @@ mod tests {
     fn chunk_sizes_are_hex_bounded_and_extensions_ignored() {
         assert_eq!(parse_chunk_size(b"1a"), Ok(26));
         assert_eq!(parse_chunk_size(b"A;name=value"), Ok(10));
+        assert_eq!(parse_chunk_size(b"A \t;name=value"), Ok(10));
         assert_eq!(parse_chunk_size(b"0"), Ok(0));
         assert_eq!(parse_chunk_size(b"ffffffffffffffff"), Ok(u64::MAX));
-        for bad in [&b""[..], b"-1", b"0x10", b"1 2", b"g", b"10000000000000000"] {
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"0x10",
+            b"1 2",
+            b"g",
+            b"10000000000000000",
+            b"5\r",
+            b"5 ",
+            b"5\t",
+        ] {
             assert!(parse_chunk_size(bad).is_err(), "{bad:?}");
         }
     }

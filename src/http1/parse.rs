@@ -27,9 +27,20 @@ pub fn parse_head(head: Bytes, max_headers: usize) -> Result<RequestHead, Reques
     // One slot more than allowed tells "exactly max" from "too many".
     let mut slots = vec![httparse::EMPTY_HEADER; max_headers + 1];
     let mut req = httparse::Request::new(&mut slots);
+    // RFC 9112 §2.2 lets a recipient accept a bare LF as a line end;
+    // refusing it closes a smuggling door: a bare-LF blank line would end
+    // the head early for httparse but not for a proxy in front (or vice
+    // versa), and the bytes after it would be read two different ways.
+    if has_bare_lf(&head) {
+        return Err(RequestError::Malformed("bare LF in the request head"));
+    }
     let status = httparse::ParserConfig::default().parse_request(&mut req, &head);
     match status {
-        Ok(httparse::Status::Complete(_)) => {}
+        // Everything read must be the head: nothing may be left unparsed.
+        Ok(httparse::Status::Complete(n)) if n == head.len() => {}
+        Ok(httparse::Status::Complete(_)) => {
+            return Err(RequestError::Malformed("bytes after the head"));
+        }
         Ok(httparse::Status::Partial) => return Err(RequestError::Malformed("incomplete head")),
         Err(e) => return Err(map_httparse(e)),
     }
@@ -66,6 +77,11 @@ pub fn parse_head(head: Bytes, max_headers: usize) -> Result<RequestHead, Reques
         version,
         headers,
     })
+}
+
+/// Whether a `\n` is not preceded by `\r`.
+fn has_bare_lf(head: &[u8]) -> bool {
+    memchr::memchr_iter(b'\n', head).any(|i| i == 0 || head[i - 1] != b'\r')
 }
 
 fn map_httparse(e: httparse::Error) -> RequestError {
@@ -129,6 +145,14 @@ mod tests {
             (
                 "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
                 RequestError::Host,
+            ),
+            (
+                "GET /a HTTP/1.1\nHost: x\n\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+                RequestError::Malformed("bare LF in the request head"),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: x\nX: y\r\n\r\n",
+                RequestError::Malformed("bare LF in the request head"),
             ),
         ];
         for (raw, want) in cases {

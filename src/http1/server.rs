@@ -32,6 +32,10 @@ pub(crate) struct Shared {
     pub(crate) idle: std::cell::RefCell<slab::Slab<crate::iostream::StreamCloser>>,
 }
 
+/// Read-buffer room beyond the head and body limits: one read chunk, so a
+/// request exactly at both limits still fits with the next bytes behind it.
+const READ_SLACK: usize = 64 * 1024;
+
 /// Limits and timeouts. The defaults follow nginx's where it has one.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
@@ -50,6 +54,9 @@ pub struct HttpConfig {
     pub header_timeout: Duration,
     /// How long the body may take (nginx `client_body_timeout`: 60 s). 408.
     pub body_timeout: Duration,
+    /// How long one write of the response may wait for the client to read
+    /// (nginx `send_timeout`: 60 s); then the connection is closed.
+    pub write_timeout: Duration,
     /// The `Server` header value (empty: none).
     pub server_name: String,
     /// Close every connection after one response.
@@ -76,6 +83,7 @@ impl Default for HttpConfig {
             idle_connection_timeout: Duration::from_secs(75),
             header_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
             server_name: "Cyclone".to_string(),
             no_keep_alive: false,
             xheaders: false,
@@ -139,8 +147,12 @@ impl HttpServer {
         let config = Rc::new(config);
         let shared = Rc::new(Shared::default());
         let s = shared.clone();
+        // Never buffer more than one request's worth, even while a
+        // long-polling handler only listens for the client's close.
+        let max_buffer = config.max_header_size + config.max_body_size + READ_SLACK;
         let tcp = TcpServer::new(move |stream, peer| {
             let _ = stream.set_nodelay(true);
+            stream.set_max_buffer_size(max_buffer);
             Connection::new(stream, peer, config.clone(), app.clone(), s.clone()).run()
         });
         HttpServer { tcp, shared }

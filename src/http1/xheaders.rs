@@ -20,7 +20,10 @@ pub fn apply(
     trusted: &[IpAddr],
 ) -> (Option<IpAddr>, &'static str) {
     let mut ip = peer;
-    if let Some(xff) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    // A proxy may add its own header line instead of appending to the
+    // client's: all lines form one list, in order.
+    let xff = joined(headers, "x-forwarded-for");
+    if let Some(xff) = xff.as_deref() {
         let mut candidate = None;
         for part in xff.rsplit(',').map(str::trim) {
             candidate = part.parse::<IpAddr>().ok();
@@ -40,10 +43,9 @@ pub fn apply(
     {
         ip = Some(real);
     }
-    let proto = headers
-        .get("x-scheme")
-        .or_else(|| headers.get("x-forwarded-proto"))
-        .and_then(|v| v.to_str().ok())
+    let proto_list = joined(headers, "x-scheme").or_else(|| joined(headers, "x-forwarded-proto"));
+    let proto = proto_list
+        .as_deref()
         .and_then(|v| v.rsplit(',').next())
         .map(str::trim);
     let scheme = match proto {
@@ -51,6 +53,16 @@ pub fn apply(
         _ => "http",
     };
     (ip, scheme)
+}
+
+/// Every line of header `name`, joined with commas (`None` if absent).
+fn joined(headers: &HeaderMap, name: &str) -> Option<String> {
+    let parts: Vec<&str> = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(","))
 }
 
 #[cfg(test)]
@@ -74,6 +86,19 @@ mod tests {
     fn forwarded_for_skips_trusted_proxies_from_the_right() {
         let trusted = [ip("10.0.0.1")];
         let hdr = h(&[("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.0.0.1")]);
+        assert_eq!(
+            apply(&hdr, Some(ip("10.0.0.1")), &trusted).0,
+            Some(ip("1.2.3.4"))
+        );
+    }
+
+    #[test]
+    fn a_proxy_line_after_the_clients_own_line_is_the_one_trusted() {
+        let trusted = [ip("10.0.0.1")];
+        let hdr = h(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "1.2.3.4"),
+        ]);
         assert_eq!(
             apply(&hdr, Some(ip("10.0.0.1")), &trusted).0,
             Some(ip("1.2.3.4"))

@@ -254,6 +254,22 @@ impl IOStream {
         self.inner.st.borrow().error.clone()
     }
 
+    /// Shuts down the sending side (`shutdown(SHUT_WR)`): the peer reads
+    /// EOF after the data already written, while this side can still read.
+    /// For sockets; a no-op error on other fds.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        if self.inner.owned.borrow().is_none() {
+            return Err(StreamError::Closed(None).into());
+        }
+        crate::ioloop::sys::syscall!(shutdown(self.inner.fd, libc::SHUT_WR))?;
+        Ok(())
+    }
+
+    /// Whether the bytes buffered and not yet read contain `needle`.
+    pub fn buffer_contains(&self, needle: &[u8]) -> bool {
+        memchr::memmem::find(&self.inner.st.borrow().rbuf, needle).is_some()
+    }
+
     /// Bytes buffered and not yet read.
     pub fn buffered(&self) -> usize {
         self.inner.st.borrow().rbuf.len()
