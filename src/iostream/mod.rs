@@ -267,7 +267,7 @@ impl IOStream {
 
     /// Whether the bytes buffered and not yet read contain `needle`.
     pub fn buffer_contains(&self, needle: &[u8]) -> bool {
-        memchr::memmem::find(&self.inner.st.borrow().rbuf, needle).is_some()
+        read::memchr_find(&self.inner.st.borrow().rbuf, needle).is_some()
     }
 
     /// Bytes buffered and not yet read.

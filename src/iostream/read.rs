@@ -127,8 +127,20 @@ fn take_front(buf: &mut bytes::BytesMut, n: usize) -> Bytes {
     }
 }
 
-fn memchr_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(hay, needle)
+/// Where `needle` first occurs in `hay`. Short needles (protocol
+/// delimiters: `\n`, `\r\n\r\n`) use memchr on their first byte: building
+/// a memmem searcher costs more than the search itself at these sizes.
+pub(crate) fn memchr_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    /// Needles up to this long are searched first-byte-then-compare.
+    const SHORT: usize = 8;
+    match needle {
+        [] => Some(0),
+        [b] => memchr::memchr(*b, hay),
+        [first, ..] if needle.len() <= SHORT => {
+            memchr::memchr_iter(*first, hay).find(|&i| hay[i..].starts_with(needle))
+        }
+        _ => memchr::memmem::find(hay, needle),
+    }
 }
 
 impl Inner {
