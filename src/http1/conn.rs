@@ -313,19 +313,23 @@ impl Connection {
         };
         let method = request.method.clone();
         let version = request.version;
-        // Called inside the async block, so a panic in the handler's
-        // synchronous part is caught too.
-        let mut call = std::pin::pin!(CatchUnwind {
-            inner: async move { handler(request).await },
-        });
-        let answered = match poll_once(call.as_mut()).await {
-            Some(r) => r,
-            None => {
-                // The handler has to wait: send earlier pipelined
-                // responses now rather than after it.
-                self.flush().await?;
-                call.await
+        // The handler's synchronous part runs under catch_unwind here, its
+        // future under CatchUnwind below: a panic in either is a 500.
+        // (The boxed future is two words: nothing large is moved again.)
+        let answered = match std::panic::catch_unwind(AssertUnwindSafe(|| handler(request))) {
+            Ok(fut) => {
+                let mut call = CatchUnwind { inner: fut };
+                match poll_once(Pin::new(&mut call)).await {
+                    Some(r) => r,
+                    None => {
+                        // The handler has to wait: send earlier pipelined
+                        // responses now rather than after it.
+                        self.flush().await?;
+                        call.await
+                    }
+                }
             }
+            Err(p) => Err(crate::ioloop::panic_message_of(&*p).to_string()),
         };
         let response = match answered {
             Ok(r) => r,
