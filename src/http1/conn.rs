@@ -475,19 +475,7 @@ impl Connection {
         let read = async {
             match kind {
                 BodyKind::Empty => Ok(()),
-                BodyKind::Length(n) => {
-                    let mut left = n;
-                    while left > 0 {
-                        let want = left.min(BODY_PIECE as u64) as usize;
-                        let piece = stream
-                            .read_bytes(want, true)
-                            .await
-                            .map_err(|_| Stop::Quiet)?;
-                        left -= piece.len() as u64;
-                        deliver(piece);
-                    }
-                    Ok(())
-                }
+                BodyKind::Length(n) => read_pieces(&stream, n, &mut deliver).await,
                 BodyKind::Chunked => read_chunked(&stream, cfg.max_body_size, &mut deliver).await,
             }
         };
@@ -536,6 +524,22 @@ impl Connection {
     }
 }
 
+/// Reads exactly `n` bytes into `sink`, in pieces of at most
+/// [`BODY_PIECE`] bytes, as they arrive.
+async fn read_pieces(stream: &IOStream, n: u64, sink: &mut impl FnMut(Bytes)) -> Result<(), Stop> {
+    let mut left = n;
+    while left > 0 {
+        let want = left.min(BODY_PIECE as u64) as usize;
+        let piece = stream
+            .read_bytes(want, true)
+            .await
+            .map_err(|_| Stop::Quiet)?;
+        left -= piece.len() as u64;
+        sink(piece);
+    }
+    Ok(())
+}
+
 /// RFC 9112 §7.1: chunks, the last chunk, trailers (read, bounded,
 /// discarded). The data goes to `sink` in pieces of at most
 /// [`BODY_PIECE`] bytes, as it arrives.
@@ -555,16 +559,7 @@ async fn read_chunked(
         if total > max as u64 {
             return Err(RequestError::BodyTooLarge.into());
         }
-        let mut left = size;
-        while left > 0 {
-            let want = left.min(BODY_PIECE as u64) as usize;
-            let piece = stream
-                .read_bytes(want, true)
-                .await
-                .map_err(|_| Stop::Quiet)?;
-            left -= piece.len() as u64;
-            sink(piece);
-        }
+        read_pieces(stream, size, &mut sink).await?;
         let crlf = stream.read_bytes(2, false).await.map_err(|_| Stop::Quiet)?;
         if &crlf[..] != b"\r\n" {
             return Err(RequestError::Chunked("chunk data not followed by CRLF").into());

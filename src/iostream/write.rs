@@ -91,6 +91,18 @@ impl Inner {
     }
 }
 
+/// Why a write of `len` more bytes is refused at once, if it is: the
+/// stream is closed, or it would queue past `max_write_buffer_size`.
+fn refusal(st: &super::State, len: usize) -> Option<StreamError> {
+    if st.closed {
+        return Some(StreamError::Closed(st.error.clone().map(Box::new)));
+    }
+    match st.max_write_buffer_size {
+        Some(max) if st.wq_bytes + len > max => Some(StreamError::BufferFull),
+        _ => None,
+    }
+}
+
 /// The stream's cumulative count of bytes handed to the kernel, after a
 /// write ending at `until` left `rest` unsent.
 fn data_len_sent(until: u64, rest: &Bytes) -> u64 {
@@ -164,19 +176,10 @@ impl IOStream {
         let inner = &self.inner;
         let until = {
             let mut st = inner.st.borrow_mut();
-            if st.closed {
-                drop(st);
+            if let Some(e) = refusal(&st, data.len()) {
                 return Write {
                     stream: self,
-                    until: Err(inner.closed_error()),
-                };
-            }
-            if let Some(max) = st.max_write_buffer_size
-                && st.wq_bytes + data.len() > max
-            {
-                return Write {
-                    stream: self,
-                    until: Err(StreamError::BufferFull),
+                    until: Err(e),
                 };
             }
             st.queued_total += data.len() as u64;
@@ -237,21 +240,12 @@ impl IOStream {
         let inner = &self.inner;
         let until = {
             let mut st = inner.st.borrow_mut();
-            if st.closed {
-                drop(st);
-                return Write {
-                    stream: self,
-                    until: Err(inner.closed_error()),
-                };
-            }
             let chunks: Vec<Bytes> = chunks.into_iter().filter(|c| !c.is_empty()).collect();
             let added: usize = chunks.iter().map(Bytes::len).sum();
-            if let Some(max) = st.max_write_buffer_size
-                && st.wq_bytes + added > max
-            {
+            if let Some(e) = refusal(&st, added) {
                 return Write {
                     stream: self,
-                    until: Err(StreamError::BufferFull),
+                    until: Err(e),
                 };
             }
             let was_empty = st.wq.is_empty();
