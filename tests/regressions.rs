@@ -139,6 +139,23 @@ per_backend! {
         }, common::HANG).unwrap();
         assert!(closed);
     }
+
+    // StreamWatcher::closed (a long-poll handler's `req.connection`) had its
+    // own copy of the waiter without the fix above: dropped after a
+    // timeout, it kept the stream pulling in data.
+    fn dropped_watcher_closed_future_stops_listening_for_the_close(lp) {
+        use std::io::Write;
+        let buffered = lp.run_sync_timeout(async {
+            let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let a = cyclone::IOStream::new(a).unwrap();
+            let watcher = a.watcher();
+            assert!(cyclone::timeout(Duration::from_millis(5), watcher.closed()).await.is_err());
+            b.write_all(b"unread").unwrap();
+            cyclone::sleep(Duration::from_millis(20)).await;
+            a.buffered()
+        }, common::HANG).unwrap();
+        assert_eq!(buffered, 0);
+    }
 }
 
 #[test]

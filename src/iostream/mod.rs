@@ -300,11 +300,8 @@ impl IOStream {
     }
 
     /// Completes when the stream is closed.
-    pub fn closed(&self) -> Closed<'_> {
-        Closed {
-            stream: self,
-            waker: None,
-        }
+    pub fn closed(&self) -> Closed {
+        self.watcher().closed()
     }
 
     /// Closes the stream: the fd is closed, pending reads that the buffer
@@ -361,30 +358,13 @@ impl StreamWatcher {
     }
 
     /// Completes when the stream closes. While waiting, the stream watches
-    /// its fd for the peer's EOF even if nobody reads.
-    pub async fn closed(&self) {
-        let mut registered: Option<Waker> = None;
-        std::future::poll_fn(|cx| {
-            let Some(inner) = self.0.upgrade() else {
-                return Poll::Ready(());
-            };
-            {
-                let mut st = inner.st.borrow_mut();
-                if st.closed {
-                    return Poll::Ready(());
-                }
-                if let Some(old) = registered.take()
-                    && let Some(i) = st.closed_wakers.iter().position(|w| w.will_wake(&old))
-                {
-                    st.closed_wakers.swap_remove(i);
-                }
-                st.closed_wakers.push(cx.waker().clone());
-            }
-            registered = Some(cx.waker().clone());
-            inner.update_interest();
-            Poll::Pending
-        })
-        .await
+    /// its fd for the peer's EOF even if nobody reads; dropping the future
+    /// stops that.
+    pub fn closed(&self) -> Closed {
+        Closed {
+            inner: self.0.clone(),
+            waker: None,
+        }
     }
 }
 
@@ -569,31 +549,41 @@ fn on_ready(weak: &Weak<Inner>, ready: Ready) {
     }
 }
 
-/// The future returned by [`IOStream::closed`]. While it waits, the stream
-/// watches for the peer's close; dropping it stops that.
+/// The future returned by [`IOStream::closed`] and
+/// [`StreamWatcher::closed`]. While it waits, the stream watches for the
+/// peer's close; dropping it stops that. A stream that is gone counts as
+/// closed.
 #[must_use = "futures do nothing unless awaited"]
-pub struct Closed<'a> {
-    stream: &'a IOStream,
+pub struct Closed {
+    inner: Weak<Inner>,
     /// The waker this future registered, to take back out when dropped.
     waker: Option<Waker>,
 }
 
-impl Future for Closed<'_> {
+impl Closed {
+    /// Removes this future's own registration (a sibling future in the
+    /// same task registers an equal waker of its own).
+    fn unregister(&mut self, st: &mut State) {
+        if let Some(old) = self.waker.take()
+            && let Some(i) = st.closed_wakers.iter().position(|w| w.will_wake(&old))
+        {
+            st.closed_wakers.swap_remove(i);
+        }
+    }
+}
+
+impl Future for Closed {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let inner = self.stream.inner.clone();
+        let Some(inner) = self.inner.upgrade() else {
+            return Poll::Ready(());
+        };
         {
             let mut st = inner.st.borrow_mut();
             if st.closed {
                 return Poll::Ready(());
             }
-            // Only this future's own entry (a sibling future in the same
-            // task registers an equal waker of its own).
-            if let Some(old) = self.waker.take()
-                && let Some(i) = st.closed_wakers.iter().position(|w| w.will_wake(&old))
-            {
-                st.closed_wakers.swap_remove(i);
-            }
+            self.unregister(&mut st);
             st.closed_wakers.push(cx.waker().clone());
         }
         self.waker = Some(cx.waker().clone());
@@ -602,13 +592,14 @@ impl Future for Closed<'_> {
     }
 }
 
-impl Drop for Closed<'_> {
+impl Drop for Closed {
     fn drop(&mut self) {
-        if let Some(w) = self.waker.take() {
-            let mut st = self.stream.inner.st.borrow_mut();
-            if let Some(i) = st.closed_wakers.iter().position(|x| x.will_wake(&w)) {
-                st.closed_wakers.swap_remove(i);
-            }
+        if self.waker.is_none() {
+            return;
+        }
+        if let Some(inner) = self.inner.upgrade() {
+            let mut st = inner.st.borrow_mut();
+            self.unregister(&mut st);
         }
     }
 }
