@@ -106,9 +106,7 @@ fn exchange(
                 let _ = c.read_to_end(&mut got);
                 got
             });
-            while !client.is_finished() {
-                cyclone::sleep(Duration::from_millis(1)).await;
-            }
+            common::thread_finished(&client).await;
             server.tcp().stop();
             client.join().unwrap()
         },
@@ -238,9 +236,7 @@ per_backend! {
                 let _ = c.read_to_end(&mut rest);
                 (interim.to_vec(), rest)
             });
-            while !client.is_finished() {
-                cyclone::sleep(Duration::from_millis(1)).await;
-            }
+            common::thread_finished(&client).await;
             server.tcp().stop();
             client.join().unwrap()
         }, LIMIT).unwrap();
@@ -330,9 +326,7 @@ per_backend! {
                 let n = c.read(&mut buf).unwrap_or(0);
                 buf[..n].to_vec()
             });
-            while !client.is_finished() {
-                cyclone::sleep(Duration::from_millis(1)).await;
-            }
+            common::thread_finished(&client).await;
             server.tcp().stop();
             client.join().unwrap()
         }, LIMIT).unwrap();
@@ -372,9 +366,7 @@ per_backend! {
                 let eof = c.read_to_end(&mut rest).is_ok();
                 (ok, eof)
             });
-            while !client.is_finished() {
-                cyclone::sleep(Duration::from_millis(1)).await;
-            }
+            common::thread_finished(&client).await;
             server.tcp().stop();
             client.join().unwrap()
         }, LIMIT).unwrap();
@@ -406,9 +398,7 @@ per_backend! {
                 cyclone::sleep(Duration::from_millis(5)).await;
             }
             let gone = server.tcp().connection_count() == 0;
-            while !client.is_finished() {
-                cyclone::sleep(Duration::from_millis(5)).await;
-            }
+            common::thread_finished(&client).await;
             server.tcp().stop();
             gone
         }, LIMIT).unwrap();
@@ -513,9 +503,7 @@ fn curl_gets_the_demo_page_when_installed() {
                         .output()
                         .unwrap()
                 });
-                while !child.is_finished() {
-                    cyclone::sleep(Duration::from_millis(2)).await;
-                }
+                common::thread_finished(&child).await;
                 server.tcp().stop();
                 child.join().unwrap()
             },
@@ -544,9 +532,7 @@ mod behind_a_proxy_and_shutdown {
                     let _ = c.read_to_end(&mut got);
                     got
                 });
-                while !client.is_finished() {
-                    cyclone::sleep(Duration::from_millis(1)).await;
-                }
+                common::thread_finished(&client).await;
                 server.tcp().stop();
                 let r = parse_responses(&client.join().unwrap(), &[]);
                 String::from_utf8(r[0].body.clone()).unwrap()
@@ -619,9 +605,7 @@ mod behind_a_proxy_and_shutdown {
                         let _ = c.read_to_end(&mut got);
                         got
                     });
-                    while !client.is_finished() {
-                        cyclone::sleep(Duration::from_millis(1)).await;
-                    }
+                    common::thread_finished(&client).await;
                     server.tcp().stop();
                     client.join().unwrap()
                 }
@@ -682,9 +666,8 @@ mod behind_a_proxy_and_shutdown {
                 let t0 = std::time::Instant::now();
                 server.shutdown(Duration::from_secs(5)).await;
                 assert!(t0.elapsed() < Duration::from_secs(5), "did not wait for the deadline");
-                while !idle.is_finished() || !slow.is_finished() {
-                    cyclone::sleep(Duration::from_millis(1)).await;
-                }
+                common::thread_finished(&idle).await;
+                common::thread_finished(&slow).await;
                 (idle.join().unwrap(), slow.join().unwrap())
             }, LIMIT).unwrap();
             let idle = parse_responses(&idle_eof, &[]);

@@ -138,9 +138,7 @@ fn run(lp: &IOLoop, answer: Answer, raw: Vec<u8>, abort: bool) -> Run {
                     let _ = c.read_to_end(&mut got);
                     got
                 });
-                while !client.is_finished() {
-                    cyclone::sleep(Duration::from_millis(1)).await;
-                }
+                common::thread_finished(&client).await;
                 cyclone::sleep(Duration::from_millis(20)).await; // let the server notice
                 server.tcp().stop();
                 client.join().unwrap()

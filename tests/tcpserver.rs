@@ -38,7 +38,7 @@ per_backend! {
         let addr = lp.run_sync(async move { server.listen(0, Some("127.0.0.1")).map(|a| (a[0], server)) }).unwrap();
         let (addr, server) = addr;
         let client = std::thread::spawn(move || round_trip(addr, b"hello cyclone"));
-        lp.run_sync_timeout(async { while !client.is_finished() { cyclone::sleep(Duration::from_millis(1)).await; } client.join().unwrap() }, LIMIT)
+        lp.run_sync_timeout(async { common::thread_finished(&client).await; client.join().unwrap() }, LIMIT)
             .map(|got| assert_eq!(got, b"hello cyclone"))
             .unwrap();
         server.stop();

@@ -104,3 +104,11 @@ pub fn socketpair() -> (
     b.set_nonblocking(true).unwrap();
     (a, b)
 }
+
+/// Waits on the loop (without blocking it) until a helper thread, e.g. a
+/// blocking test client, has finished.
+pub async fn thread_finished<T>(h: &std::thread::JoinHandle<T>) {
+    while !h.is_finished() {
+        cyclone::sleep(Duration::from_millis(1)).await;
+    }
+}
