@@ -332,6 +332,71 @@ per_backend! {
         assert_eq!(&rest[..], b"rest of the data");
     }
 
+    fn try_read_until_buffered_takes_a_buffered_delimited_chunk_at_once(lp) {
+        let (first, second, left) = bounded(&lp, async {
+            let (s, mut peer) = stream_and_peer();
+            peer.write_all(b"one\r\n\r\ntwo\r\n\r\nthr").unwrap();
+            s.wait_for_data().await.unwrap();
+            // Everything sent fits one read; both heads come from it.
+            while s.buffered() < 17 {
+                s.wait_for_data().await.unwrap();
+            }
+            let first = s.try_read_until_buffered(b"\r\n\r\n", 64).unwrap().unwrap();
+            let second = s.try_read_until_buffered(b"\r\n\r\n", 64).unwrap().unwrap();
+            (first, second, s.buffered())
+        });
+        assert_eq!(&first[..], b"one\r\n\r\n");
+        assert_eq!(&second[..], b"two\r\n\r\n");
+        assert_eq!(left, 3);
+    }
+
+    fn try_read_until_buffered_without_the_delimiter_consumes_nothing(lp) {
+        let (none, buffered, later) = bounded(&lp, async {
+            let (s, mut peer) = stream_and_peer();
+            peer.write_all(b"partial").unwrap();
+            s.wait_for_data().await.unwrap();
+            let none = s.try_read_until_buffered(b"\n", 64).is_none();
+            let buffered = s.buffered();
+            peer.write_all(b" line\n").unwrap();
+            let later = s.read_until(b"\n", None).await.unwrap();
+            (none, buffered, later)
+        });
+        assert!(none);
+        assert_eq!(buffered, 7);
+        assert_eq!(&later[..], b"partial line\n");
+    }
+
+    fn try_read_until_buffered_past_max_bytes_fails_and_leaves_the_stream_open(lp) {
+        let (err, open) = bounded(&lp, async {
+            let (s, mut peer) = stream_and_peer();
+            peer.write_all(b"0123456789").unwrap();
+            while s.buffered() < 10 {
+                s.wait_for_data().await.unwrap();
+            }
+            let err = s.try_read_until_buffered(b"\n", 8).unwrap().unwrap_err();
+            (err, !s.is_closed())
+        });
+        assert!(matches!(err, StreamError::Unsatisfiable { max_bytes: 8 }), "{err:?}");
+        assert!(open);
+    }
+
+    fn bytes_read_by_many_streams_stay_intact_after_the_read_arena_is_renewed(lp) {
+        // Small reads share a per-thread arena that is renewed every few
+        // dozen KiB; bytes handed out earlier must not change when it is.
+        let ok = bounded(&lp, async {
+            let mut kept = Vec::new();
+            for i in 0..2_000u32 {
+                let (s, mut peer) = stream_and_peer();
+                let msg = format!("message {i:05} {}\n", "x".repeat((i % 50) as usize));
+                peer.write_all(msg.as_bytes()).unwrap();
+                let got = s.read_until(b"\n", None).await.unwrap();
+                kept.push((msg, got));
+            }
+            kept.iter().all(|(msg, got)| msg.as_bytes() == &got[..])
+        });
+        assert!(ok);
+    }
+
     fn many_small_read_bytes_from_a_large_buffer_return_the_right_data(lp) {
         const TOTAL: usize = 1 << 20;
         const STEP: usize = 7;

@@ -231,86 +231,43 @@ impl Connection {
     }
 
     /// Reads and answers one request. `Ok(true)`: keep going.
+    ///
+    /// The common case runs straight through without waiting: the next
+    /// head is already buffered (a pipelined batch, or the read that woke
+    /// an idle connection), the request has no body and the handler
+    /// answers at once. Only the waits are `await`s, so that path builds
+    /// no read future and no timer.
     async fn one_request(&mut self) -> Result<bool, Stop> {
-        let cfg = self.config.clone();
-        // Idle: nothing buffered; send what is pending and wait.
-        if self.stream.buffered() == 0 {
-            self.flush().await?;
-            if self.shared.draining.get() {
-                return Ok(false);
-            }
-            // Idle: the server may close it at once on shutdown.
-            let key = self.shared.idle.borrow_mut().insert(self.stream.closer());
-            let idle = cfg.idle_connection_timeout;
-            let waited = within(&mut self.timer, idle, self.stream.wait_for_data()).await;
-            let _ = self.shared.idle.borrow_mut().try_remove(key);
-            match waited {
-                Ok(Ok(_)) => {}
-                Ok(Err(_)) | Err(_) => return Ok(false),
-            }
+        if self.stream.buffered() == 0 && !self.wait_for_request().await? {
+            return Ok(false);
         }
-        // The next head is not all here yet: send what is pending first
-        // (a finished response must not wait for the client's next one).
-        if !self.out.is_empty() && !self.stream.buffer_contains(b"\r\n\r\n") {
-            self.flush().await?;
-        }
-        // Head: the whole head must arrive within header_timeout.
-        let head_read = self.stream.try_read_until(b"\r\n\r\n", cfg.max_header_size);
-        let head = match within(&mut self.timer, cfg.header_timeout, head_read).await {
-            Ok(Ok(h)) => h,
-            Ok(Err(StreamError::Unsatisfiable { .. })) => {
-                return Err(RequestError::HeadTooLarge.into());
-            }
-            Ok(Err(_)) => return Ok(false),
-            Err(_) => return Err(Stop::Respond(StatusCode::REQUEST_TIMEOUT, "")),
+        let max_head = self.config.max_header_size;
+        let head = match self.stream.try_read_until_buffered(b"\r\n\r\n", max_head) {
+            Some(Ok(head)) => head,
+            Some(Err(e)) => return Err(head_error(e)),
+            None => self.read_head().await?,
         };
-        let head = parse_head(head, cfg.max_headers)?;
-        let kind = framing::body_kind(&head.headers)?;
-        // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty
-        // framing; whatever follows on the connection cannot be trusted.
-        let te_on_1_0 = head.version == Version::HTTP_10
-            && head.headers.contains_key(http::header::TRANSFER_ENCODING);
-        let keep_alive = !cfg.no_keep_alive
-            && !te_on_1_0
-            && !self.shared.draining.get()
-            && wants_keep_alive(head.version, &head.headers);
-        let peer_ip = match &self.peer {
-            PeerAddr::Inet(a) => Some(a.ip()),
-            PeerAddr::Unix(_) => None,
-        };
-        let (remote_ip, protocol) = if cfg.xheaders {
-            super::xheaders::apply(&head.headers, peer_ip, &cfg.trusted_downstream)
-        } else {
-            (peer_ip, "http")
-        };
-        let mut request = Request {
-            method: head.method,
-            uri: head.uri,
-            version: head.version,
-            headers: head.headers,
-            body: Bytes::new(),
-            remote_addr: self.peer.clone(),
-            remote_ip,
-            protocol,
-            connection: self.stream.watcher(),
-        };
+        let (mut request, kind, keep_alive) = self.start_request(head)?;
         let handler = match &self.app {
             App::Delegate(factory) => {
                 let factory = factory.clone();
-                return self
-                    .delegate_request(factory, request, kind, keep_alive)
-                    .await;
+                // Boxed: the streaming path's state would otherwise make
+                // every request's future larger.
+                return Box::pin(self.delegate_request(factory, request, kind, keep_alive)).await;
             }
             App::Simple(handler) => handler.clone(),
         };
-        let body = self
-            .read_body(&request.headers, request.version, kind)
-            .await?;
-        request.body = if cfg.decompress_request {
-            super::decompress::gunzip_request(&mut request.headers, body, cfg.max_body_size)?
-        } else {
-            body
-        };
+        if kind != BodyKind::Empty {
+            let body = self
+                .read_body(&request.headers, request.version, kind)
+                .await?;
+            request.body = if self.config.decompress_request {
+                let max = self.config.max_body_size;
+                super::decompress::gunzip_request(&mut request.headers, body, max)?
+            } else {
+                body
+            };
+        }
         let method = request.method.clone();
         let version = request.version;
         // The handler's synchronous part runs under catch_unwind here, its
@@ -341,6 +298,94 @@ impl Connection {
         };
         // A shutdown may have begun while the handler ran.
         let keep_alive = keep_alive && !self.shared.draining.get();
+        self.put_response(response, version, &method, keep_alive);
+        if !keep_alive {
+            return Ok(false);
+        }
+        // Pipelined requests waiting: answer them into the same buffer.
+        if self.stream.buffered() == 0 || self.out.len() >= MAX_PENDING_OUTPUT {
+            self.flush().await?;
+        }
+        Ok(true)
+    }
+
+    /// Between requests: sends what is pending and waits for the next
+    /// request's first bytes. `Ok(false)`: the connection is done (closed,
+    /// idle too long, or the server is shutting down).
+    async fn wait_for_request(&mut self) -> Result<bool, Stop> {
+        self.flush().await?;
+        if self.shared.draining.get() {
+            return Ok(false);
+        }
+        // Idle: the server may close it at once on shutdown.
+        let key = self.shared.idle.borrow_mut().insert(self.stream.closer());
+        let idle = self.config.idle_connection_timeout;
+        let stream = self.stream.clone();
+        let waited = within(&mut self.timer, idle, stream.wait_for_data()).await;
+        let _ = self.shared.idle.borrow_mut().try_remove(key);
+        Ok(matches!(waited, Ok(Ok(_))))
+    }
+
+    /// The rest of a head that has not all arrived: pending responses go
+    /// first (a finished response must not wait for the client's next
+    /// request), then the whole head must arrive within `header_timeout`.
+    async fn read_head(&mut self) -> Result<Bytes, Stop> {
+        self.flush().await?;
+        let cfg = self.config.clone();
+        let stream = self.stream.clone();
+        let head_read = stream.try_read_until(b"\r\n\r\n", cfg.max_header_size);
+        match within(&mut self.timer, cfg.header_timeout, head_read).await {
+            Ok(Ok(head)) => Ok(head),
+            Ok(Err(e)) => Err(head_error(e)),
+            Err(_) => Err(Stop::Respond(StatusCode::REQUEST_TIMEOUT, "")),
+        }
+    }
+
+    /// Parses `head` into a [`Request`] (body still unread), its body's
+    /// framing, and whether the connection may persist after it.
+    fn start_request(&self, head: Bytes) -> Result<(Request, BodyKind, bool), Stop> {
+        let cfg = &*self.config;
+        let head = parse_head(head, cfg.max_headers)?;
+        let kind = framing::body_kind(&head.headers)?;
+        // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty
+        // framing; whatever follows on the connection cannot be trusted.
+        let te_on_1_0 = head.version == Version::HTTP_10
+            && head.headers.contains_key(http::header::TRANSFER_ENCODING);
+        let keep_alive = !cfg.no_keep_alive
+            && !te_on_1_0
+            && !self.shared.draining.get()
+            && wants_keep_alive(head.version, &head.headers);
+        let peer_ip = match &self.peer {
+            PeerAddr::Inet(a) => Some(a.ip()),
+            PeerAddr::Unix(_) => None,
+        };
+        let (remote_ip, protocol) = if cfg.xheaders {
+            super::xheaders::apply(&head.headers, peer_ip, &cfg.trusted_downstream)
+        } else {
+            (peer_ip, "http")
+        };
+        let request = Request {
+            method: head.method,
+            uri: head.uri,
+            version: head.version,
+            headers: head.headers,
+            body: Bytes::new(),
+            remote_addr: self.peer.clone(),
+            remote_ip,
+            protocol,
+            connection: self.stream.watcher(),
+        };
+        Ok((request, kind, keep_alive))
+    }
+
+    /// Appends `response` to the pending output.
+    fn put_response(
+        &mut self,
+        response: Response,
+        version: Version,
+        method: &Method,
+        keep_alive: bool,
+    ) {
         let persist = if keep_alive {
             Persist::KeepAlive
         } else {
@@ -355,19 +400,12 @@ impl Connection {
         encode_response(
             &mut self.out,
             version,
-            &method,
+            method,
             &response,
             persist,
-            cfg.server_name.as_bytes(),
+            self.config.server_name.as_bytes(),
         );
-        if !keep_alive {
-            return Ok(false);
-        }
-        // Pipelined requests waiting: answer them into the same buffer.
-        if self.stream.buffered() == 0 || self.out.len() >= MAX_PENDING_OUTPUT {
-            self.flush().await?;
-        }
-        Ok(true)
+        super::message::recycle_header_map(response.headers);
     }
 
     async fn read_body(
@@ -521,6 +559,14 @@ impl Connection {
             return Err(Stop::Quiet); // half a response: only closing is safe
         }
         Ok(st.keep_alive)
+    }
+}
+
+/// What a failed head read means: too large (431), or the client left.
+fn head_error(e: StreamError) -> Stop {
+    match e {
+        StreamError::Unsatisfiable { .. } => RequestError::HeadTooLarge.into(),
+        _ => Stop::Quiet,
     }
 }
 

@@ -1,11 +1,17 @@
 //! The request head: parsed with `httparse`, validated, turned into
 //! `http` types (RFC 9112 §2-§5).
 
+use std::mem::MaybeUninit;
+
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Uri, Version};
 
 use super::error::RequestError;
+
+/// Header slots kept on the stack: the default `max_headers` (100) plus
+/// one fits; a larger configured limit uses a vector.
+const STACK_SLOTS: usize = 128;
 
 /// A parsed request head.
 #[derive(Debug, Clone)]
@@ -24,9 +30,6 @@ pub struct RequestHead {
 /// `max_headers` header lines are accepted. Header values share `head`'s
 /// buffer (no copy, no allocation per value).
 pub fn parse_head(head: Bytes, max_headers: usize) -> Result<RequestHead, RequestError> {
-    // One slot more than allowed tells "exactly max" from "too many".
-    let mut slots = vec![httparse::EMPTY_HEADER; max_headers + 1];
-    let mut req = httparse::Request::new(&mut slots);
     // RFC 9112 §2.2 lets a recipient accept a bare LF as a line end;
     // refusing it closes a smuggling door: a bare-LF blank line would end
     // the head early for httparse but not for a proxy in front (or vice
@@ -34,7 +37,21 @@ pub fn parse_head(head: Bytes, max_headers: usize) -> Result<RequestHead, Reques
     if has_bare_lf(&head) {
         return Err(RequestError::Malformed("bare LF in the request head"));
     }
-    let status = httparse::ParserConfig::default().parse_request(&mut req, &head);
+    // One slot more than allowed tells "exactly max" from "too many". The
+    // usual limit fits on the stack, uninitialised (httparse writes the
+    // slots it uses): no allocation and no 3 KiB memset per request.
+    let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_SLOTS];
+    let mut heap;
+    let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if max_headers < STACK_SLOTS {
+        &mut stack[..=max_headers]
+    } else {
+        heap = Vec::with_capacity(max_headers + 1);
+        heap.resize_with(max_headers + 1, MaybeUninit::uninit);
+        &mut heap
+    };
+    let mut req = httparse::Request::new(&mut []);
+    let status =
+        httparse::ParserConfig::default().parse_request_with_uninit_headers(&mut req, &head, slots);
     match status {
         // Everything read must be the head: nothing may be left unparsed.
         Ok(httparse::Status::Complete(n)) if n == head.len() => {}
@@ -56,9 +73,10 @@ pub fn parse_head(head: Bytes, max_headers: usize) -> Result<RequestHead, Reques
         .method
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
         .ok_or(RequestError::Malformed("invalid method"))?;
-    let uri: Uri = req
+    // The target shares the head's buffer, like the header values.
+    let uri = req
         .path
-        .and_then(|p| p.parse().ok())
+        .and_then(|p| Uri::from_maybe_shared(head.slice_ref(p.as_bytes())).ok())
         .ok_or(RequestError::Malformed("invalid request target"))?;
     let mut headers = HeaderMap::with_capacity(req.headers.len());
     for h in req.headers.iter() {

@@ -17,6 +17,21 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+thread_local! {
+    /// A stream with an empty buffer reads into this shared block and keeps
+    /// a view of the bytes it got (see `read_into_arena`).
+    static ARENA: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// The arena's size: a small request uses 1/800 of it, so the allocation
+/// is amortised; small enough that a view kept alive by a long-lived
+/// request pins little memory.
+const ARENA_SIZE: usize = 32 << 10;
+
+/// With less room left than this, a fresh arena is started: a typical
+/// request head fits, so the arena is not a reason for a second read.
+const ARENA_MIN_SPARE: usize = 4 << 10;
+
 /// Below this much spare room the read goes through the scratch buffer
 /// (and is copied); above it, straight into the stream's buffer (large
 /// transfers then copy nothing extra).
@@ -26,7 +41,7 @@ enum Target {
     /// `keep_open`: a delimiter past `max` fails the read but leaves the
     /// stream open (so a protocol can answer "too large" before closing).
     Until {
-        delim: Vec<u8>,
+        delim: Delimiter,
         max: Option<usize>,
         keep_open: bool,
     },
@@ -41,6 +56,42 @@ enum Target {
     UntilClose,
     /// Some data is buffered (nothing is consumed).
     Data,
+}
+
+/// A read's delimiter, owned by the read. Protocol delimiters are short
+/// (`\r\n\r\n`, `\n`) and are kept inline: a read costs no allocation.
+enum Delimiter {
+    Inline {
+        bytes: [u8; Delimiter::INLINE],
+        len: u8,
+    },
+    Heap(Box<[u8]>),
+}
+
+impl Delimiter {
+    /// Longer delimiters than this are rare (multipart boundaries) and
+    /// go to the heap.
+    const INLINE: usize = 16;
+
+    fn new(d: &[u8]) -> Delimiter {
+        if d.len() <= Self::INLINE {
+            let mut bytes = [0; Self::INLINE];
+            bytes[..d.len()].copy_from_slice(d);
+            Delimiter::Inline {
+                bytes,
+                len: d.len() as u8,
+            }
+        } else {
+            Delimiter::Heap(d.into())
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Delimiter::Inline { bytes, len } => &bytes[..*len as usize],
+            Delimiter::Heap(b) => b,
+        }
+    }
 }
 
 /// What the buffer can do for a target right now.
@@ -63,6 +114,7 @@ fn find(st: &mut State, target: &Target) -> Found {
     match target {
         Target::Until { delim, max, .. } => {
             let from = st.scanned;
+            let delim = delim.as_slice();
             if let Some(pos) = memchr_find(&buf[from..], delim) {
                 st.scanned = 0;
                 return check_max(from + pos + delim.len(), *max);
@@ -143,6 +195,24 @@ pub(crate) fn memchr_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     }
 }
 
+/// One `read` into `buf`'s spare room (at most `want` bytes), which then
+/// holds the bytes read. Returns (read, asked for).
+fn read_spare(
+    fd: std::os::fd::RawFd,
+    buf: &mut BytesMut,
+    want: usize,
+) -> std::io::Result<(usize, usize)> {
+    let spare = buf.spare_capacity_mut();
+    let len = want.min(spare.len());
+    // SAFETY: reads at most `len` bytes into the buffer's spare capacity,
+    // which is valid for writes of that length.
+    let n = syscall!(read(fd, spare.as_mut_ptr().cast(), len))? as usize;
+    let filled = buf.len() + n;
+    // SAFETY: the kernel initialised the first `n` spare bytes.
+    unsafe { buf.set_len(filled) };
+    Ok((n, len))
+}
+
 impl Inner {
     /// One read system call into the buffer. Returns false if the stream
     /// closed (EOF, error, or a full buffer).
@@ -161,8 +231,14 @@ impl Inner {
             return false;
         }
         let mut asked = want;
+        let empty = self.st.borrow().rbuf.is_empty();
         let result = if direct {
             self.read_direct(want).map(|(n, len)| {
+                asked = len;
+                n
+            })
+        } else if empty {
+            self.read_into_arena(want).map(|(n, len)| {
                 asked = len;
                 n
             })
@@ -205,18 +281,27 @@ impl Inner {
         }
     }
 
+    /// Reads into the thread's arena and makes the bytes read the stream's
+    /// buffer, a view of the arena: no copy, and no allocation until the
+    /// arena is used up (a 40-byte request costs 1/800 of one). Returns
+    /// (read, asked for).
+    fn read_into_arena(&self, want: usize) -> std::io::Result<(usize, usize)> {
+        ARENA.with(|arena| {
+            let mut arena = arena.borrow_mut();
+            if arena.capacity() - arena.len() < ARENA_MIN_SPARE {
+                // Views of the old arena (bytes still buffered or handed
+                // out) keep it alive; the last one to go frees it.
+                *arena = BytesMut::with_capacity(ARENA_SIZE);
+            }
+            let read = read_spare(self.fd, &mut arena, want)?;
+            self.st.borrow_mut().rbuf = arena.split();
+            Ok(read)
+        })
+    }
+
     /// Reads into the buffer's spare room; returns (read, asked for).
     fn read_direct(&self, want: usize) -> std::io::Result<(usize, usize)> {
-        let mut st = self.st.borrow_mut();
-        let spare = st.rbuf.spare_capacity_mut();
-        let len = want.min(spare.len());
-        // SAFETY: reads at most `len` bytes into the buffer's spare capacity,
-        // which is valid for writes of that length.
-        let n = syscall!(read(self.fd, spare.as_mut_ptr().cast(), len))? as usize;
-        let filled = st.rbuf.len() + n;
-        // SAFETY: the kernel initialised the first `n` spare bytes.
-        unsafe { st.rbuf.set_len(filled) };
-        Ok((n, len))
+        read_spare(self.fd, &mut self.st.borrow_mut().rbuf, want)
     }
 
     fn sys_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -414,10 +499,43 @@ impl IOStream {
     /// packet). Each byte is scanned about once, however it trickles in.
     pub fn read_until(&self, delimiter: &[u8], max_bytes: Option<usize>) -> Read<'_> {
         self.read(Target::Until {
-            delim: delimiter.to_vec(),
+            delim: Delimiter::new(delimiter),
             max: max_bytes,
             keep_open: false,
         })
+    }
+
+    /// [`IOStream::try_read_until`] served from the buffer alone, at once:
+    /// `None` if the delimiter has not arrived yet (nothing is consumed and
+    /// the fd is not touched). For a protocol's fast path: a pipelined
+    /// request already buffered costs no future and no system call.
+    pub fn try_read_until_buffered(
+        &self,
+        delimiter: &[u8],
+        max_bytes: usize,
+    ) -> Option<Result<Bytes, StreamError>> {
+        let mut st = self.inner.st.borrow_mut();
+        if st.reading {
+            return Some(Err(StreamError::ReadPending));
+        }
+        let target = Target::Until {
+            delim: Delimiter::new(delimiter),
+            max: Some(max_bytes),
+            keep_open: true,
+        };
+        let found = find(&mut st, &target);
+        st.scanned = 0; // a later read starts its own scan
+        match found {
+            Found::Take(n) => {
+                let bytes = take_front(&mut st.rbuf, n);
+                if st.rbuf.is_empty() {
+                    st.rbuf = BytesMut::new(); // as `finish_read`: hold nothing
+                }
+                Some(Ok(bytes))
+            }
+            Found::Fail(e) => Some(Err(e)),
+            Found::NotYet => None,
+        }
     }
 
     /// Like [`IOStream::read_until`], but a delimiter that does not end
@@ -426,7 +544,7 @@ impl IOStream {
     /// caller can still answer (an HTTP server's 431) before closing it.
     pub fn try_read_until(&self, delimiter: &[u8], max_bytes: usize) -> Read<'_> {
         self.read(Target::Until {
-            delim: delimiter.to_vec(),
+            delim: Delimiter::new(delimiter),
             max: Some(max_bytes),
             keep_open: true,
         })
