@@ -346,15 +346,22 @@ impl Connection {
     fn start_request(&self, head: Bytes) -> Result<(Request, BodyKind, bool), Stop> {
         let cfg = &*self.config;
         let head = parse_head(head, cfg.max_headers)?;
-        let kind = framing::body_kind(&head.headers)?;
+        let seen = head.seen;
+        let kind = if seen.transfer_encoding || seen.content_length {
+            framing::body_kind(&head.headers)?
+        } else {
+            BodyKind::Empty
+        };
         // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty
         // framing; whatever follows on the connection cannot be trusted.
-        let te_on_1_0 = head.version == Version::HTTP_10
-            && head.headers.contains_key(http::header::TRANSFER_ENCODING);
-        let keep_alive = !cfg.no_keep_alive
-            && !te_on_1_0
-            && !self.shared.draining.get()
-            && wants_keep_alive(head.version, &head.headers);
+        let te_on_1_0 = head.version == Version::HTTP_10 && seen.transfer_encoding;
+        let persists = if seen.connection {
+            wants_keep_alive(head.version, &head.headers)
+        } else {
+            head.version == Version::HTTP_11 // RFC 9112 §9.3's defaults
+        };
+        let keep_alive =
+            !cfg.no_keep_alive && !te_on_1_0 && !self.shared.draining.get() && persists;
         let peer_ip = match &self.peer {
             PeerAddr::Inet(a) => Some(a.ip()),
             PeerAddr::Unix(_) => None,

@@ -77,11 +77,13 @@ pub struct Request {
 
 impl Request {
     /// The path part of the target.
+    #[inline]
     pub fn path(&self) -> &str {
         self.uri.path()
     }
 
     /// The query string, if any.
+    #[inline]
     pub fn query(&self) -> Option<&str> {
         self.uri.query()
     }
@@ -115,6 +117,7 @@ pub struct Response {
 
 impl Response {
     /// An empty response with `status`.
+    #[inline]
     pub fn new(status: StatusCode) -> Response {
         Response {
             status,
@@ -124,28 +127,38 @@ impl Response {
     }
 
     /// `200 OK` with a `text/plain; charset=utf-8` body.
+    #[inline]
     pub fn text(body: impl Into<Bytes>) -> Response {
-        Response::new(StatusCode::OK)
-            .header(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            )
-            .body(body)
+        // Built in place rather than through the builder: each builder
+        // step moves the whole response.
+        let mut headers = spare_header_map();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        Response {
+            status: StatusCode::OK,
+            headers,
+            body: body.into(),
+        }
     }
 
     /// Sets the body.
+    #[inline]
     pub fn body(mut self, body: impl Into<Bytes>) -> Response {
         self.body = body.into();
         self
     }
 
     /// Sets the status.
+    #[inline]
     pub fn status(mut self, status: StatusCode) -> Response {
         self.status = status;
         self
     }
 
     /// Adds a header field.
+    #[inline]
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Response {
         self.headers.append(name, value);
         self

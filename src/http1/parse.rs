@@ -4,7 +4,7 @@
 use std::mem::MaybeUninit;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Uri, Version};
 
 use super::error::RequestError;
@@ -24,6 +24,22 @@ pub struct RequestHead {
     pub version: Version,
     /// The header fields.
     pub headers: HeaderMap,
+    /// Which fields that decide framing and persistence were present,
+    /// noted while parsing so the connection looks up only those.
+    pub seen: Seen,
+}
+
+/// Header fields the server acts on, noted as they are parsed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// `Connection`.
+    pub connection: bool,
+    /// `Transfer-Encoding`.
+    pub transfer_encoding: bool,
+    /// `Content-Length`.
+    pub content_length: bool,
+    /// `Expect`.
+    pub expect: bool,
 }
 
 /// Parses a complete head (`head` ends with the blank line). At most
@@ -79,14 +95,28 @@ pub fn parse_head(head: Bytes, max_headers: usize) -> Result<RequestHead, Reques
         .and_then(|p| Uri::from_maybe_shared(head.slice_ref(p.as_bytes())).ok())
         .ok_or(RequestError::Malformed("invalid request target"))?;
     let mut headers = HeaderMap::with_capacity(req.headers.len());
+    let mut seen = Seen::default();
+    let mut hosts = 0;
     for h in req.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| RequestError::Malformed("invalid header name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value))
             .map_err(|_| RequestError::Malformed("invalid header value"))?;
+        // Standard names compare as enum values: cheap next to a lookup.
+        if name == header::HOST {
+            hosts += 1;
+        } else if name == header::CONNECTION {
+            seen.connection = true;
+        } else if name == header::TRANSFER_ENCODING {
+            seen.transfer_encoding = true;
+        } else if name == header::CONTENT_LENGTH {
+            seen.content_length = true;
+        } else if name == header::EXPECT {
+            seen.expect = true;
+        }
         headers.append(name, value);
     }
-    if version == Version::HTTP_11 && headers.get_all(http::header::HOST).iter().count() != 1 {
+    if version == Version::HTTP_11 && hosts != 1 {
         return Err(RequestError::Host);
     }
     Ok(RequestHead {
@@ -94,6 +124,7 @@ pub fn parse_head(head: Bytes, max_headers: usize) -> Result<RequestHead, Reques
         uri,
         version,
         headers,
+        seen,
     })
 }
 
@@ -176,6 +207,27 @@ mod tests {
         for (raw, want) in cases {
             assert_eq!(parse(raw).unwrap_err(), *want, "{raw:?}");
         }
+    }
+
+    #[test]
+    fn fields_that_decide_framing_and_persistence_are_noted_as_seen() {
+        let h =
+            parse("POST / HTTP/1.1\r\nHost: x\r\nconnection: close\r\nContent-Length: 1\r\n\r\n")
+                .unwrap();
+        let want = Seen {
+            connection: true,
+            content_length: true,
+            ..Seen::default()
+        };
+        assert_eq!(h.seen, want);
+        let h = parse("GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n")
+            .unwrap();
+        let want = Seen {
+            transfer_encoding: true,
+            expect: true,
+            ..Seen::default()
+        };
+        assert_eq!(h.seen, want);
     }
 
     #[test]

@@ -127,7 +127,13 @@ impl HttpServer {
         F: Fn(Request) -> Fut + 'static,
         Fut: Future<Output = Response> + 'static,
     {
-        let handler: Rc<Handler> = Rc::new(move |r| Box::pin(handler(r)));
+        let handler: Rc<Handler> = Rc::new(move |r| {
+            // Built straight into its allocation: `Box::pin(handler(r))`
+            // builds the future (request included) on the stack and then
+            // copies it over.
+            let fut: Box<Fut> = Box::write(Box::new_uninit(), handler(r));
+            Box::into_pin(fut as Box<dyn Future<Output = Response>>)
+        });
         HttpServer::with_app(config, App::Simple(handler))
     }
 
