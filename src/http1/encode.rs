@@ -151,23 +151,28 @@ pub fn encode_head(
     server_name: &[u8],
 ) {
     put_status_line(out, version, status);
-    if !headers.contains_key(SERVER) && !server_name.is_empty() {
-        out.extend_from_slice(b"Server: ");
-        out.extend_from_slice(server_name);
-        out.extend_from_slice(b"\r\n");
-    }
-    if !headers.contains_key(DATE) {
-        put_date(out);
-    }
+    // One pass over the handler's fields, noting whether it set Server or
+    // Date itself (two map lookups per response otherwise); ours follow.
+    let (mut has_server, mut has_date) = (false, false);
     for (name, value) in headers {
         // The server owns the framing and the connection's fate.
         if name == CONTENT_LENGTH || name == TRANSFER_ENCODING || name == CONNECTION {
             continue;
         }
+        has_server |= name == SERVER;
+        has_date |= name == DATE;
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
+    }
+    if !has_server && !server_name.is_empty() {
+        out.extend_from_slice(b"Server: ");
+        out.extend_from_slice(server_name);
+        out.extend_from_slice(b"\r\n");
+    }
+    if !has_date {
+        put_date(out);
     }
     match framing {
         HeadFraming::Length(n) => {

@@ -89,11 +89,14 @@ pub fn parse_head(head: Bytes, max_headers: usize) -> Result<RequestHead, Reques
         .method
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
         .ok_or(RequestError::Malformed("invalid method"))?;
-    // The target shares the head's buffer, like the header values.
-    let uri = req
-        .path
-        .and_then(|p| Uri::from_maybe_shared(head.slice_ref(p.as_bytes())).ok())
-        .ok_or(RequestError::Malformed("invalid request target"))?;
+    // The target shares the head's buffer, like the header values; the
+    // commonest one of all is a constant (no reference count to touch).
+    let uri = match req.path {
+        Some("/") => Uri::from_static("/"),
+        Some(p) => Uri::from_maybe_shared(head.slice_ref(p.as_bytes()))
+            .map_err(|_| RequestError::Malformed("invalid request target"))?,
+        None => return Err(RequestError::Malformed("invalid request target")),
+    };
     let mut headers = HeaderMap::with_capacity(req.headers.len());
     let mut seen = Seen::default();
     let mut hosts = 0;
