@@ -4,8 +4,9 @@
 #
 #   bench/http.sh [--repeat N] [--seconds S]
 #
-# Installs wrk, nginx and perf through apt if missing. Each server is
-# pinned to CPU 0, wrk (1 thread, 64 connections) to CPU 1. Reports, per
+# Installs wrk, nginx and perf through apt if missing. Both servers run
+# at once, pinned to CPU 0, and the repetitions alternate between them;
+# wrk (1 thread, 64 connections) runs on CPU 1. Reports, per
 # server: keep-alive and 16-deep pipelined requests/s (median of N), p99,
 # requests per server CPU-second (wrk saturates its own core near 160 k
 # req/s here, so this is the fair figure) and system calls per request
@@ -41,26 +42,27 @@ http {
   keepalive_requests 1000000000;
   client_body_temp_path $tmp;
   server {
-    listen 127.0.0.1:$port;
+    listen 127.0.0.1:$((port + 1));
     location / { return 200 "Hello, World!"; }
   }
 }
 CONF
 
-start() { # name -> sets $pid (the process doing the work)
+declare -A PORT=([cyclone]=$port [nginx]=$((port + 1))) PID=()
+start() { # name -> sets PID[name] (the process doing the work)
+  local p=${PORT[$1]}
   case "$1" in
-    cyclone) taskset -c 0 target/release/cyclone --port "$port" > "$tmp/out" 2>&1 & pid=$! ;;
+    cyclone) taskset -c 0 target/release/cyclone --port "$p" > "$tmp/out" 2>&1 & PID[cyclone]=$! ;;
     nginx) taskset -c 0 nginx -c "$tmp/nginx.conf" > "$tmp/out" 2>&1 & ;;
   esac
-  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.05; done
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$p/" && break; sleep 0.05; done
   if [ "$1" = nginx ]; then
-    master=$(cat "$tmp/nginx.pid"); pid=$(pgrep -P "$master" | head -1)
+    local master; master=$(cat "$tmp/nginx.pid"); PID[nginx]=$(pgrep -P "$master" | head -1)
   fi
 }
-stop() {
-  if [ "$1" = nginx ]; then kill "$(cat "$tmp/nginx.pid")"; else kill "$pid"; fi
+stop_all() {
+  kill "$(cat "$tmp/nginx.pid")" "${PID[cyclone]}" 2>/dev/null || true
   wait 2>/dev/null || true
-  sleep 0.3
 }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
@@ -68,11 +70,11 @@ hz=$(getconf CLK_TCK)
 
 # run NAME MODE -> prints "rps p99_ms per_cpu_s"
 run() {
-  local args=(-t1 -c64 -d"${seconds}s" --latency)
+  local args=(-t1 -c64 -d"${seconds}s" --latency) pid=${PID[$1]}
   [ "$2" = pipelined ] && args+=(-s bench/http/pipeline.lua)
   local t0 t1 out
   t0=$(cpu_ticks "$pid")
-  out=$(taskset -c 1 wrk "${args[@]}" "http://127.0.0.1:$port/")
+  out=$(taskset -c 1 wrk "${args[@]}" "http://127.0.0.1:${PORT[$1]}/")
   t1=$(cpu_ticks "$pid")
   local rps reqs p99
   rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
@@ -84,9 +86,9 @@ run() {
 }
 
 syscalls_per_request() { # NAME MODE
-  local args=(-t1 -c64 -d3s)
+  local args=(-t1 -c64 -d3s) pid=${PID[$1]}
   [ "$2" = pipelined ] && args+=(-s bench/http/pipeline.lua)
-  taskset -c 1 wrk "${args[@]}" "http://127.0.0.1:$port/" > "$tmp/wrk" &
+  taskset -c 1 wrk "${args[@]}" "http://127.0.0.1:${PORT[$1]}/" > "$tmp/wrk" &
   local w=$!
   sleep 0.5
   local n
@@ -100,22 +102,29 @@ syscalls_per_request() { # NAME MODE
 echo "# HTTP benchmark: Cyclone vs nginx"
 echo
 echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') ($(nproc) cores); kernel $(uname -r); nginx $(nginx -v 2>&1 | cut -d/ -f2); wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
-echo "- command: bench/http.sh --repeat $repeat --seconds $seconds (server on CPU 0, wrk -t1 -c64 on CPU 1)"
+echo "- command: bench/http.sh --repeat $repeat --seconds $seconds (server on CPU 0, wrk -t1 -c64 on CPU 1; repetitions alternate between the servers)"
 echo
 declare -A R
+# Both servers run side by side (the idle one costs nothing) and the
+# repetitions alternate between them, so drift in this shared machine's
+# speed during the run moves both figures alike.
+start cyclone
+start nginx
 for mode in keepalive pipelined; do
-  for name in cyclone nginx; do
-    start "$name"
-    rpss=(); p99s=(); effs=()
-    for _ in $(seq "$repeat"); do
+  declare -A rpss=() p99s=() effs=()
+  for _ in $(seq "$repeat"); do
+    for name in cyclone nginx; do
       read -r rps p99 eff < <(run "$name" "$mode")
-      rpss+=("$rps"); p99s+=("$p99"); effs+=("$eff")
+      rpss[$name]+="$rps "; p99s[$name]+="$p99 "; effs[$name]+="$eff "
     done
-    sc=$(syscalls_per_request "$name" "$mode")
-    stop "$name"
-    R[$name,$mode]="$(printf '%s\n' "${rpss[@]}" | median) $(printf '%s\n' "${p99s[@]}" | median) $(printf '%s\n' "${effs[@]}" | median) $sc"
   done
+  for name in cyclone nginx; do
+    sc=$(syscalls_per_request "$name" "$mode")
+    R[$name,$mode]="$(printf '%s\n' ${rpss[$name]} | median) $(printf '%s\n' ${p99s[$name]} | median) $(printf '%s\n' ${effs[$name]} | median) $sc"
+  done
+  unset rpss p99s effs
 done
+stop_all
 echo "| server | mode | req/s (median) | p99 ms | req per server CPU-s | vs nginx (CPU-s) | syscalls/req |"
 echo "|---|---|---:|---:|---:|---:|---:|"
 for mode in keepalive pipelined; do

@@ -332,6 +332,20 @@ per_backend! {
         assert_eq!(&rest[..], b"rest of the data");
     }
 
+    fn reads_alternating_between_multibyte_delimiters_each_find_their_own(lp) {
+        let got = bounded(&lp, async {
+            let (s, mut peer) = stream_and_peer();
+            peer.write_all(b"a--b\r\n\r\nc--d\r\n\r\n").unwrap();
+            let mut got = Vec::new();
+            for delim in [&b"--"[..], b"\r\n\r\n", b"--", b"\r\n\r\n"] {
+                got.push(s.read_until(delim, None).await.unwrap());
+            }
+            got
+        });
+        let want: [&[u8]; 4] = [b"a--", b"b\r\n\r\n", b"c--", b"d\r\n\r\n"];
+        assert_eq!(got, want);
+    }
+
     fn try_read_until_buffered_takes_a_buffered_delimited_chunk_at_once(lp) {
         let (first, second, left) = bounded(&lp, async {
             let (s, mut peer) = stream_and_peer();

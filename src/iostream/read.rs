@@ -179,20 +179,28 @@ fn take_front(buf: &mut bytes::BytesMut, n: usize) -> Bytes {
     }
 }
 
-/// Where `needle` first occurs in `hay`. Short needles (protocol
-/// delimiters: `\n`, `\r\n\r\n`) use memchr on their first byte: building
-/// a memmem searcher costs more than the search itself at these sizes.
+/// Where `needle` first occurs in `hay`: one byte with memchr, more with
+/// a per-thread cached memmem searcher.
 pub(crate) fn memchr_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    /// Needles up to this long are searched first-byte-then-compare.
-    const SHORT: usize = 8;
     match needle {
         [] => Some(0),
         [b] => memchr::memchr(*b, hay),
-        [first, ..] if needle.len() <= SHORT => {
-            memchr::memchr_iter(*first, hay).find(|&i| hay[i..].starts_with(needle))
-        }
-        _ => memchr::memmem::find(hay, needle),
+        _ => FINDER.with(|cached| {
+            let mut cached = cached.borrow_mut();
+            if cached.needle() != needle {
+                *cached = memchr::memmem::Finder::new(needle).into_owned();
+            }
+            cached.find(hay)
+        }),
     }
+}
+
+thread_local! {
+    /// The searcher for the last multi-byte delimiter: building one costs
+    /// more than a search through a short buffer, and a protocol asks for
+    /// the same delimiter (`\r\n\r\n`) over and over.
+    static FINDER: RefCell<memchr::memmem::Finder<'static>> =
+        RefCell::new(memchr::memmem::Finder::new(b"\r\n\r\n").into_owned());
 }
 
 /// One `read` into `buf`'s spare room (at most `want` bytes), which then
