@@ -60,9 +60,13 @@ fn count() {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// The budget for one keep-alive hello-world request, reallocations
-/// included (issue 6: "a small constant, target <= 4").
-const PER_REQUEST: f64 = 4.0;
+/// The budget for one hello-world request, reallocations included. The
+/// issue asked for at most 4; the path makes exactly one (the handler's
+/// boxed future: request and response header maps are recycled, reads
+/// land in a shared arena), and the tenth on top covers what is amortised
+/// over many requests (a fresh 32 KiB read arena every ~800 requests).
+/// A new allocation per request anywhere on the path fails this.
+const PER_REQUEST: f64 = 1.1;
 
 /// Requests before the window opens, and inside it: enough that the
 /// window's edges (a response still being finished when the count is read)

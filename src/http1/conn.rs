@@ -375,7 +375,7 @@ impl Connection {
             method: head.method,
             uri: head.uri,
             version: head.version,
-            headers: head.headers,
+            headers: head.headers.into(),
             body: Bytes::new(),
             remote_addr: self.peer.clone(),
             remote_ip,

@@ -97,7 +97,8 @@ pub fn parse_head(head: Bytes, max_headers: usize) -> Result<RequestHead, Reques
             .map_err(|_| RequestError::Malformed("invalid request target"))?,
         None => return Err(RequestError::Malformed("invalid request target")),
     };
-    let mut headers = HeaderMap::with_capacity(req.headers.len());
+    let mut headers = super::message::spare_header_map();
+    headers.reserve(req.headers.len());
     let mut seen = Seen::default();
     let mut hosts = 0;
     for h in req.headers.iter() {
