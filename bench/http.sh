@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HTTP: the cyclone demo server vs nginx (1 worker, access log off,
+# HTTP: the cyclone demo site (GET /hello through the web layer) vs nginx (1 worker, access log off,
 # `return 200`), side by side in one run.
 #
 #   bench/http.sh [--repeat N] [--seconds S]
@@ -52,10 +52,10 @@ declare -A PORT=([cyclone]=$port [nginx]=$((port + 1))) PID=()
 start() { # name -> sets PID[name] (the process doing the work)
   local p=${PORT[$1]}
   case "$1" in
-    cyclone) taskset -c 0 target/release/cyclone --port "$p" > "$tmp/out" 2>&1 & PID[cyclone]=$! ;;
+    cyclone) taskset -c 0 target/release/cyclone serve --port "$p" --log-level warn > "$tmp/out" 2>&1 & PID[cyclone]=$! ;;
     nginx) taskset -c 0 nginx -c "$tmp/nginx.conf" > "$tmp/out" 2>&1 & ;;
   esac
-  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$p/" && break; sleep 0.05; done
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$p/hello" && break; sleep 0.05; done
   if [ "$1" = nginx ]; then
     local master; master=$(cat "$tmp/nginx.pid"); PID[nginx]=$(pgrep -P "$master" | head -1)
   fi
@@ -74,7 +74,7 @@ run() {
   [ "$2" = pipelined ] && args+=(-s bench/http/pipeline.lua)
   local t0 t1 out
   t0=$(cpu_ticks "$pid")
-  out=$(taskset -c 1 wrk "${args[@]}" "http://127.0.0.1:${PORT[$1]}/")
+  out=$(taskset -c 1 wrk "${args[@]}" "http://127.0.0.1:${PORT[$1]}/hello")
   t1=$(cpu_ticks "$pid")
   local rps reqs p99
   rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
@@ -88,7 +88,7 @@ run() {
 syscalls_per_request() { # NAME MODE
   local args=(-t1 -c64 -d3s) pid=${PID[$1]}
   [ "$2" = pipelined ] && args+=(-s bench/http/pipeline.lua)
-  taskset -c 1 wrk "${args[@]}" "http://127.0.0.1:${PORT[$1]}/" > "$tmp/wrk" &
+  taskset -c 1 wrk "${args[@]}" "http://127.0.0.1:${PORT[$1]}/hello" > "$tmp/wrk" &
   local w=$!
   sleep 0.5
   local n

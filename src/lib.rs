@@ -24,6 +24,7 @@ pub mod netutil;
 pub mod process;
 pub mod tcpclient;
 pub mod tcpserver;
+pub mod web;
 
 pub use ioloop::{
     Async, Backend, Builder, Error, IOLoop, Interest, JoinError, JoinHandle, LoopStats,

@@ -1,9 +1,9 @@
-//! The `cyclone` command end to end: start it on a free port, fetch the
-//! demo pages over HTTP, stop it with SIGTERM and check it exits cleanly.
+//! The `cyclone` command end to end: start it on a free port, fetch
+//! pages over HTTP, stop it with SIGTERM and check it exits cleanly.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn get(addr: &str, raw: &[u8]) -> String {
@@ -15,10 +15,19 @@ fn get(addr: &str, raw: &[u8]) -> String {
     s
 }
 
-#[test]
-fn demo_server_serves_and_stops_cleanly_on_sigterm() {
+fn request(addr: &str, method: &str, path: &str) -> String {
+    get(
+        addr,
+        format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+/// Starts `cyclone` with `args` on a free port; returns it and the
+/// address it printed.
+fn start(args: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cyclone"))
-        .args(["--port", "0"])
+        .args(args)
+        .args(["--port", "0", "--log-level", "warn"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -34,25 +43,11 @@ fn demo_server_serves_and_stops_cleanly_on_sigterm() {
         .and_then(|rest| rest.split('/').next())
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string();
-    let home = get(
-        &addr,
-        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
-    assert!(
-        home.starts_with("HTTP/1.1 200 OK\r\n") && home.ends_with("Hello, World!"),
-        "{home}"
-    );
-    let echo = get(
-        &addr,
-        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\nping",
-    );
-    assert!(echo.ends_with("\r\n\r\nping"), "{echo}");
-    let missing = get(
-        &addr,
-        b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
-    assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");
+    (child, addr)
+}
 
+/// Sends SIGTERM and asserts a clean exit within 20 s.
+fn stop(mut child: Child) {
     // SAFETY: kill(2) on the child this test started.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     let t0 = Instant::now();
@@ -67,4 +62,89 @@ fn demo_server_serves_and_stops_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(10));
     };
     assert!(status.success(), "{status}");
+}
+
+#[test]
+fn serve_runs_the_demo_site_and_stops_cleanly_on_sigterm() {
+    let (child, addr) = start(&["serve"]);
+    let home = request(&addr, "GET", "/");
+    assert!(home.starts_with("HTTP/1.1 200 OK\r\n"), "{home}");
+    assert!(home.contains("<h1>Cyclone</h1>"), "{home}");
+    let hello = request(&addr, "GET", "/hello");
+    assert!(hello.ends_with("\r\n\r\nHello, World!"), "{hello}");
+    let css = request(&addr, "GET", "/static/style.css");
+    assert!(
+        css.starts_with("HTTP/1.1 200 OK\r\n") && css.contains("text/css"),
+        "{css}"
+    );
+    let echo = get(
+        &addr,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\nping",
+    );
+    assert!(echo.ends_with("\r\n\r\nping"), "{echo}");
+    let missing = request(&addr, "GET", "/nope");
+    assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");
+    stop(child);
+}
+
+#[test]
+fn without_a_subcommand_the_command_serves_too() {
+    let (child, addr) = start(&[]);
+    let hello = request(&addr, "GET", "/hello");
+    assert!(hello.ends_with("Hello, World!"), "{hello}");
+    stop(child);
+}
+
+#[test]
+fn serve_root_serves_and_lists_a_directory() {
+    let dir = std::env::temp_dir().join(format!("cyclone-cli-root-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("a.txt"), "file a").unwrap();
+    let (child, addr) = start(&["serve", "--root", dir.to_str().unwrap()]);
+    let file = request(&addr, "GET", "/a.txt");
+    let listing = request(&addr, "GET", "/");
+    stop(child);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(file.ends_with("\r\n\r\nfile a"), "{file}");
+    assert!(
+        listing.contains("href=\"a.txt\"") && listing.contains("href=\"sub/\""),
+        "{listing}"
+    );
+}
+
+#[test]
+fn a_missing_root_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cyclone"))
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--root",
+            "/nonexistent/cyclone-test",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cyclone: "), "{err}");
+}
+
+#[test]
+fn help_names_every_option() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cyclone"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for opt in [
+        "--port",
+        "--address",
+        "--root",
+        "--processes",
+        "--threads",
+        "--poller",
+        "--log-level",
+    ] {
+        assert!(help.contains(opt), "{opt} missing from:\n{help}");
+    }
 }

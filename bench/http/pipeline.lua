@@ -2,7 +2,7 @@
 init = function(args)
   local r = {}
   for i = 1, 16 do
-    r[i] = wrk.format(nil, "/")
+    r[i] = wrk.format(nil, wrk.path)
   end
   req = table.concat(r)
 end

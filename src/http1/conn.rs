@@ -298,6 +298,11 @@ impl Connection {
         };
         // A shutdown may have begun while the handler ran.
         let keep_alive = keep_alive && !self.shared.draining.get();
+        if response.stream.is_some() {
+            return self
+                .send_streamed(response, version, method, keep_alive)
+                .await;
+        }
         self.put_response(response, version, &method, keep_alive);
         if !keep_alive {
             return Ok(false);
@@ -413,6 +418,69 @@ impl Connection {
             self.config.server_name.as_bytes(),
         );
         super::message::recycle_header_map(response.headers);
+    }
+
+    /// Sends a response whose body comes in pieces ([`BodyStream`]): one
+    /// piece in memory at a time, each written (with `write_timeout`)
+    /// before the next is made. `Ok(true)`: the connection may go on.
+    async fn send_streamed(
+        &mut self,
+        mut response: Response,
+        version: Version,
+        method: Method,
+        keep_alive: bool,
+    ) -> Result<bool, Stop> {
+        self.flush().await?; // earlier pipelined responses go first
+        let Some(mut body) = response.stream.take() else {
+            return Ok(keep_alive);
+        };
+        let state = Rc::new(std::cell::RefCell::new(WriterState::default()));
+        let mut writer = ResponseWriter::new(
+            self.stream.clone(),
+            version,
+            method.clone(),
+            keep_alive,
+            Rc::from(self.config.server_name.as_str()),
+            state.clone(),
+        );
+        let len = body
+            .content_length()
+            .map(|n| n + response.body.len() as u64);
+        if writer
+            .write_head(response.status, &response.headers, len)
+            .is_err()
+        {
+            return Err(Stop::Quiet);
+        }
+        let limit = self.config.write_timeout;
+        let sends_body = super::encode::has_body(&method, response.status);
+        let mut next = (!response.body.is_empty()).then(|| Ok(std::mem::take(&mut response.body)));
+        loop {
+            let piece = match next.take() {
+                Some(p) => Some(p),
+                None if sends_body => body.next_piece(),
+                None => None,
+            };
+            let piece = match piece {
+                None => break,
+                Some(Ok(p)) => p,
+                Some(Err(e)) => {
+                    tracing::warn!("response body failed after the head was sent: {e}");
+                    return Err(Stop::Quiet); // a short body: only closing is honest
+                }
+            };
+            match within(&mut self.timer, limit, writer.write(piece)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return Err(Stop::Quiet),
+            }
+        }
+        match within(&mut self.timer, limit, writer.finish()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return Err(Stop::Quiet),
+        }
+        super::message::recycle_header_map(response.headers);
+        let keep_alive = state.borrow().keep_alive;
+        Ok(keep_alive)
     }
 
     async fn read_body(

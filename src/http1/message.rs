@@ -160,9 +160,10 @@ impl Request {
     }
 }
 
-/// An HTTP response with a complete body. `Content-Length` is set when it
-/// is written; `Date`, `Server` and `Connection` too.
-#[derive(Debug, Clone)]
+/// An HTTP response: a complete body, or one produced in pieces
+/// ([`Response::stream`]). `Content-Length` is set when it is written;
+/// `Date`, `Server` and `Connection` too.
+#[derive(Debug)]
 pub struct Response {
     /// The status.
     pub status: StatusCode,
@@ -170,6 +171,63 @@ pub struct Response {
     pub headers: HeaderMap,
     /// The body (not sent for HEAD, 1xx, 204 and 304).
     pub body: Bytes,
+    /// A body produced in pieces, sent after `body` (normally empty).
+    pub stream: Option<BodyStream>,
+}
+
+/// A response body produced piece by piece and sent as it is produced,
+/// each piece once the previous one is in the kernel's hands: a large
+/// file costs one piece of memory, not its size.
+///
+/// The pieces come from an iterator run on the loop's thread, so each
+/// must be quick to make (a read of a file the page cache holds, as
+/// Tornado's and nginx's static file serving do).
+///
+/// ```
+/// use bytes::Bytes;
+/// use cyclone::http1::{BodyStream, Response};
+///
+/// let pieces = (0..3).map(|i| Ok(Bytes::from(format!("piece {i}\n"))));
+/// let resp = Response::new(http::StatusCode::OK).stream(BodyStream::new(Some(24), pieces));
+/// assert_eq!(resp.stream.as_ref().unwrap().content_length(), Some(24));
+/// ```
+pub struct BodyStream {
+    len: Option<u64>,
+    pieces: Box<dyn Iterator<Item = std::io::Result<Bytes>>>,
+}
+
+impl BodyStream {
+    /// A body of `len` bytes in all (`None`: not known, so sent chunked on
+    /// HTTP/1.1 and until the connection closes on HTTP/1.0), made of the
+    /// pieces `pieces` yields. An error ends the response early and closes
+    /// the connection (the client sees a short body).
+    pub fn new(
+        len: Option<u64>,
+        pieces: impl Iterator<Item = std::io::Result<Bytes>> + 'static,
+    ) -> BodyStream {
+        BodyStream {
+            len,
+            pieces: Box::new(pieces),
+        }
+    }
+
+    /// The whole body's length, if known.
+    pub fn content_length(&self) -> Option<u64> {
+        self.len
+    }
+
+    /// The next piece.
+    pub(crate) fn next_piece(&mut self) -> Option<std::io::Result<Bytes>> {
+        self.pieces.next()
+    }
+}
+
+impl std::fmt::Debug for BodyStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyStream")
+            .field("len", &self.len)
+            .finish()
+    }
 }
 
 impl Response {
@@ -180,6 +238,7 @@ impl Response {
             status,
             headers: spare_header_map(),
             body: Bytes::new(),
+            stream: None,
         }
     }
 
@@ -197,6 +256,7 @@ impl Response {
             status: StatusCode::OK,
             headers,
             body: body.into(),
+            stream: None,
         }
     }
 
@@ -204,6 +264,12 @@ impl Response {
     #[inline]
     pub fn body(mut self, body: impl Into<Bytes>) -> Response {
         self.body = body.into();
+        self
+    }
+
+    /// Sends the body in pieces (see [`BodyStream`]); `body` stays empty.
+    pub fn stream(mut self, stream: BodyStream) -> Response {
+        self.stream = Some(stream);
         self
     }
 

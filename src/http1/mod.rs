@@ -19,6 +19,6 @@ pub mod xheaders;
 
 pub use delegate::{HeadersAction, HttpDelegate};
 pub use error::RequestError;
-pub use message::{Headers, Request, Response};
+pub use message::{BodyStream, Headers, Request, Response};
 pub use server::{HttpConfig, HttpServer};
 pub use writer::ResponseWriter;

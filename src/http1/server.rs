@@ -137,6 +137,16 @@ impl HttpServer {
         HttpServer::with_app(config, App::Simple(handler))
     }
 
+    /// [`with_config`](Self::with_config) for a handler that boxes its
+    /// future itself (a framework dispatching to handlers of many types):
+    /// the future is used as is, not boxed again.
+    pub fn with_boxed_handler<F>(config: HttpConfig, handler: F) -> HttpServer
+    where
+        F: Fn(Request) -> Pin<Box<dyn Future<Output = Response>>> + 'static,
+    {
+        HttpServer::with_app(config, App::Simple(Rc::new(handler)))
+    }
+
     /// A server that streams: each request gets a fresh delegate from
     /// `factory`, which receives the body in pieces and answers through a
     /// [`ResponseWriter`](super::ResponseWriter); see [`HttpDelegate`].

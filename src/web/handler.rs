@@ -1,0 +1,148 @@
+//! [`RequestHandler`]: Tornado's class-based handler, one instance per
+//! request, with a method per HTTP verb and `prepare`/`on_finish` hooks.
+
+use http::{HeaderValue, Method, StatusCode};
+
+use super::{HttpError, Request};
+use crate::http1::Response;
+
+/// The answer of a verb a handler does not implement.
+fn not_implemented() -> HttpError {
+    HttpError::new(StatusCode::METHOD_NOT_ALLOWED)
+}
+
+/// A handler in Tornado's style: a fresh instance per request (from the
+/// factory given to [`Application::handler`](super::Application::handler)),
+/// [`prepare`](Self::prepare) first, then the method for the request's
+/// verb, then [`on_finish`](Self::on_finish).
+///
+/// [`METHODS`](Self::METHODS) lists the verbs it implements: any other
+/// gets `405 Method Not Allowed` with an `Allow` header listing them
+/// (HEAD is allowed wherever GET is, and answered by `get` without the
+/// body unless `head` is overridden).
+///
+/// ```
+/// use cyclone::http1::Response;
+/// use cyclone::web::{Application, HttpError, Request, RequestHandler};
+/// use http::Method;
+///
+/// #[derive(Default)]
+/// struct User;
+///
+/// impl RequestHandler for User {
+///     const METHODS: &'static [Method] = &[Method::GET];
+///     async fn get(&mut self, req: Request) -> Result<Response, HttpError> {
+///         Ok(Response::text(format!("user {}", req.path_arg(0).unwrap_or("?"))))
+///     }
+/// }
+///
+/// let app = Application::new().handler(r"/user/(\d+)", User::default);
+/// ```
+#[allow(async_fn_in_trait)] // handlers run on one loop: no Send bound wanted
+pub trait RequestHandler: 'static {
+    /// The verbs implemented.
+    const METHODS: &'static [Method];
+
+    /// Runs before the verb's method; an error answers the request
+    /// instead (authentication, loading shared state).
+    async fn prepare(&mut self, _req: &mut Request) -> Result<(), HttpError> {
+        Ok(())
+    }
+
+    /// GET.
+    async fn get(&mut self, _req: Request) -> Result<Response, HttpError> {
+        Err(not_implemented())
+    }
+
+    /// HEAD: `get`'s answer; the server sends its head only.
+    async fn head(&mut self, req: Request) -> Result<Response, HttpError> {
+        self.get(req).await
+    }
+
+    /// POST.
+    async fn post(&mut self, _req: Request) -> Result<Response, HttpError> {
+        Err(not_implemented())
+    }
+
+    /// PUT.
+    async fn put(&mut self, _req: Request) -> Result<Response, HttpError> {
+        Err(not_implemented())
+    }
+
+    /// DELETE.
+    async fn delete(&mut self, _req: Request) -> Result<Response, HttpError> {
+        Err(not_implemented())
+    }
+
+    /// PATCH.
+    async fn patch(&mut self, _req: Request) -> Result<Response, HttpError> {
+        Err(not_implemented())
+    }
+
+    /// OPTIONS.
+    async fn options(&mut self, _req: Request) -> Result<Response, HttpError> {
+        Err(not_implemented())
+    }
+
+    /// Runs after the answer is made, with its status (cleanup, metrics).
+    fn on_finish(&mut self, _status: StatusCode) {}
+}
+
+/// The verbs `methods` allows, HEAD included wherever GET is.
+pub(crate) fn allows(methods: &[Method], m: &Method) -> bool {
+    methods.contains(m) || (*m == Method::HEAD && methods.contains(&Method::GET))
+}
+
+/// The `Allow` value for `methods`.
+pub(crate) fn allow_header(methods: &[Method]) -> HeaderValue {
+    let mut list: Vec<&str> = methods.iter().map(Method::as_str).collect();
+    if methods.contains(&Method::GET) && !methods.contains(&Method::HEAD) {
+        list.push("HEAD");
+    }
+    HeaderValue::from_str(&list.join(", ")).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// A 405 listing `methods` in `Allow`.
+pub(crate) fn method_not_allowed(methods: &[Method]) -> HttpError {
+    HttpError::new(StatusCode::METHOD_NOT_ALLOWED)
+        .header(http::header::ALLOW, allow_header(methods))
+}
+
+/// Runs one request through a fresh handler.
+pub(crate) async fn run<H: RequestHandler>(
+    mut handler: H,
+    mut req: Request,
+) -> Result<Response, HttpError> {
+    let method = req.method.clone();
+    if !allows(H::METHODS, &method) {
+        handler.on_finish(StatusCode::METHOD_NOT_ALLOWED);
+        return Err(method_not_allowed(H::METHODS));
+    }
+    let result = match handler.prepare(&mut req).await {
+        Err(e) => Err(e),
+        Ok(()) => match method {
+            Method::GET => handler.get(req).await,
+            Method::HEAD => handler.head(req).await,
+            Method::POST => handler.post(req).await,
+            Method::PUT => handler.put(req).await,
+            Method::DELETE => handler.delete(req).await,
+            Method::PATCH => handler.patch(req).await,
+            Method::OPTIONS => handler.options(req).await,
+            _ => Err(not_implemented()),
+        },
+    };
+    // A verb listed but left unimplemented still says what is allowed.
+    let result = result.map_err(|e| {
+        if e.status == StatusCode::METHOD_NOT_ALLOWED && e.headers.is_empty() {
+            method_not_allowed(H::METHODS)
+        } else {
+            e
+        }
+    });
+    let status = match &result {
+        Ok(r) => r.status,
+        Err(e) => e.status,
+    };
+    handler.on_finish(status);
+    result
+}

@@ -1,0 +1,30 @@
+//! The web layer, in the manner of `tornado.web`: an [`Application`]
+//! routes each request to a handler — an async function of [`Request`],
+//! or a [`RequestHandler`] — and turns what it returns (a
+//! [`Response`](crate::http1::Response) or an [`HttpError`]) into the
+//! answer, adding ETags and `304`s, optional gzip, XSRF checks and an
+//! access log line. [`StaticFileHandler`] serves a directory.
+//!
+//! Route patterns are regular expressions over the whole path, as in
+//! Tornado: `r"/user/(\d+)"` passes `"7"` for `/user/7`
+//! ([`Request::path_arg`]); `(?P<name>...)` groups are named
+//! ([`Request::path_kwarg`]). A pattern without regex syntax is compared
+//! as a plain string.
+
+mod app;
+pub mod cookies;
+mod error;
+mod handler;
+pub mod multipart;
+mod request;
+mod response;
+mod static_files;
+
+pub use app::{Application, Settings, xsrf_token};
+pub use cookies::{Cookie, SameSite};
+pub use error::HttpError;
+pub use handler::RequestHandler;
+pub use multipart::UploadedFile;
+pub use request::Request;
+pub use response::{IntoResponse, error_page, html_escape};
+pub use static_files::{StaticFileHandler, content_type};

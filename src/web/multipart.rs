@@ -1,0 +1,184 @@
+//! `multipart/form-data` bodies (RFC 7578), parsed from a complete body
+//! into fields and files that share its buffer.
+
+use bytes::Bytes;
+
+use super::HttpError;
+
+/// The most parts a body may have: a body of tiny parts must not cost a
+/// huge number of allocations.
+pub const MAX_PARTS: usize = 1_000;
+
+/// The largest head of one part (its header lines).
+pub const MAX_PART_HEAD: usize = 8 * 1024;
+
+/// An uploaded file from a `multipart/form-data` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedFile {
+    /// The form field's name.
+    pub name: String,
+    /// The file name the client gave (not a path to trust).
+    pub filename: String,
+    /// The part's `Content-Type` (`application/octet-stream` if none).
+    pub content_type: String,
+    /// The contents (a view of the request body).
+    pub body: Bytes,
+}
+
+/// The boundary of a `multipart/form-data` content type, if it is one.
+pub fn boundary(content_type: &str) -> Option<String> {
+    let mut params = content_type.split(';');
+    let kind = params.next()?.trim();
+    if !kind.eq_ignore_ascii_case("multipart/form-data") {
+        return None;
+    }
+    params.find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        if !k.trim().eq_ignore_ascii_case("boundary") {
+            return None;
+        }
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(v);
+        // RFC 2046 §5.1.1: 1 to 70 characters.
+        (!v.is_empty() && v.len() <= 70).then(|| v.to_string())
+    })
+}
+
+fn bad(why: &str) -> HttpError {
+    HttpError::new(http::StatusCode::BAD_REQUEST).reason(format!("malformed multipart body: {why}"))
+}
+
+/// A `name="value"` parameter of a Content-Disposition value.
+fn disposition_param(value: &str, param: &str) -> Option<String> {
+    value.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        if !k.trim().eq_ignore_ascii_case(param) {
+            return None;
+        }
+        let v = v.trim();
+        Some(
+            v.strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(v)
+                .replace("\\\"", "\""),
+        )
+    })
+}
+
+/// Form fields: (name, value) pairs in order.
+pub type Fields = Vec<(String, String)>;
+
+/// Splits `body` into fields (name, value) and files.
+pub fn parse(body: &Bytes, boundary: &str) -> Result<(Fields, Vec<UploadedFile>), HttpError> {
+    let delimiter = format!("--{boundary}");
+    let next_delimiter = format!("\r\n--{boundary}");
+    let finder = memchr::memmem::Finder::new(next_delimiter.as_bytes());
+    let mut fields = Vec::new();
+    let mut files = Vec::new();
+    // The preamble (before the first delimiter) is ignored.
+    let first =
+        memchr::memmem::find(body, delimiter.as_bytes()).ok_or_else(|| bad("no boundary"))?;
+    let mut pos = first + delimiter.len();
+    for _ in 0..=MAX_PARTS {
+        let rest = &body[pos..];
+        if rest.starts_with(b"--") {
+            return Ok((fields, files)); // the close delimiter
+        }
+        let rest = rest
+            .strip_prefix(b"\r\n")
+            .ok_or_else(|| bad("boundary not followed by CRLF"))?;
+        let start = body.len() - rest.len();
+        let end = start
+            + finder
+                .find(rest)
+                .ok_or_else(|| bad("part not closed by a boundary"))?;
+        let part = &body[start..end];
+        let head_end = memchr::memmem::find(part, b"\r\n\r\n")
+            .ok_or_else(|| bad("part without a blank line after its head"))?;
+        if head_end > MAX_PART_HEAD {
+            return Err(bad("part head too large"));
+        }
+        let head =
+            std::str::from_utf8(&part[..head_end]).map_err(|_| bad("part head not UTF-8"))?;
+        let (mut name, mut filename, mut content_type) = (None, None, None);
+        for line in head.split("\r\n") {
+            let Some((k, v)) = line.split_once(':') else {
+                return Err(bad("part head line without a colon"));
+            };
+            if k.trim().eq_ignore_ascii_case("content-disposition") {
+                name = disposition_param(v, "name");
+                filename = disposition_param(v, "filename");
+            } else if k.trim().eq_ignore_ascii_case("content-type") {
+                content_type = Some(v.trim().to_string());
+            }
+        }
+        let name = name.ok_or_else(|| bad("part without a name"))?;
+        let value = body.slice(start + head_end + 4..end);
+        match filename {
+            Some(filename) => files.push(UploadedFile {
+                name,
+                filename,
+                content_type: content_type
+                    .unwrap_or_else(|| "application/octet-stream".to_string()),
+                body: value,
+            }),
+            None => fields.push((name, String::from_utf8_lossy(&value).into_owned())),
+        }
+        pos = end + next_delimiter.len();
+    }
+    Err(bad("too many parts"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_boundary_comes_from_the_content_type() {
+        assert_eq!(
+            boundary("multipart/form-data; boundary=\"abc\"").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(boundary("text/plain; boundary=abc"), None);
+    }
+
+    #[test]
+    fn fields_and_files_are_separated() {
+        let body = Bytes::from_static(
+            b"preamble\r\n--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n\
+              --XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x.txt\"\r\n\
+              Content-Type: text/plain\r\n\r\nfile\r\nbody\r\n--XX--\r\n",
+        );
+        let (fields, files) = parse(&body, "XX").unwrap();
+        assert_eq!(fields, vec![("a".to_string(), "1".to_string())]);
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].filename, "x.txt");
+        assert_eq!(files[0].content_type, "text/plain");
+        assert_eq!(&files[0].body[..], b"file\r\nbody");
+    }
+
+    #[test]
+    fn an_unterminated_part_is_a_bad_request() {
+        let body =
+            Bytes::from_static(b"--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1");
+        assert_eq!(
+            parse(&body, "XX").unwrap_err().status,
+            http::StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn more_than_max_parts_is_a_bad_request() {
+        let mut body = Vec::new();
+        for _ in 0..=MAX_PARTS {
+            body.extend_from_slice(
+                b"--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n",
+            );
+        }
+        body.extend_from_slice(b"--XX--\r\n");
+        assert!(parse(&Bytes::from(body), "XX").is_err());
+    }
+}
