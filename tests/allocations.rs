@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cyclone::http1::{HttpServer, Request, Response};
+use cyclone::web::{Application, Request as WebRequest};
 
 struct Counting;
 
@@ -74,11 +75,32 @@ const PER_REQUEST: f64 = 1.1;
 const WARM_UP: usize = 200;
 const MEASURED: usize = 2_000;
 
-const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8888\r\n\r\n";
+const REQUEST: &[u8] = b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1:8888\r\n\r\n";
 
 async fn hello(_req: Request) -> Response {
     Response::text("Hello, World!")
 }
+
+/// The HTTP server alone, answering every request with hello.
+fn http_server() -> HttpServer {
+    HttpServer::new(hello)
+}
+
+/// The web layer: the route `cyclone serve` answers `/hello` with, plus
+/// a route before it, an ETag and the access log's checks.
+fn web_app() -> HttpServer {
+    Application::new()
+        .route("/", |_req: WebRequest| async { Response::html("home") })
+        .route("/hello", |_req: WebRequest| async {
+            Response::text("Hello, World!")
+        })
+        .into_server()
+}
+
+/// The web layer's budget: the handler's one boxed future (holding the
+/// routing's end as well), the ETag value, plus the same tenth for what
+/// is amortised.
+const WEB_PER_REQUEST: f64 = 2.1;
 
 /// Sends `batches` writes of `depth` pipelined requests, reading all their
 /// responses before the next write.
@@ -101,7 +123,11 @@ fn client(c: &mut TcpStream, batches: usize, depth: usize) {
 
 /// Server allocations per request while a client sends requests `depth` at
 /// a time over one keep-alive connection.
-fn allocations_per_request(lp: &cyclone::IOLoop, depth: usize) -> f64 {
+fn allocations_per_request(
+    lp: &cyclone::IOLoop,
+    depth: usize,
+    make_server: fn() -> HttpServer,
+) -> f64 {
     // One measurement at a time: the counter is shared by all threads
     // that count, and the test harness runs tests in parallel.
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -110,7 +136,7 @@ fn allocations_per_request(lp: &cyclone::IOLoop, depth: usize) -> f64 {
     let per_request = lp
         .run_sync_timeout(
             async move {
-                let server = HttpServer::new(hello);
+                let server = make_server();
                 let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
                 // A channel, not `thread_finished`: its polling timer would
                 // allocate on the server's thread inside the window.
@@ -138,14 +164,20 @@ fn allocations_per_request(lp: &cyclone::IOLoop, depth: usize) -> f64 {
 
 per_backend! {
     fn a_keep_alive_hello_world_request_stays_within_the_allocation_budget(lp) {
-        let n = allocations_per_request(&lp, 1);
+        let n = allocations_per_request(&lp, 1, http_server);
         println!("allocations per keep-alive request: {n:.2}");
         assert!(n <= PER_REQUEST, "{n:.2} allocations per request (budget {PER_REQUEST})");
     }
 
     fn a_pipelined_hello_world_request_stays_within_the_allocation_budget(lp) {
-        let n = allocations_per_request(&lp, 16);
+        let n = allocations_per_request(&lp, 16, http_server);
         println!("allocations per pipelined request: {n:.2}");
         assert!(n <= PER_REQUEST, "{n:.2} allocations per request (budget {PER_REQUEST})");
+    }
+
+    fn a_web_application_hello_request_stays_within_the_allocation_budget(lp) {
+        let n = allocations_per_request(&lp, 1, web_app);
+        println!("allocations per web keep-alive request: {n:.2}");
+        assert!(n <= WEB_PER_REQUEST, "{n:.2} allocations per request (budget {WEB_PER_REQUEST})");
     }
 }

@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
+use common::http::{Resp, parse_responses};
 use cyclone::IOLoop;
 use cyclone::http1::{HttpConfig, HttpServer, Request, Response};
 use http::{Method, StatusCode};
@@ -20,62 +21,6 @@ async fn demo(req: Request) -> Response {
         (_, "/panic") => panic!("handler boom"),
         _ => Response::text("404 Not Found\n").status(StatusCode::NOT_FOUND),
     }
-}
-
-/// One parsed response: status, headers (lower-case names), body.
-#[derive(Debug, Clone, PartialEq)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Splits a byte stream into responses (bodies by Content-Length; `head`
-/// says which requests were HEAD, in order, so their bodies are empty).
-fn parse_responses(mut data: &[u8], head: &[bool]) -> Vec<Resp> {
-    let mut out = Vec::new();
-    while let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-        let text = String::from_utf8_lossy(&data[..end]).to_string();
-        let mut lines = text.split("\r\n");
-        let status: u16 = lines.next().unwrap()[9..12].parse().unwrap();
-        let headers: Vec<(String, String)> = lines
-            .map(|l| {
-                let (k, v) = l.split_once(':').unwrap();
-                (k.trim().to_ascii_lowercase(), v.trim().to_string())
-            })
-            .collect();
-        let mut resp = Resp {
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        data = &data[end + 4..];
-        let is_head = head.get(out.len()).copied().unwrap_or(false);
-        let len: usize = if is_head || status == 100 || status == 204 || status == 304 {
-            0
-        } else {
-            resp.header("content-length")
-                .map_or(0, |v| v.parse().unwrap())
-        };
-        resp.body = data[..len].to_vec();
-        data = &data[len..];
-        out.push(resp);
-    }
-    assert!(
-        data.is_empty(),
-        "trailing bytes: {:?}",
-        String::from_utf8_lossy(data)
-    );
-    out
 }
 
 /// Runs the demo server on `lp`, sends `chunks` (with pauses) from a client

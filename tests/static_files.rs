@@ -4,167 +4,19 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
+use common::http::{Conn, Resp, get, get_each, send, with_server};
 use cyclone::IOLoop;
 use cyclone::web::{Application, StaticFileHandler};
-
-const LIMIT: Duration = Duration::from_secs(10);
 
 /// The size of the large file: several 64 KiB pieces and a partial one.
 const BIG: usize = 300 * 1024;
 
 const HELLO: &[u8] = b"Hello, static!\n";
 const SECRET: &[u8] = b"TOP SECRET outside the root";
-
-// ---------------------------------------------------------------------
-// A small HTTP/1.1 client.
-// ---------------------------------------------------------------------
-
-#[derive(Debug, Clone, PartialEq)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-fn request(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut out = format!("{method} {target} HTTP/1.1\r\nHost: test\r\n");
-    for (k, v) in headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
-        out.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    out.push_str("\r\n");
-    let mut out = out.into_bytes();
-    out.extend_from_slice(body);
-    out
-}
-
-/// Reads one response; `head` says the request was HEAD (no body).
-fn read_response(r: &mut impl BufRead, head: bool) -> Resp {
-    let mut line = String::new();
-    r.read_line(&mut line).expect("status line");
-    assert!(line.starts_with("HTTP/1."), "not a status line: {line:?}");
-    let status: u16 = line[9..12].parse().expect("status code");
-    let mut headers = Vec::new();
-    loop {
-        let mut l = String::new();
-        r.read_line(&mut l).expect("header line");
-        let l = l.trim_end_matches(['\r', '\n']);
-        if l.is_empty() {
-            break;
-        }
-        let (k, v) = l.split_once(':').expect("header colon");
-        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-    }
-    let mut resp = Resp {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    if head || status < 200 || status == 204 || status == 304 {
-        return resp;
-    }
-    if let Some(n) = resp.header("content-length") {
-        let n: usize = n.parse().expect("content-length");
-        let mut body = vec![0; n];
-        r.read_exact(&mut body).expect("body");
-        resp.body = body;
-    } else if resp
-        .header("transfer-encoding")
-        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
-    {
-        loop {
-            let mut size = String::new();
-            r.read_line(&mut size).expect("chunk size");
-            let size = size.trim().split(';').next().unwrap_or("");
-            let n = usize::from_str_radix(size, 16).expect("chunk size hex");
-            let mut chunk = vec![0; n + 2];
-            r.read_exact(&mut chunk).expect("chunk");
-            if n == 0 {
-                break;
-            }
-            resp.body.extend_from_slice(&chunk[..n]);
-        }
-    } else {
-        r.read_to_end(&mut resp.body).expect("body to close");
-    }
-    resp
-}
-
-/// A keep-alive client connection.
-struct Conn {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Conn {
-    fn open(port: u16) -> Conn {
-        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.set_read_timeout(Some(LIMIT)).unwrap();
-        Conn {
-            writer: s.try_clone().unwrap(),
-            reader: BufReader::new(s),
-        }
-    }
-
-    fn send(&mut self, method: &str, target: &str, headers: &[(&str, &str)]) -> Resp {
-        self.writer
-            .write_all(&request(method, target, headers, b""))
-            .expect("write request");
-        read_response(&mut self.reader, method == "HEAD")
-    }
-
-    fn get(&mut self, target: &str) -> Resp {
-        self.send("GET", target, &[])
-    }
-
-    fn get_with(&mut self, target: &str, headers: &[(&str, &str)]) -> Resp {
-        self.send("GET", target, headers)
-    }
-}
-
-/// Serves `app` on `lp` while `client` runs on a helper thread with the
-/// port; returns what `client` returns.
-fn with_server<T, F>(lp: &IOLoop, app: Application, client: F) -> T
-where
-    F: FnOnce(u16) -> T + Send + 'static,
-    T: Send + 'static,
-{
-    let joined = lp
-        .run_sync_timeout(
-            async move {
-                let server = app.into_server();
-                let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
-                let client = std::thread::spawn(move || client(port));
-                common::thread_finished(&client).await;
-                server.tcp().stop();
-                client.join()
-            },
-            LIMIT,
-        )
-        .expect("the exchange did not finish in time");
-    joined.unwrap_or_else(|p| std::panic::resume_unwind(p))
-}
 
 // ---------------------------------------------------------------------
 // The served tree.
@@ -259,17 +111,63 @@ fn assert_refused(r: &Resp, what: &str) {
     );
 }
 
+/// GETs hello.txt from a fresh tree for its `validator` field, then, on
+/// the same connection, GETs it with `condition` set to that value and
+/// to `other`: returns the validator and those two answers.
+fn conditional_gets(
+    lp: &IOLoop,
+    validator: &'static str,
+    condition: &'static str,
+    other: &'static str,
+) -> (String, [Resp; 2]) {
+    let tree = Tree::new();
+    with_server(lp, tree.app(), move |port| {
+        let mut c = Conn::open(port);
+        let first = c.get("/static/hello.txt");
+        let value = first.header(validator).unwrap().to_string();
+        let same = c.get_with("/static/hello.txt", &[(condition, &value)]);
+        let differing = c.get_with("/static/hello.txt", &[(condition, other)]);
+        (value, [same, differing])
+    })
+}
+
+/// GETs each of `targets` from a fresh tree, on one connection, and
+/// asserts every answer refused access (each named by its target).
+fn assert_each_refused<const N: usize>(lp: &IOLoop, targets: [&str; N]) {
+    let tree = Tree::new();
+    let r = get_each(lp, tree.app(), targets);
+    for (target, r) in targets.iter().zip(&r) {
+        assert_refused(r, target);
+    }
+}
+
 fn hello_size() -> String {
     HELLO.len().to_string()
+}
+
+/// HEAD `target`, then GET hello.txt on the same connection: the HEAD
+/// answer is a 200 with Content-Length `len` and no body, and no body
+/// bytes were left on the connection to spoil the GET (`after`, the
+/// message if they were).
+fn assert_head_has_length_and_no_body(lp: &IOLoop, target: &'static str, len: usize, after: &str) {
+    let tree = Tree::new();
+    let r = with_server(lp, tree.app(), move |port| {
+        let mut c = Conn::open(port);
+        [c.send("HEAD", target, &[], b""), c.get("/static/hello.txt")]
+    });
+    assert_eq!(r[0].status, 200);
+    assert_eq!(
+        r[0].header("content-length"),
+        Some(len.to_string().as_str())
+    );
+    assert!(r[0].body.is_empty());
+    assert_eq!(r[1].body, HELLO, "{after}");
 }
 
 per_backend! {
     fn a_file_is_served_with_content_type_etag_and_last_modified(lp) {
         let tree = Tree::new();
-        let r = with_server(&lp, tree.app(), |port| {
-            let mut c = Conn::open(port);
-            [c.get("/static/hello.txt"), c.get("/static/style.css"), c.get("/static/sub/index.html")]
-        });
+        let r = get_each(&lp, tree.app(), ["/static/hello.txt", "/static/style.css", "/static/sub/index.html"]);
         assert_eq!(r[0].status, 200);
         assert_eq!(r[0].body, HELLO);
         assert_eq!(r[0].header("content-type"), Some("text/plain; charset=utf-8"));
@@ -290,49 +188,31 @@ per_backend! {
 
     fn a_symlink_inside_the_root_to_a_file_inside_is_served(lp) {
         let tree = Tree::new();
-        let r = with_server(&lp, tree.app(), |port| Conn::open(port).get("/static/alias.txt"));
+        let r = get(&lp, tree.app(), "/static/alias.txt");
         assert_eq!(r.status, 200);
         assert_eq!(r.body, HELLO);
     }
 
     fn if_none_match_with_the_etag_is_304(lp) {
-        let tree = Tree::new();
-        let r = with_server(&lp, tree.app(), |port| {
-            let mut c = Conn::open(port);
-            let first = c.get("/static/hello.txt");
-            let etag = first.header("etag").unwrap().to_string();
-            let again = c.get_with("/static/hello.txt", &[("If-None-Match", &etag)]);
-            let other = c.get_with("/static/hello.txt", &[("If-None-Match", "\"other\"")]);
-            (etag, again, other)
-        });
-        assert_eq!(r.1.status, 304);
-        assert!(r.1.body.is_empty());
-        assert_eq!(r.1.header("etag"), Some(r.0.as_str()));
-        assert_eq!(r.2.status, 200, "a different tag");
-        assert_eq!(r.2.body, HELLO);
+        let (etag, [again, other]) = conditional_gets(&lp, "etag", "If-None-Match", "\"other\"");
+        assert_eq!(again.status, 304);
+        assert!(again.body.is_empty());
+        assert_eq!(again.header("etag"), Some(etag.as_str()));
+        assert_eq!(other.status, 200, "a different tag");
+        assert_eq!(other.body, HELLO);
     }
 
     fn if_modified_since_equal_to_last_modified_is_304(lp) {
-        let tree = Tree::new();
-        let r = with_server(&lp, tree.app(), |port| {
-            let mut c = Conn::open(port);
-            let first = c.get("/static/hello.txt");
-            let lm = first.header("last-modified").unwrap().to_string();
-            let same = c.get_with("/static/hello.txt", &[("If-Modified-Since", &lm)]);
-            let old = c.get_with("/static/hello.txt", &[("If-Modified-Since", "Thu, 01 Jan 1998 00:00:00 GMT")]);
-            [same, old]
-        });
-        assert_eq!(r[0].status, 304);
-        assert!(r[0].body.is_empty());
-        assert_eq!(r[1].status, 200, "modified since 1998");
-        assert_eq!(r[1].body, HELLO);
+        let (_, [same, old]) = conditional_gets(&lp, "last-modified", "If-Modified-Since", "Thu, 01 Jan 1998 00:00:00 GMT");
+        assert_eq!(same.status, 304);
+        assert!(same.body.is_empty());
+        assert_eq!(old.status, 200, "modified since 1998");
+        assert_eq!(old.body, HELLO);
     }
 
     fn range_0_3_is_206_with_content_range(lp) {
         let tree = Tree::new();
-        let r = with_server(&lp, tree.app(), |port| {
-            Conn::open(port).get_with("/static/hello.txt", &[("Range", "bytes=0-3")])
-        });
+        let r = send(&lp, tree.app(), "GET", "/static/hello.txt", &[("Range", "bytes=0-3")], b"");
         assert_eq!(r.status, 206);
         assert_eq!(r.body, b"Hell");
         assert_eq!(r.header("content-range"), Some(format!("bytes 0-3/{}", HELLO.len()).as_str()));
@@ -341,9 +221,7 @@ per_backend! {
 
     fn suffix_range_gives_the_last_bytes(lp) {
         let tree = Tree::new();
-        let r = with_server(&lp, tree.app(), |port| {
-            Conn::open(port).get_with("/static/hello.txt", &[("Range", "bytes=-3")])
-        });
+        let r = send(&lp, tree.app(), "GET", "/static/hello.txt", &[("Range", "bytes=-3")], b"");
         let n = HELLO.len();
         assert_eq!(r.status, 206);
         assert_eq!(r.body, &HELLO[n - 3..]);
@@ -365,58 +243,35 @@ per_backend! {
     }
 
     fn raw_dotdot_traversal_is_403(lp) {
-        let tree = Tree::new();
-        let r = with_server(&lp, tree.app(), |port| {
-            let mut c = Conn::open(port);
-            [c.get("/static/../secret.txt"), c.get("/static/sub/../../secret.txt")]
-        });
-        assert_refused(&r[0], "/static/../secret.txt");
-        assert_refused(&r[1], "/static/sub/../../secret.txt");
+        assert_each_refused(&lp, ["/static/../secret.txt", "/static/sub/../../secret.txt"]);
     }
 
     fn percent_encoded_dotdot_traversal_is_403(lp) {
-        let tree = Tree::new();
-        let r = with_server(&lp, tree.app(), |port| {
-            let mut c = Conn::open(port);
-            ["/static/%2e%2e/secret.txt", "/static/%2E%2E%2Fsecret.txt", "/static/..%2fsecret.txt", "/static/sub%2f..%2f..%2fsecret.txt"]
-                .map(|p| (p, c.get(p)))
-        });
-        for (p, r) in &r {
-            assert_refused(r, p);
-        }
+        assert_each_refused(&lp, ["/static/%2e%2e/secret.txt", "/static/%2E%2E%2Fsecret.txt", "/static/..%2fsecret.txt", "/static/sub%2f..%2f..%2fsecret.txt"]);
     }
 
     fn an_absolute_path_after_the_prefix_stays_inside_the_root(lp) {
         let tree = Tree::new();
         let secret = tree.base.join("secret.txt");
         let target = format!("/static/{}", secret.display());
-        let r = with_server(&lp, tree.app(), move |port| Conn::open(port).get(&target));
+        let r = get(&lp, tree.app(), &target);
         assert_eq!(r.status, 404, "{r:?}");
         assert!(!r.body.windows(SECRET.len()).any(|w| w == SECRET));
     }
 
     fn a_nul_byte_in_the_path_is_400(lp) {
         let tree = Tree::new();
-        let r = with_server(&lp, tree.app(), |port| Conn::open(port).get("/static/hello.txt%00.png"));
+        let r = get(&lp, tree.app(), "/static/hello.txt%00.png");
         assert_eq!(r.status, 400);
     }
 
     fn a_symlink_out_of_the_root_is_403(lp) {
-        let tree = Tree::new();
-        let r = with_server(&lp, tree.app(), |port| {
-            let mut c = Conn::open(port);
-            [c.get("/static/link.txt"), c.get("/static/outdir/secret.txt")]
-        });
-        assert_refused(&r[0], "file symlink");
-        assert_refused(&r[1], "directory symlink");
+        assert_each_refused(&lp, ["/static/link.txt", "/static/outdir/secret.txt"]);
     }
 
     fn a_missing_file_is_404(lp) {
         let tree = Tree::new();
-        let r = with_server(&lp, tree.app(), |port| {
-            let mut c = Conn::open(port);
-            [c.get("/static/nope.txt"), c.get("/static/nope/deeper.txt"), c.get("/static/hello.txt/x")]
-        });
+        let r = get_each(&lp, tree.app(), ["/static/nope.txt", "/static/nope/deeper.txt", "/static/hello.txt/x"]);
         for r in &r {
             assert_eq!(r.status, 404, "{r:?}");
         }
@@ -424,10 +279,7 @@ per_backend! {
 
     fn a_directory_without_slash_redirects_to_the_slash(lp) {
         let tree = Tree::new();
-        let r = with_server(&lp, tree.app(), |port| {
-            let mut c = Conn::open(port);
-            [c.get("/static/sub"), c.get("/static/sub?x=1")]
-        });
+        let r = get_each(&lp, tree.app(), ["/static/sub", "/static/sub?x=1"]);
         assert_eq!(r[0].status, 301);
         assert_eq!(r[0].header("location"), Some("/static/sub/"));
         assert_eq!(r[1].status, 301);
@@ -436,7 +288,7 @@ per_backend! {
 
     fn a_directory_with_index_html_serves_it(lp) {
         let tree = Tree::new();
-        let r = with_server(&lp, tree.app(), |port| Conn::open(port).get("/static/sub/"));
+        let r = get(&lp, tree.app(), "/static/sub/");
         assert_eq!(r.status, 200);
         assert_eq!(r.text(), "<h1>sub index</h1>");
         assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
@@ -444,16 +296,14 @@ per_backend! {
 
     fn a_directory_without_index_or_listing_is_403(lp) {
         let tree = Tree::new();
-        let r = with_server(&lp, tree.app(), |port| Conn::open(port).get("/static/list/"));
+        let r = get(&lp, tree.app(), "/static/list/");
         assert_eq!(r.status, 403);
         assert!(!r.text().contains("a.txt"));
     }
 
     fn listing_lists_entries_with_names_escaped(lp) {
         let tree = Tree::new();
-        let r = with_server(&lp, tree.app_with(|h| h.listing(true)), |port| {
-            Conn::open(port).get("/static/list/")
-        });
+        let r = get(&lp, tree.app_with(|h| h.listing(true)), "/static/list/");
         assert_eq!(r.status, 200);
         assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
         let body = r.text();
@@ -469,38 +319,25 @@ per_backend! {
 
     fn the_bare_prefix_redirects_to_the_prefix_with_slash(lp) {
         let tree = Tree::new();
-        let r = with_server(&lp, tree.app(), |port| Conn::open(port).get("/static"));
+        let r = get(&lp, tree.app(), "/static");
         assert_eq!(r.status, 301);
         assert_eq!(r.header("location"), Some("/static/"));
     }
 
     fn post_is_405_with_allow(lp) {
         let tree = Tree::new();
-        let r = with_server(&lp, tree.app(), |port| {
-            Conn::open(port).send("POST", "/static/hello.txt", &[])
-        });
+        let r = send(&lp, tree.app(), "POST", "/static/hello.txt", &[], b"");
         assert_eq!(r.status, 405);
         assert_eq!(r.header("allow"), Some("GET, HEAD"));
     }
 
     fn head_of_a_small_file_has_its_length_and_no_body(lp) {
-        let tree = Tree::new();
-        let r = with_server(&lp, tree.app(), |port| {
-            let mut c = Conn::open(port);
-            [c.send("HEAD", "/static/hello.txt", &[]), c.get("/static/hello.txt")]
-        });
-        assert_eq!(r[0].status, 200);
-        assert_eq!(r[0].header("content-length"), Some(hello_size().as_str()));
-        assert!(r[0].body.is_empty());
-        assert_eq!(r[1].body, HELLO, "nothing was left on the connection");
+        assert_head_has_length_and_no_body(&lp, "/static/hello.txt", HELLO.len(), "nothing was left on the connection");
     }
 
     fn a_large_file_arrives_byte_exact(lp) {
         let tree = Tree::new();
-        let r = with_server(&lp, tree.app(), |port| {
-            let mut c = Conn::open(port);
-            [c.get("/static/big.bin"), c.get("/static/hello.txt")]
-        });
+        let r = get_each(&lp, tree.app(), ["/static/big.bin", "/static/hello.txt"]);
         assert_eq!(r[0].status, 200);
         assert_eq!(r[0].header("content-type"), Some("application/octet-stream"));
         assert_eq!(r[0].header("content-length"), Some(BIG.to_string().as_str()));
@@ -513,7 +350,7 @@ per_backend! {
         let tree = Tree::new();
         let r = with_server(&lp, tree.app(), |port| {
             let mut c = Conn::open(port);
-            let etag = c.send("HEAD", "/static/big.bin", &[]).header("etag").unwrap().to_string();
+            let etag = c.send("HEAD", "/static/big.bin", &[], b"").header("etag").unwrap().to_string();
             let again = c.get_with("/static/big.bin", &[("If-None-Match", &etag)]);
             let after = c.get("/static/hello.txt");
             [again, after]
@@ -542,23 +379,12 @@ per_backend! {
     }
 
     fn head_of_a_large_file_has_its_length_and_no_body(lp) {
-        let tree = Tree::new();
-        let r = with_server(&lp, tree.app(), |port| {
-            let mut c = Conn::open(port);
-            [c.send("HEAD", "/static/big.bin", &[]), c.get("/static/hello.txt")]
-        });
-        assert_eq!(r[0].status, 200);
-        assert_eq!(r[0].header("content-length"), Some(BIG.to_string().as_str()));
-        assert!(r[0].body.is_empty());
-        assert_eq!(r[1].body, HELLO, "no body was sent after the HEAD answer");
+        assert_head_has_length_and_no_body(&lp, "/static/big.bin", BIG, "no body was sent after the HEAD answer");
     }
 
     fn a_versioned_url_gets_a_long_cache_control(lp) {
         let tree = Tree::new();
-        let r = with_server(&lp, tree.app(), |port| {
-            let mut c = Conn::open(port);
-            [c.get("/static/style.css?v=1"), c.get("/static/style.css")]
-        });
+        let r = get_each(&lp, tree.app(), ["/static/style.css?v=1", "/static/style.css"]);
         assert_eq!(r[0].status, 200);
         let cc = r[0].header("cache-control").expect("Cache-Control");
         let max_age: u64 = cc
@@ -603,7 +429,7 @@ per_backend! {
         let r = with_server(&lp, app, |port| {
             let mut c = Conn::open(port);
             let ae = [("Accept-Encoding", "gzip")];
-            [c.send("HEAD", "/static/lines.txt", &ae), c.send("GET", "/static/lines.txt", &ae)]
+            [c.send("HEAD", "/static/lines.txt", &ae, b""), c.send("GET", "/static/lines.txt", &ae, b"")]
         });
         assert_eq!(r[1].header("content-encoding"), Some("gzip"));
         assert!(r[0].body.is_empty());

@@ -5,203 +5,25 @@
 mod common;
 
 use std::cell::RefCell;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
+use std::io::Read;
 
+use common::http::{Conn, Resp, get, get_each, send, with_server};
 use cyclone::IOLoop;
 use cyclone::http1::Response;
 use cyclone::web::{Application, Cookie, HttpError, Request, RequestHandler, SameSite};
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, WWW_AUTHENTICATE};
 use http::{Method, StatusCode};
 
-const LIMIT: Duration = Duration::from_secs(10);
-
-// ---------------------------------------------------------------------
-// A small HTTP/1.1 client.
-// ---------------------------------------------------------------------
-
-/// One parsed response: status, headers (lower-case names, in order,
-/// repeated fields kept), body.
-#[derive(Debug, Clone, PartialEq)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn headers_all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// A request's bytes: `Host`, the given fields, and a `Content-Length`
-/// when there is a body (or the method usually has one).
-fn request(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut out = format!("{method} {target} HTTP/1.1\r\nHost: test\r\n");
-    for (k, v) in headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
-        out.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    out.push_str("\r\n");
-    let mut out = out.into_bytes();
-    out.extend_from_slice(body);
-    out
-}
-
-/// Reads one response from `r`; `head` says the request was HEAD (no body).
-fn read_response(r: &mut impl BufRead, head: bool) -> Resp {
-    let mut line = String::new();
-    r.read_line(&mut line).expect("status line");
-    assert!(line.starts_with("HTTP/1."), "not a status line: {line:?}");
-    let status: u16 = line[9..12].parse().expect("status code");
-    let mut headers = Vec::new();
-    loop {
-        let mut l = String::new();
-        r.read_line(&mut l).expect("header line");
-        let l = l.trim_end_matches(['\r', '\n']);
-        if l.is_empty() {
-            break;
-        }
-        let (k, v) = l.split_once(':').expect("header colon");
-        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-    }
-    let mut resp = Resp {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    if head || status < 200 || status == 204 || status == 304 {
-        return resp;
-    }
-    if let Some(n) = resp.header("content-length") {
-        let n: usize = n.parse().expect("content-length");
-        let mut body = vec![0; n];
-        r.read_exact(&mut body).expect("body");
-        resp.body = body;
-    } else if resp
-        .header("transfer-encoding")
-        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
-    {
-        loop {
-            let mut size = String::new();
-            r.read_line(&mut size).expect("chunk size");
-            let size = size.trim().split(';').next().unwrap_or("");
-            let n = usize::from_str_radix(size, 16).expect("chunk size hex");
-            let mut chunk = vec![0; n + 2];
-            r.read_exact(&mut chunk).expect("chunk");
-            if n == 0 {
-                break;
-            }
-            resp.body.extend_from_slice(&chunk[..n]);
-        }
-    } else {
-        r.read_to_end(&mut resp.body).expect("body to close");
-    }
-    resp
-}
-
-/// A keep-alive client connection.
-struct Conn {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Conn {
-    fn open(port: u16) -> Conn {
-        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.set_read_timeout(Some(LIMIT)).unwrap();
-        Conn {
-            writer: s.try_clone().unwrap(),
-            reader: BufReader::new(s),
-        }
-    }
-
-    fn send(&mut self, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
-        self.writer
-            .write_all(&request(method, target, headers, body))
-            .expect("write request");
-        read_response(&mut self.reader, method == "HEAD")
-    }
-
-    fn get(&mut self, target: &str) -> Resp {
-        self.send("GET", target, &[], b"")
-    }
-
-    fn get_with(&mut self, target: &str, headers: &[(&str, &str)]) -> Resp {
-        self.send("GET", target, headers, b"")
-    }
-}
-
-/// Serves `app` on `lp` (port 0 on 127.0.0.1) while `client` runs on a
-/// helper thread with the port; returns what `client` returns (a panic
-/// in it fails the test with its message).
-fn with_server<T, F>(lp: &IOLoop, app: Application, client: F) -> T
-where
-    F: FnOnce(u16) -> T + Send + 'static,
-    T: Send + 'static,
-{
-    let joined = lp
-        .run_sync_timeout(
-            async move {
-                let server = app.into_server();
-                let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
-                let client = std::thread::spawn(move || client(port));
-                common::thread_finished(&client).await;
-                server.tcp().stop();
-                client.join()
-            },
-            LIMIT,
-        )
-        .expect("the exchange did not finish in time");
-    joined.unwrap_or_else(|p| std::panic::resume_unwind(p))
-}
-
-/// One GET over a fresh connection.
-fn get(lp: &IOLoop, app: Application, target: &str) -> Resp {
-    send(lp, app, "GET", target, &[], b"")
-}
-
-/// One request over a fresh connection.
-fn send(
-    lp: &IOLoop,
-    app: Application,
-    method: &str,
-    target: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Resp {
-    let (method, target) = (method.to_string(), target.to_string());
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let body = body.to_vec();
-    with_server(lp, app, move |port| {
-        let h: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        Conn::open(port).send(&method, &target, &h, &body)
-    })
+/// One POST of `body` as `content_type` over a fresh connection.
+fn post(lp: &IOLoop, app: Application, target: &str, content_type: &str, body: &[u8]) -> Resp {
+    send(
+        lp,
+        app,
+        "POST",
+        target,
+        &[("Content-Type", content_type)],
+        body,
+    )
 }
 
 fn hv(s: &'static str) -> HeaderValue {
@@ -548,10 +370,7 @@ per_backend! {
     // --- routing ---------------------------------------------------------
 
     fn literal_route_matches_the_whole_path_only(lp) {
-        let r = with_server(&lp, routing_app(), |port| {
-            let mut c = Conn::open(port);
-            ["/hello", "/hello?x=1", "/hello/", "/hellox", "/x/hello"].map(|p| c.get(p))
-        });
+        let r = get_each(&lp, routing_app(), ["/hello", "/hello?x=1", "/hello/", "/hellox", "/x/hello"]);
         assert_eq!(r[0].status, 200);
         assert_eq!(r[0].text(), "hello");
         assert_eq!(r[1].text(), "hello", "the query is not part of the path");
@@ -561,10 +380,7 @@ per_backend! {
     }
 
     fn regex_route_passes_positional_captures(lp) {
-        let r = with_server(&lp, routing_app(), |port| {
-            let mut c = Conn::open(port);
-            ["/user/42", "/user/abc", "/user/42/extra", "/x/user/42"].map(|p| c.get(p))
-        });
+        let r = get_each(&lp, routing_app(), ["/user/42", "/user/abc", "/user/42/extra", "/x/user/42"]);
         assert_eq!(r[0].status, 200);
         assert_eq!(r[0].text(), "user 42");
         assert_eq!(r[1].status, 404, "\\d+ does not match letters");
@@ -600,10 +416,7 @@ per_backend! {
         let app = routing_app().default_handler(|req: Request| async move {
             Response::text(format!("no route for {}", req.path())).status(StatusCode::NOT_FOUND)
         });
-        let r = with_server(&lp, app, |port| {
-            let mut c = Conn::open(port);
-            [c.get("/nowhere"), c.get("/hello")]
-        });
+        let r = get_each(&lp, app, ["/nowhere", "/hello"]);
         assert_eq!(r[0].status, 404);
         assert_eq!(r[0].text(), "no route for /nowhere");
         assert_eq!(r[1].text(), "hello", "routed paths are unaffected");
@@ -702,10 +515,7 @@ per_backend! {
     // --- responses -------------------------------------------------------
 
     fn html_json_and_bytes_responses_have_their_content_types(lp) {
-        let r = with_server(&lp, responses_app(), |port| {
-            let mut c = Conn::open(port);
-            ["/html", "/json", "/bytes"].map(|p| c.get(p))
-        });
+        let r = get_each(&lp, responses_app(), ["/html", "/json", "/bytes"]);
         assert_eq!(r[0].header("content-type"), Some("text/html; charset=utf-8"));
         assert_eq!(r[0].text(), "<p>hi</p>");
         assert_eq!(r[1].header("content-type"), Some("application/json"));
@@ -716,10 +526,7 @@ per_backend! {
     }
 
     fn returning_str_or_string_is_a_text_response(lp) {
-        let r = with_server(&lp, responses_app(), |port| {
-            let mut c = Conn::open(port);
-            [c.get("/str"), c.get("/string")]
-        });
+        let r = get_each(&lp, responses_app(), ["/str", "/string"]);
         assert_eq!(r[0].status, 200);
         assert_eq!(r[0].header("content-type"), Some("text/plain; charset=utf-8"));
         assert_eq!(r[0].text(), "static str");
@@ -735,10 +542,7 @@ per_backend! {
     }
 
     fn redirect_with_sends_each_redirect_status(lp) {
-        let r = with_server(&lp, responses_app(), |port| {
-            let mut c = Conn::open(port);
-            [301, 303, 307, 308].map(|s| c.get(&format!("/go/{s}")))
-        });
+        let r = get_each(&lp, responses_app(), [301, 303, 307, 308].map(|s| format!("/go/{s}")));
         for (r, want) in r.iter().zip([301, 303, 307, 308]) {
             assert_eq!(r.status, want);
             assert_eq!(r.header("location"), Some("/there"));
@@ -760,10 +564,7 @@ per_backend! {
     }
 
     fn http_error_becomes_an_error_page_with_its_status(lp) {
-        let r = with_server(&lp, responses_app(), |port| {
-            let mut c = Conn::open(port);
-            [c.get("/conflict"), c.get("/gone")]
-        });
+        let r = get_each(&lp, responses_app(), ["/conflict", "/gone"]);
         assert_eq!(r[0].status, 409);
         assert_eq!(r[0].header("content-type"), Some("text/html; charset=utf-8"));
         assert!(r[0].text().contains("<h1>409: Conflict</h1>"), "{}", r[0].text());
@@ -783,28 +584,18 @@ per_backend! {
     // --- request helpers -------------------------------------------------
 
     fn arguments_come_from_query_then_form_body_and_the_last_wins(lp) {
-        let r = send(
-            &lp,
-            args_app(),
-            "POST",
-            "/args?a=1&a=2",
-            &[("Content-Type", "application/x-www-form-urlencoded")],
-            b"a=3&b=x+y%21",
-        );
+        let r = post(&lp, args_app(), "/args?a=1&a=2", "application/x-www-form-urlencoded", b"a=3&b=x+y%21");
         assert_eq!(r.status, 200);
         assert_eq!(r.text(), "1,2,3|3|x y!");
     }
 
     fn a_body_that_is_not_a_form_gives_no_arguments(lp) {
-        let r = send(&lp, args_app(), "POST", "/args?a=1", &[("Content-Type", "text/plain")], b"a=3&b=4");
+        let r = post(&lp, args_app(), "/args?a=1", "text/plain", b"a=3&b=4");
         assert_eq!(r.text(), "1|1|-");
     }
 
     fn required_argument_missing_is_400(lp) {
-        let r = with_server(&lp, args_app(), |port| {
-            let mut c = Conn::open(port);
-            [c.get("/need"), c.get("/need?name=ann")]
-        });
+        let r = get_each(&lp, args_app(), ["/need", "/need?name=ann"]);
         assert_eq!(r[0].status, 400);
         assert!(r[0].text().contains("Missing argument name"), "{}", r[0].text());
         assert_eq!(r[1].status, 200);
@@ -817,14 +608,7 @@ per_backend! {
         body.extend_from_slice(b"--XyZ\r\nContent-Disposition: form-data; name=\"upload\"; filename=\"notes.txt\"\r\nContent-Type: text/plain\r\n\r\nline1\r\nline2\r\n");
         body.extend_from_slice(b"--XyZ\r\nContent-Disposition: form-data; name=\"blob\"; filename=\"b.bin\"\r\n\r\n\x00\x01\xff--\r\n");
         body.extend_from_slice(b"--XyZ--\r\n");
-        let r = send(
-            &lp,
-            args_app(),
-            "POST",
-            "/upload?q=search",
-            &[("Content-Type", "multipart/form-data; boundary=XyZ")],
-            &body,
-        );
+        let r = post(&lp, args_app(), "/upload?q=search", "multipart/form-data; boundary=XyZ", &body);
         assert_eq!(r.status, 200, "{}", r.text());
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(
@@ -856,7 +640,7 @@ per_backend! {
     }
 
     fn json_body_is_parsed(lp) {
-        let r = send(&lp, args_app(), "POST", "/json", &[("Content-Type", "application/json")], br#"{"name":"widget","qty":3}"#);
+        let r = post(&lp, args_app(), "/json", "application/json", br#"{"name":"widget","qty":3}"#);
         assert_eq!(r.status, 200);
         assert_eq!(r.text(), "widget x3");
     }
@@ -1164,5 +948,13 @@ per_backend! {
         let debug = get(&lp, panic_app().debug(true), "/boom");
         assert_eq!(debug.status, 500);
         assert!(debug.text().contains("kaboom-7731 &lt;marker&gt;"), "{}", debug.text());
+    }
+
+    fn debug_mode_shows_the_panic_backtrace(lp) {
+        let debug = get(&lp, panic_app().debug(true), "/boom");
+        assert_eq!(debug.status, 500);
+        // Every panic's stack passes through the standard library's
+        // panicking machinery; a message alone would not name it.
+        assert!(debug.text().contains("panicking"), "{}", debug.text());
     }
 }

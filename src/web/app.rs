@@ -40,7 +40,8 @@ type Fields = Vec<(String, String)>;
 /// [`Request::settings`].
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Show a panic's message in the 500 page (never in production).
+    /// Show a panic's message and backtrace in the 500 page (never in
+    /// production).
     pub debug: bool,
     /// The key for signed cookies; without it they are refused.
     pub cookie_secret: Option<Vec<u8>>,
@@ -289,7 +290,7 @@ impl Application {
         self
     }
 
-    /// Debug mode: a panic's message in the 500 page.
+    /// Debug mode: a panic's message and backtrace in the 500 page.
     pub fn debug(mut self, on: bool) -> Application {
         self.settings.debug = on;
         self
@@ -327,6 +328,9 @@ impl Application {
 
     /// An [`HttpServer`] serving this application.
     pub fn into_server(self) -> HttpServer {
+        if self.settings.debug {
+            install_trace_hook();
+        }
         let config = self.config.clone();
         let app = Rc::new(Shared {
             routes: self.routes,
@@ -485,6 +489,28 @@ fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
     enc.finish()
 }
 
+thread_local! {
+    /// The last panic on this thread with its backtrace, kept by the hook
+    /// debug mode installs, for the 500 page.
+    static PANIC_TRACE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// In debug mode, panics also record their message and backtrace for the
+/// 500 page (Tornado shows the traceback). The hook chains to the one
+/// installed before, so panics are still reported as usual; it is
+/// installed once per process.
+fn install_trace_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let trace = format!("{info}\n\n{}", std::backtrace::Backtrace::force_capture());
+            let _ = PANIC_TRACE.try_with(|t| *t.borrow_mut() = Some(trace));
+            previous(info);
+        }));
+    });
+}
+
 /// What the end of a request needs from its start.
 pub(crate) struct Pending {
     method: Method,
@@ -563,7 +589,14 @@ fn end(outcome: Result<Outcome, String>, p: Pending) -> Response {
         Err(panic) => {
             tracing::error!("handler for {method} panicked: {panic}");
             let e = HttpError::new(StatusCode::INTERNAL_SERVER_ERROR);
-            error_page(&e, p.settings.debug.then_some(panic.as_str()))
+            if p.settings.debug {
+                // The hook saw the panic on this thread just before it
+                // was caught: its trace is this one's.
+                let trace = PANIC_TRACE.with(|t| t.borrow_mut().take()).unwrap_or(panic);
+                error_page(&e, Some(&trace))
+            } else {
+                error_page(&e, None)
+            }
         }
     };
     finish(

@@ -1,6 +1,8 @@
 //! Shared test helpers: run a test body on every poller backend, bound a
-//! loop's run time, capture logs.
+//! loop's run time, capture logs; [`http`], a small HTTP/1.1 client.
 #![allow(dead_code)]
+
+pub mod http;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
