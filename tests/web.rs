@@ -923,6 +923,27 @@ per_backend! {
         assert_eq!(r.text(), big_text());
     }
 
+    // --- host routing ----------------------------------------------------
+
+    fn routes_for_a_host_answer_only_requests_to_that_host(lp) {
+        let app = Application::new()
+            .host(
+                r"api\.example\.com",
+                Application::new().route("/", |_r: Request| async { "api" }),
+            )
+            .route("/", |_r: Request| async { "www" });
+        let got = with_server(&lp, app, |port| {
+            ["api.example.com:8080", "API.Example.com", "www.example.com", "[::1]:80"].map(|host| {
+                let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                c.set_read_timeout(Some(common::HANG)).unwrap();
+                let raw = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+                std::io::Write::write_all(&mut c, raw.as_bytes()).unwrap();
+                common::http::read_response(&mut std::io::BufReader::new(c), false).text()
+            })
+        });
+        assert_eq!(got, ["api", "api", "www", "www"]);
+    }
+
     // --- panics ----------------------------------------------------------
 
     fn a_panicking_handler_is_a_500_and_the_server_goes_on(lp) {

@@ -75,6 +75,8 @@ enum Pattern {
 }
 
 struct Route {
+    /// Only for requests to a matching host (see `Application::host`).
+    host: Option<Regex>,
     pattern: Pattern,
     source: String,
     name: Option<String>,
@@ -197,6 +199,7 @@ impl Application {
             }
         };
         self.routes.push(Route {
+            host: None,
             pattern: compiled,
             source: pattern.to_string(),
             name: name.map(str::to_string),
@@ -266,6 +269,25 @@ impl Application {
         self.add(None, &pattern, ep)
     }
 
+    /// Adds `routes`' routes for requests whose host (the `Host` header
+    /// without its port) matches the regex `host_pattern`, as Tornado's
+    /// `add_handlers`. Routes keep their order: put host-specific ones
+    /// before catch-all ones.
+    ///
+    /// # Panics
+    /// If `host_pattern` is not a valid regular expression.
+    pub fn host(mut self, host_pattern: &str, routes: Application) -> Application {
+        let re = match Regex::new(&format!("^(?i:{host_pattern})$")) {
+            Ok(re) => re,
+            Err(e) => panic!("host pattern {host_pattern:?} is not a valid regex: {e}"),
+        };
+        for mut r in routes.routes {
+            r.host = Some(re.clone());
+            self.routes.push(r);
+        }
+        self
+    }
+
     /// Answers requests no route matches (default: a 404 page).
     pub fn default_handler<F, Fut, R>(mut self, f: F) -> Application
     where
@@ -332,6 +354,7 @@ impl Application {
         }
         let config = self.config.clone();
         let app = Rc::new(Shared {
+            by_host: self.routes.iter().any(|r| r.host.is_some()),
             routes: self.routes,
             default: self.default,
             settings: Rc::new(self.settings),
@@ -340,7 +363,19 @@ impl Application {
     }
 }
 
+/// The host a request names, without the port.
+fn request_host(req: &http1::Request) -> Option<&str> {
+    let h = req.host()?;
+    // "[::1]:80" -> "[::1]"; "example.com:80" -> "example.com".
+    Some(match h.rfind(':') {
+        Some(i) if !h[i..].contains(']') => &h[..i],
+        _ => h,
+    })
+}
+
 struct Shared {
+    /// Some route is for particular hosts.
+    by_host: bool,
     routes: Vec<Route>,
     default: Option<Endpoint>,
     settings: Rc<Settings>,
@@ -348,8 +383,13 @@ struct Shared {
 
 impl Shared {
     /// The endpoint for `path` and its captures (percent-decoded).
-    fn find(&self, path: &str) -> Option<(Endpoint, Vec<String>, Fields)> {
+    fn find(&self, host: Option<&str>, path: &str) -> Option<(Endpoint, Vec<String>, Fields)> {
         for r in &self.routes {
+            if let Some(h) = &r.host
+                && !host.is_some_and(|host| h.is_match(host))
+            {
+                continue;
+            }
             match &r.pattern {
                 Pattern::Literal(p) if p == path => {
                     return Some((r.endpoint.clone(), Vec::new(), Vec::new()));
@@ -541,7 +581,8 @@ fn dispatch(app: &Shared, req: http1::Request) -> BoxedResponse {
         };
         Box::pin(std::future::ready(resp))
     };
-    let (ep, wreq) = match app.find(req.uri.path()) {
+    let host = app.by_host.then(|| request_host(&req)).flatten();
+    let (ep, wreq) = match app.find(host, req.uri.path()) {
         None => match &app.default {
             Some(ep) => (
                 ep.clone(),
