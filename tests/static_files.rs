@@ -286,6 +286,64 @@ per_backend! {
         assert_eq!(r[1].header("location"), Some("/static/sub/?x=1"), "the query is kept");
     }
 
+    fn an_index_html_symlinked_out_of_the_root_is_not_served(lp) {
+        let tree = Tree::new();
+        std::fs::create_dir_all(tree.public().join("trap")).unwrap();
+        std::os::unix::fs::symlink("../../secret.txt", tree.public().join("trap/index.html")).unwrap();
+        let r = get(&lp, tree.app(), "/static/trap/");
+        assert_ne!(r.status, 200);
+        assert!(!r.text().contains("TOP SECRET"), "{}", r.text());
+    }
+
+    fn a_directory_redirect_never_points_to_another_host(lp) {
+        let tree = Tree::new();
+        let app = Application::new().static_files("/", StaticFileHandler::new(tree.public()).unwrap());
+        let r = get(&lp, app, "//sub");
+        assert_eq!(r.status, 301);
+        assert_eq!(r.header("location"), Some("/sub/"));
+    }
+
+    fn a_fifo_is_404_and_does_not_stall_the_loop(lp) {
+        let tree = Tree::new();
+        let fifo = tree.public().join("pipe");
+        let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+        let r = get_each(&lp, tree.app(), ["/static/pipe", "/static/hello.txt"]);
+        assert_eq!(r[0].status, 404);
+        assert_eq!(r[1].body, HELLO, "the loop still serves");
+    }
+
+    fn a_range_with_a_stale_if_range_gets_the_whole_file(lp) {
+        let tree = Tree::new();
+        let r = send(&lp, tree.app(), "GET", "/static/hello.txt", &[("Range", "bytes=0-3"), ("If-Range", "\"old\"")], b"");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, HELLO);
+    }
+
+    fn a_range_with_the_current_if_range_is_honoured(lp) {
+        let tree = Tree::new();
+        let r = with_server(&lp, tree.app(), |port| {
+            let mut c = Conn::open(port);
+            let first = c.get("/static/hello.txt");
+            let etag = first.header("etag").unwrap().to_string();
+            c.get_with("/static/hello.txt", &[("Range", "bytes=0-3"), ("If-Range", &etag)])
+        });
+        assert_eq!(r.status, 206);
+        assert_eq!(r.body, b"Hell");
+    }
+
+    fn a_head_answered_304_carries_no_content_length(lp) {
+        let tree = Tree::new();
+        let r = with_server(&lp, tree.app(), |port| {
+            let mut c = Conn::open(port);
+            let etag = c.get("/static/hello.txt").header("etag").unwrap().to_string();
+            c.send("HEAD", "/static/hello.txt", &[("If-None-Match", &etag)], b"")
+        });
+        assert_eq!(r.status, 304);
+        assert_eq!(r.header("content-length"), None);
+    }
+
     fn a_directory_with_index_html_serves_it(lp) {
         let tree = Tree::new();
         let r = get(&lp, tree.app(), "/static/sub/");

@@ -944,6 +944,41 @@ per_backend! {
         assert_eq!(got, ["api", "api", "www", "www"]);
     }
 
+    fn a_cookie_value_that_would_inject_attributes_is_refused_with_500(lp) {
+        let app = Application::new().route("/", |req: Request| async move {
+            let lang = req.argument("lang").unwrap_or("en").to_string();
+            Response::text("ok").set_cookie(Cookie::new("lang", lang))
+        });
+        let r = get_each(&lp, app, ["/?lang=en", "/?lang=en%3B%20Domain%3Devil.example"]);
+        assert_eq!(r[0].header("set-cookie"), Some("lang=en"));
+        assert_eq!(r[1].status, 500);
+        assert_eq!(r[1].header("set-cookie"), None);
+    }
+
+    fn a_capture_with_a_signed_escape_is_not_decoded(lp) {
+        let app = Application::new().route(r"/x/(.*)", |req: Request| async move {
+            req.path_arg(0).unwrap_or("").to_string()
+        });
+        // "%+f" is not an escape: the capture stays as sent.
+        let r = get(&lp, app, "/x/a%+fb");
+        assert_eq!(r.text(), "a%+fb");
+    }
+
+    fn a_panic_in_into_response_is_a_500_page(lp) {
+        struct Bad;
+        impl cyclone::web::IntoResponse for Bad {
+            fn into_response(self) -> Result<Response, HttpError> {
+                panic!("into_response boom")
+            }
+        }
+        let app = Application::new()
+            .debug(true)
+            .route("/", |_r: Request| async { Bad });
+        let r = get(&lp, app, "/");
+        assert_eq!(r.status, 500);
+        assert!(r.text().contains("into_response boom"), "the web layer's page: {}", r.text());
+    }
+
     // --- panics ----------------------------------------------------------
 
     fn a_panicking_handler_is_a_500_and_the_server_goes_on(lp) {

@@ -55,6 +55,30 @@ const BODY_PIECE: usize = 64 * 1024;
 /// bytes of head each) fit without a reallocation.
 const OUT_BATCH_CAPACITY: usize = 4096;
 
+thread_local! {
+    /// Output buffers of connections gone idle, for the next to answer.
+    static SPARE_OUT: std::cell::RefCell<Vec<BytesMut>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The most spare output buffers kept per thread: one is enough for a
+/// loop answering connections one at a time; the rest absorb bursts.
+const SPARE_OUT_MAX: usize = 16;
+
+fn put_spare_out(mut buf: BytesMut) {
+    buf.clear();
+    let _ = SPARE_OUT.try_with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < SPARE_OUT_MAX {
+            s.push(buf);
+        }
+    });
+}
+
+fn take_spare_out() -> Option<BytesMut> {
+    SPARE_OUT.try_with(|s| s.borrow_mut().pop()).ok().flatten()
+}
+
 /// Why a connection stops.
 enum Stop {
     /// Quietly: the peer left, or stayed idle too long.
@@ -319,6 +343,11 @@ impl Connection {
     /// idle too long, or the server is shutting down).
     async fn wait_for_request(&mut self) -> Result<bool, Stop> {
         self.flush().await?;
+        // An idle connection holds no output buffer: its memory goes to
+        // the thread's spares for whichever connection answers next.
+        if self.out.capacity() > 0 {
+            put_spare_out(std::mem::take(&mut self.out));
+        }
         if self.shared.draining.get() {
             return Ok(false);
         }
@@ -403,6 +432,11 @@ impl Connection {
         } else {
             Persist::Close
         };
+        if self.out.capacity() == 0
+            && let Some(spare) = take_spare_out()
+        {
+            self.out = spare;
+        }
         if self.out.capacity() - self.out.len() < OUT_BATCH_CAPACITY / 8 {
             // Room for a pipelined batch of small responses at once, instead
             // of growing (and copying) by doubling; once the last batch was

@@ -207,7 +207,11 @@ pub fn encode_response(
     out.reserve(128 + resp.body.len());
     // HEAD answers with the Content-Length a GET would have; 204 and 1xx
     // must not carry one (RFC 9110 §8.6).
-    let no_length = resp.status.is_informational() || resp.status == StatusCode::NO_CONTENT;
+    // A 304 says no length either: its Content-Length would have to be the
+    // 200's, which an empty body does not know (RFC 9110 §8.6).
+    let no_length = resp.status.is_informational()
+        || resp.status == StatusCode::NO_CONTENT
+        || resp.status == StatusCode::NOT_MODIFIED;
     let framing = if no_length {
         HeadFraming::None
     } else if body {

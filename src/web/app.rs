@@ -159,12 +159,15 @@ impl<F: Future<Output: IntoResponse>> Future for Finishing<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Response> {
         let this = self.project();
         let inner = this.inner;
-        let outcome =
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
-                Ok(std::task::Poll::Pending) => return std::task::Poll::Pending,
-                Ok(std::task::Poll::Ready(v)) => Ok(v.into_response()),
-                Err(p) => Err(crate::ioloop::panic_message_of(&*p).to_string()),
-            };
+        // `into_response` is user code too: inside the catch.
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            inner.poll(cx).map(IntoResponse::into_response)
+        }));
+        let outcome = match polled {
+            Ok(std::task::Poll::Pending) => return std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(r)) => Ok(r),
+            Err(p) => Err(crate::ioloop::panic_message_of(&*p).to_string()),
+        };
         match this.pending.take() {
             Some(p) => std::task::Poll::Ready(end(outcome, p)),
             // Polled again after completing: a caller bug, answered safely.
@@ -531,7 +534,7 @@ fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
 thread_local! {
     /// The last panic on this thread with its backtrace, kept by the hook
     /// debug mode installs, for the 500 page.
-    static PANIC_TRACE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+    static PANIC_TRACE: std::cell::RefCell<Option<(String, String)>> = const { std::cell::RefCell::new(None) };
 }
 
 /// In debug mode, panics also record their message and backtrace for the
@@ -543,8 +546,9 @@ fn install_trace_hook() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            let message = crate::ioloop::panic_message_of(info.payload()).to_string();
             let trace = format!("{info}\n\n{}", std::backtrace::Backtrace::force_capture());
-            let _ = PANIC_TRACE.try_with(|t| *t.borrow_mut() = Some(trace));
+            let _ = PANIC_TRACE.try_with(|t| *t.borrow_mut() = Some((message, trace)));
             previous(info);
         }));
     });
@@ -632,7 +636,13 @@ fn end(outcome: Result<Outcome, String>, p: Pending) -> Response {
             if p.settings.debug {
                 // The hook saw the panic on this thread just before it
                 // was caught: its trace is this one's.
-                let trace = PANIC_TRACE.with(|t| t.borrow_mut().take()).unwrap_or(panic);
+                // Only the trace of this very panic: a stale one (a panic
+                // resumed without the hook, or an earlier request's) is not
+                // shown.
+                let trace = PANIC_TRACE
+                    .with(|t| t.borrow_mut().take())
+                    .filter(|(message, _)| *message == panic)
+                    .map_or(panic, |(_, trace)| trace);
                 error_page(&e, Some(&trace))
             } else {
                 error_page(&e, None)
@@ -781,6 +791,14 @@ pub(crate) fn encode_path_part(part: &str) -> String {
         .replace('+', "%20")
 }
 
+/// Whether the group after `(` is a named capture, `(?P<name>` or
+/// `(?<name>`.
+fn p_named(after_paren: &std::str::Chars<'_>) -> bool {
+    let rest = after_paren.as_str();
+    rest.starts_with("?P<")
+        || (rest.starts_with("?<") && !rest.starts_with("?<=") && !rest.starts_with("?<!"))
+}
+
 /// Fills the groups of `pattern` with `args` (see `reverse_url`).
 fn reverse(pattern: &str, args: &[&str]) -> Option<String> {
     let p = pattern.strip_prefix('^').unwrap_or(pattern);
@@ -790,7 +808,14 @@ fn reverse(pattern: &str, args: &[&str]) -> Option<String> {
     let mut chars = p.chars();
     while let Some(c) = chars.next() {
         match c {
-            '\\' => out.push(chars.next()?),
+            // An escaped punctuation mark stands for itself; `\d`, `\w`...
+            // are classes, not reversible.
+            '\\' => match chars.next()? {
+                c if c.is_ascii_alphanumeric() => return None,
+                c => out.push(c),
+            },
+            // A non-capturing or named group's options: "(?:", "(?i)".
+            '(' if chars.clone().next() == Some('?') && !p_named(&chars) => return None,
             '(' => {
                 let mut depth = 1;
                 for c in chars.by_ref() {
@@ -834,6 +859,8 @@ mod tests {
         assert_eq!(reverse(r"/user/(\d+)", &[]), None);
         assert_eq!(reverse(r"/user/(\d+)", &["1", "2"]), None);
         assert_eq!(reverse(r"/files/.*", &[]), None);
+        assert_eq!(reverse(r"/item\d", &[]), None);
+        assert_eq!(reverse(r"/(?:a|b)/(\d+)", &["1"]), None);
     }
 
     #[test]

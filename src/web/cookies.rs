@@ -41,8 +41,9 @@ pub struct Cookie {
 
 impl Cookie {
     /// A cookie `name=value`. The value is sent as is: it must not
-    /// contain `;`, `,`, whitespace or `"` (RFC 6265 §4.1.1); signed
-    /// values and [`Cookie::encoded`] ones never do.
+    /// contain `;`, `,`, whitespace or `"` (RFC 6265 §4.1.1; a response
+    /// given such a cookie becomes a 500, see [`Cookie::invalid`]);
+    /// signed values and [`Cookie::encoded`] ones never do.
     pub fn new(name: impl Into<String>, value: impl Into<String>) -> Cookie {
         Cookie {
             name: name.into(),
@@ -119,6 +120,32 @@ impl Cookie {
     pub fn with_value(mut self, value: impl Into<String>) -> Cookie {
         self.value = value.into();
         self
+    }
+
+    /// Why this cookie cannot be sent as is, if it cannot: a name that is
+    /// not a token, a value outside RFC 6265's cookie-octets, or a path or
+    /// domain with `;` or control characters (each would let text inject
+    /// attributes of its own).
+    pub fn invalid(&self) -> Option<&'static str> {
+        let token = |c: u8| c.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&c);
+        let octet =
+            |c: u8| matches!(c, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e);
+        let attr = |s: &str| s.bytes().all(|c| c != b';' && !c.is_ascii_control());
+        if self.name.is_empty() || !self.name.bytes().all(token) {
+            return Some("cookie name is not a token");
+        }
+        let v = self.value.as_bytes();
+        let v = match v {
+            [b'"', inner @ .., b'"'] => inner,
+            v => v,
+        };
+        if !v.iter().copied().all(octet) {
+            return Some("cookie value has characters a cookie cannot carry (use Cookie::encoded)");
+        }
+        if !self.path.as_deref().is_none_or(attr) || !self.domain.as_deref().is_none_or(attr) {
+            return Some("cookie path or domain has ';' or control characters");
+        }
+        None
     }
 
     /// The `Set-Cookie` field value.

@@ -89,17 +89,30 @@ impl Response {
     }
 
     /// Adds a `Set-Cookie` for `cookie`.
+    ///
+    /// A cookie that cannot be sent as is ([`Cookie::invalid`]: say, a
+    /// value with `;` that would add attributes) turns the response into
+    /// a 500 and is logged, as Tornado's `ValueError` does: silently
+    /// sending it would let its text choose the cookie's attributes.
     pub fn set_cookie(mut self, cookie: Cookie) -> Response {
+        let refused = |why: &str| {
+            error_page(
+                &HttpError::new(StatusCode::INTERNAL_SERVER_ERROR)
+                    .log(format!("{why}: {:?}", cookie.name())),
+                None,
+            )
+        };
+        if let Some(why) = cookie.invalid() {
+            tracing::error!("{why}: {:?}", cookie.name());
+            return refused(why);
+        }
         match HeaderValue::from_str(&cookie.to_header()) {
             Ok(v) => {
                 self.headers.append(SET_COOKIE, v);
+                self
             }
-            Err(_) => tracing::error!(
-                "cookie {:?} has characters a header cannot carry",
-                cookie.name()
-            ),
+            Err(_) => refused("cookie has characters a header cannot carry"),
         }
-        self
     }
 
     /// Tells the client to delete cookie `name` (set at `path`).

@@ -3,13 +3,14 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{
     ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
-    IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RANGE,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, LAST_MODIFIED, RANGE,
 };
 use http::{HeaderValue, Method, StatusCode};
 
@@ -98,7 +99,11 @@ impl StaticFileHandler {
         let path = self.resolve(rel)?;
         if path.is_dir() {
             if !req.uri.path().ends_with('/') {
-                let mut to = format!("{}/", req.uri.path());
+                // Leading slashes (and backslashes) collapsed: "//host"
+                // must not become a redirect to another site (Tornado's
+                // CVE-2023-28370).
+                let path = req.uri.path().trim_start_matches(['/', '\\']);
+                let mut to = format!("/{path}/");
                 if let Some(q) = req.uri.query() {
                     to.push('?');
                     to.push_str(q);
@@ -106,8 +111,10 @@ impl StaticFileHandler {
                 return Ok(Response::redirect_with(StatusCode::MOVED_PERMANENTLY, &to));
             }
             if let Some(index) = &self.index {
-                let file = path.join(index);
-                if file.is_file() {
+                // Checked like any path: the index may be a symlink too.
+                if let Ok(file) = self.inside(&path.join(index))
+                    && file.is_file()
+                {
                     return self.file(req, &file);
                 }
             }
@@ -135,6 +142,11 @@ impl StaticFileHandler {
                 }
             }
         }
+        self.inside(&path)
+    }
+
+    /// `path` with every symlink resolved, if that lies inside the root.
+    fn inside(&self, path: &Path) -> Result<PathBuf, HttpError> {
         let real = path.canonicalize().map_err(|e| match e.kind() {
             io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => {
                 HttpError::new(StatusCode::NOT_FOUND)
@@ -149,9 +161,26 @@ impl StaticFileHandler {
     }
 
     fn file(&self, req: &Request, path: &Path) -> Result<Response, HttpError> {
-        let forbidden = |e: io::Error| HttpError::new(StatusCode::FORBIDDEN).log(e.to_string());
-        let mut file = File::open(path).map_err(forbidden)?;
-        let meta = file.metadata().map_err(forbidden)?;
+        let failed = |e: io::Error| {
+            let status = match e.kind() {
+                io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
+                io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            HttpError::new(status).log(format!("{}: {e}", path.display()))
+        };
+        // Non-blocking: opening a FIFO without a writer must not stall the
+        // loop (regular files ignore the flag).
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(failed)?;
+        let meta = file.metadata().map_err(failed)?;
+        if !meta.is_file() {
+            // FIFOs, sockets, devices: not files to serve.
+            return Err(HttpError::new(StatusCode::NOT_FOUND));
+        }
         let size = meta.len();
         let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
         let since_epoch = mtime.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -182,7 +211,7 @@ impl StaticFileHandler {
         }
         resp.headers
             .insert(CONTENT_TYPE, HeaderValue::from_static(content_type(path)));
-        let (start, len) = match requested_range(req, size) {
+        let (start, len) = match requested_range(req, size, &etag, mtime) {
             Range::Whole => (0, size),
             Range::Part(start, end) => {
                 resp.status = StatusCode::PARTIAL_CONTENT;
@@ -208,10 +237,10 @@ impl StaticFileHandler {
             resp.headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
             return Ok(resp);
         }
-        file.seek(SeekFrom::Start(start)).map_err(forbidden)?;
+        file.seek(SeekFrom::Start(start)).map_err(failed)?;
         if len <= PIECE as u64 {
             let mut body = vec![0; len as usize];
-            file.read_exact(&mut body).map_err(forbidden)?;
+            file.read_exact(&mut body).map_err(failed)?;
             resp.body = Bytes::from(body);
             return Ok(resp);
         }
@@ -260,8 +289,23 @@ enum Range {
     Unsatisfiable,
 }
 
-/// The one range asked for in `Range: bytes=...` (RFC 9110 §14.1.2).
-fn requested_range(req: &Request, size: u64) -> Range {
+/// The one range asked for in `Range: bytes=...` (RFC 9110 §14.1.2),
+/// honoured only if an `If-Range` validator still matches (§13.1.5: a
+/// client resuming a download of a file that changed gets all of it).
+fn requested_range(req: &Request, size: u64, etag: &str, mtime: SystemTime) -> Range {
+    if let Some(v) = req.headers.get(IF_RANGE).and_then(|v| v.to_str().ok()) {
+        let v = v.trim();
+        let current = if v.starts_with('"') || v.starts_with("W/") {
+            // Strong comparison: a weak tag never matches.
+            v == etag
+        } else {
+            let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            httpdate::parse_http_date(v).is_ok_and(|d| secs(d) == secs(mtime))
+        };
+        if !current {
+            return Range::Whole;
+        }
+    }
     let Some(spec) = req
         .headers
         .get(RANGE)

@@ -1,0 +1,279 @@
+#!/usr/bin/env bash
+# Side-by-side HTTP benchmarks: Cyclone against nginx, hyper, may_minihttp
+# and Tornado, in one run, on this machine.
+#
+#   bench/run.sh [--repeat N] [--seconds S] [--idle N] [--out FILE]
+#
+# Installs what it needs (wrk, nginx, strace, perf through apt; Tornado
+# through pip into bench/.venv), builds Cyclone and the peers
+# (bench/peers, their own crate), then for each server in turn, pinned to
+# CPU 0 with wrk (1 thread, 64 connections) on CPU 1:
+#   - keep-alive GET: requests/s, p50/p99, requests per server CPU-second
+#     (the server's own CPU time from /proc: wrk saturates its core near
+#     160 k req/s here, so this is the fair figure);
+#   - 16-deep pipelined GET: requests/s and per server CPU-second;
+#   - system calls per request under both loads (perf's
+#     raw_syscalls:sys_enter), and under keep-alive with strace -c as a
+#     cross-check;
+#   - RSS per idle keep-alive connection (N connections, default 5000, each
+#     having had one answer);
+# each load repeated N times (default 3), the median reported. Cyclone is
+# measured on each poller backend and, for multi-core scaling, with
+# --threads 2 and --processes 2 (unpinned). Writes a Markdown report and
+# an SVG chart (default docs/benchmarks.md and docs/benchmarks.svg).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repeat=3; seconds=5; idle=5000; out=docs/benchmarks.md
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --repeat) repeat="$2"; shift 2 ;;
+    --seconds) seconds="$2"; shift 2 ;;
+    --idle) idle="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    *) echo "usage: $0 [--repeat N] [--seconds S] [--idle N] [--out FILE]" >&2; exit 2 ;;
+  esac
+done
+svg="${out%.md}.svg"
+
+# ---- what the run needs ----------------------------------------------------
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need wrk || ! need nginx || ! need perf || ! need strace || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq wrk nginx-light strace linux-perf python3-venv >/dev/null 2>&1 ||
+    apt-get install -y -qq wrk nginx strace linux-perf python3-venv >/dev/null
+fi
+venv=bench/.venv
+if ! "$venv/bin/python" -c 'import tornado' 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q tornado
+fi
+cargo build --release --quiet
+cargo build --release --quiet --manifest-path bench/peers/Cargo.toml
+peers=bench/peers/target/release
+# Idle connections need descriptors on both ends.
+ulimit -n "$(( idle * 2 + 1000 < $(ulimit -Hn) ? idle * 2 + 1000 : $(ulimit -Hn) ))"
+
+port=18200
+tmp=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null; rm -rf "$tmp"' EXIT
+
+cat > "$tmp/nginx.conf" <<CONF
+worker_processes 1;
+worker_rlimit_nofile $(( idle + 1000 ));
+daemon off;
+pid $tmp/nginx.pid;
+error_log $tmp/error.log;
+events { worker_connections $(( idle + 1000 )); }
+http {
+  access_log off;
+  keepalive_requests 1000000000;
+  keepalive_timeout 300s;
+  client_body_temp_path $tmp;
+  server {
+    listen 127.0.0.1:$port;
+    location / { default_type text/plain; return 200 "Hello, World!"; }
+  }
+}
+CONF
+
+# The servers, in report order: name|command (PORT is replaced)|path.
+servers=(
+  "cyclone|target/release/cyclone serve --port PORT --log-level warn|/hello"
+  "cyclone (poll)|target/release/cyclone serve --port PORT --log-level warn --poller poll|/hello"
+  "cyclone (select)|target/release/cyclone serve --port PORT --log-level warn --poller select|/hello"
+  "nginx|nginx -c $tmp/nginx.conf|/hello"
+  "hyper|$peers/hyper_hello PORT|/hello"
+  "hyper (pipeline_flush)|$peers/hyper_hello PORT --pipeline-flush|/hello"
+  "may_minihttp|$peers/may_hello PORT|/hello"
+  "tornado|$venv/bin/python bench/peers/tornado_hello.py PORT|/hello"
+)
+
+pid=""; url=""
+start() { # CMD PATH [taskset CPUS] -> sets pid (the process doing the work), url
+  local cmd="${1//PORT/$port}" cpus="${3:-0}"
+  url="http://127.0.0.1:$port$2"
+  # shellcheck disable=SC2086
+  taskset -c "$cpus" $cmd > "$tmp/server.out" 2>&1 &
+  pid=$!
+  for _ in $(seq 200); do curl -s -o /dev/null "$url" && break; sleep 0.05; done
+  if [[ "$cmd" == nginx* ]]; then
+    local master; master=$(cat "$tmp/nginx.pid"); pid=$(pgrep -P "$master" | head -1)
+  fi
+}
+stop() {
+  if [ -f "$tmp/nginx.pid" ]; then kill "$(cat "$tmp/nginx.pid")" 2>/dev/null || true; rm -f "$tmp/nginx.pid"; fi
+  kill $(jobs -p) 2>/dev/null || true
+  wait 2>/dev/null || true
+  sleep 0.3
+}
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+median() { sort -g | awk '{a[NR]=$1} END{ if (NR) print a[int((NR+1)/2)]; else print "n/a" }'; }
+to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.3f", v}'; }
+
+# load MODE [wrk cpu] -> "rps p50 p99 per_cpu_s"
+load() {
+  local args=(-t1 -c64 -d"${seconds}s" --latency) t0 t1 o
+  [ "$1" = pipelined ] && args+=(-s bench/http/pipeline.lua)
+  t0=$(cpu_ticks "$pid")
+  o=$(taskset -c "${2:-1}" wrk "${args[@]}" "$url")
+  t1=$(cpu_ticks "$pid")
+  local rps reqs p50 p99
+  rps=$(echo "$o" | awk '/Requests\/sec/{printf "%.0f", $2}')
+  reqs=$(echo "$o" | awk '/requests in/{print $1}')
+  p50=$(echo "$o" | awk '$1=="50%"{print $2}' | to_ms)
+  p99=$(echo "$o" | awk '$1=="99%"{print $2}' | to_ms)
+  echo "$rps $p50 $p99 $(awk -v r="$reqs" -v a="$t0" -v b="$t1" -v hz="$hz" 'BEGIN{c=(b-a)/hz; printf "%.0f", (c>0)?r/c:0}')"
+}
+
+# perf_syscalls MODE -> system calls per request (perf, 2 s of load)
+perf_syscalls() {
+  local args=(-t1 -c64 -d3s) w n rps
+  [ "$1" = pipelined ] && args+=(-s bench/http/pipeline.lua)
+  taskset -c 1 wrk "${args[@]}" "$url" > "$tmp/wrk" & w=$!
+  sleep 0.5
+  n=$(perf stat -x, -e raw_syscalls:sys_enter -p "$pid" -- sleep 2 2>&1 >/dev/null | awk -F, '/raw_syscalls/{print $1}')
+  wait "$w"
+  rps=$(awk '/Requests\/sec/{print $2}' "$tmp/wrk")
+  awk -v n="$n" -v r="$rps" 'BEGIN{ if (n ~ /^[0-9]+$/ && r > 0) printf "%.2f", n/(r*2); else print "n/a" }'
+}
+
+# strace_syscalls -> system calls per keep-alive request under strace -c
+strace_syscalls() {
+  strace -c -f -p "$pid" -o "$tmp/strace" 2>/dev/null & local s=$!
+  sleep 0.5
+  local reqs
+  reqs=$(taskset -c 1 wrk -t1 -c64 -d2s "$url" | awk '/requests in/{print $1}')
+  kill -INT "$s" 2>/dev/null || true; wait "$s" 2>/dev/null || true
+  local calls
+  calls=$(awk '$NF=="total"{print $(NF-2)}' "$tmp/strace" 2>/dev/null)
+  awk -v c="$calls" -v r="$reqs" 'BEGIN{ if (c ~ /^[0-9]+$/ && r > 0) printf "%.2f", c/r; else print "n/a" }'
+}
+
+# rss_per_idle PATH -> KiB of server RSS per idle keep-alive connection
+rss_kib() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
+rss_per_idle() {
+  local before after
+  before=$(rss_kib "$pid")
+  coproc IDLE { "$peers/idle_conns" "$port" "$idle" "$1"; }
+  local ready=""
+  read -r -t 60 ready <&"${IDLE[0]}" || true
+  if [ "$ready" != ready ]; then echo "n/a"; kill "$IDLE_PID" 2>/dev/null || true; return; fi
+  sleep 0.5
+  after=$(rss_kib "$pid")
+  exec {IDLE[1]}>&-
+  wait "$IDLE_PID" 2>/dev/null || true
+  awk -v a="$before" -v b="$after" -v n="$idle" 'BEGIN{ printf "%.2f", (b-a)/n }'
+}
+
+declare -A R
+for entry in "${servers[@]}"; do
+  IFS='|' read -r name cmd path <<< "$entry"
+  echo "== $name" >&2
+  start "$cmd" "$path"
+  ka=(); pl=()
+  for _ in $(seq "$repeat"); do
+    ka+=("$(load keepalive)")
+    pl+=("$(load pipelined)")
+  done
+  col() { local i=$1; shift; printf '%s\n' "$@" | awk -v i="$i" '{print $i}' | median; }
+  R[$name,ka_rps]=$(col 1 "${ka[@]}"); R[$name,p50]=$(col 2 "${ka[@]}"); R[$name,p99]=$(col 3 "${ka[@]}")
+  R[$name,ka_cpu]=$(col 4 "${ka[@]}")
+  R[$name,pl_rps]=$(col 1 "${pl[@]}"); R[$name,pl_cpu]=$(col 4 "${pl[@]}")
+  R[$name,sc_ka]=$(perf_syscalls keepalive)
+  R[$name,sc_pl]=$(perf_syscalls pipelined)
+  R[$name,strace]=$(strace_syscalls)
+  stop
+  if [ "$name" = "cyclone (select)" ]; then
+    R[$name,rss]="n/a (FD_SETSIZE)"
+  else
+    start "$cmd" "$path"
+    R[$name,rss]=$(rss_per_idle "$path")
+    stop
+  fi
+done
+
+# Multi-core: wrk on CPU 1, the server free to use both CPUs.
+declare -A M
+for mode in "1 loop|target/release/cyclone serve --port PORT --log-level warn" \
+            "--threads 2|target/release/cyclone serve --port PORT --log-level warn --threads 2" \
+            "--processes 2|target/release/cyclone serve --port PORT --log-level warn --processes 2"; do
+  IFS='|' read -r label cmd <<< "$mode"
+  echo "== cyclone $label (multi-core)" >&2
+  start "$cmd" /hello 0-1
+  rs=()
+  for _ in $(seq "$repeat"); do rs+=("$(load keepalive 1)"); done
+  M[$label,ka]=$(printf '%s\n' "${rs[@]}" | awk '{print $1}' | median)
+  rs=()
+  for _ in $(seq "$repeat"); do rs+=("$(load pipelined 1)"); done
+  M[$label,pl]=$(printf '%s\n' "${rs[@]}" | awk '{print $1}' | median)
+  stop
+done
+
+# ---- the report --------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a ~ /^[0-9.]+$/ && b > 0) printf "%.2fx", a/b; else print "n/a" }'; }
+ngx_ka=${R[nginx,ka_cpu]}; ngx_pl=${R[nginx,pl_cpu]}
+{
+  echo "# Benchmarks: Cyclone, nginx, hyper, may_minihttp, Tornado"
+  echo
+  echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "- machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores, kernel $(uname -r)"
+  echo "- versions: nginx $(nginx -v 2>&1 | cut -d/ -f2), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), Tornado $("$venv/bin/python" -c 'import tornado; print(tornado.version)'), $(rustc --version | cut -d' ' -f1-2); hyper, tokio, may_minihttp: bench/peers/Cargo.lock"
+  echo "- command: \`bench/run.sh --repeat $repeat --seconds $seconds --idle $idle\`"
+  echo "- method: each server alone, pinned to CPU 0; wrk -t1 -c64 on CPU 1; medians of $repeat runs of ${seconds} s. Cyclone serves its demo site's \`GET /hello\` through the whole web layer (routing, ETag, access-log checks; \`--log-level warn\`); nginx \`return 200\` with access_log off; hyper 1.x on tokio current_thread; may_minihttp with 1 worker; Tornado 1 process. Requests per CPU-second: requests / the server process's CPU time (/proc). Syscalls: perf raw_syscalls:sys_enter on the server over 2 s of the same load; strace: \`strace -c -f\` under keep-alive load. RSS: VmRSS growth over $idle idle keep-alive connections that each had one answer."
+  echo
+  echo "| server | keep-alive req/s | p50 ms | p99 ms | keep-alive req per CPU-s | vs nginx | pipelined req/s | pipelined req per CPU-s | vs nginx | syscalls/req keep-alive | syscalls/req pipelined | strace syscalls/req | RSS KiB per idle conn |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for entry in "${servers[@]}"; do
+    IFS='|' read -r name _ _ <<< "$entry"
+    echo "| $name | ${R[$name,ka_rps]} | ${R[$name,p50]} | ${R[$name,p99]} | ${R[$name,ka_cpu]} | $(ratio "${R[$name,ka_cpu]}" "$ngx_ka") | ${R[$name,pl_rps]} | ${R[$name,pl_cpu]} | $(ratio "${R[$name,pl_cpu]}" "$ngx_pl") | ${R[$name,sc_ka]} | ${R[$name,sc_pl]} | ${R[$name,strace]} | ${R[$name,rss]} |"
+  done
+  echo
+  echo "Ratios of Cyclone against the targets (from this run):"
+  echo
+  echo "- keep-alive per CPU-s: $(ratio "${R[cyclone,ka_cpu]}" "$ngx_ka") nginx, $(ratio "${R[cyclone,ka_cpu]}" "${R[may_minihttp,ka_cpu]}") may_minihttp, $(ratio "${R[cyclone,ka_cpu]}" "${R[tornado,ka_cpu]}") Tornado (targets 1.2x, 1.2x, 20x); p99 ${R[cyclone,p99]} ms vs nginx ${R[nginx,p99]} ms"
+  echo "- pipelined per CPU-s: $(ratio "${R[cyclone,pl_cpu]}" "${R[may_minihttp,pl_cpu]}") may_minihttp (target 1.2x); requests/s $(ratio "${R[cyclone,pl_rps]}" "${R[may_minihttp,pl_rps]}")"
+  echo "- syscalls per request: ${R[cyclone,sc_ka]} keep-alive (target <= 2.0), ${R[cyclone,sc_pl]} pipelined (target <= 0.1)"
+  echo "- RSS per idle keep-alive connection: ${R[cyclone,rss]} KiB (target <= 1)"
+  echo
+  echo "## Multi-core (wrk -t1 -c64 on CPU 1, the server on CPUs 0-1)"
+  echo
+  echo "Two cores, one of them wrk's: the second loop or process shares CPU 1 with the load generator, so this shows the direction of scaling, not its size."
+  echo
+  echo "| cyclone | keep-alive req/s | pipelined req/s |"
+  echo "|---|---:|---:|"
+  for label in "1 loop" "--threads 2" "--processes 2"; do
+    echo "| $label | ${M[$label,ka]} | ${M[$label,pl]} |"
+  done
+  echo
+  echo "![requests per server CPU-second]($(basename "$svg"))"
+} > "$out"
+
+# ---- the chart: keep-alive and pipelined requests per CPU-second ------------
+{
+  n=${#servers[@]}
+  max=1
+  for entry in "${servers[@]}"; do
+    IFS='|' read -r name _ _ <<< "$entry"
+    for k in ka_cpu pl_cpu; do
+      v=${R[$name,$k]}; [[ "$v" =~ ^[0-9]+$ ]] && [ "$v" -gt "$max" ] && max=$v
+    done
+  done
+  w=760; rowh=34; h=$(( n * rowh + 60 ))
+  echo "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"$w\" height=\"$h\" font-family=\"sans-serif\" font-size=\"12\">"
+  echo "<text x=\"10\" y=\"18\" font-weight=\"bold\">Requests per server CPU-second (keep-alive: blue, pipelined x16: orange)</text>"
+  i=0
+  for entry in "${servers[@]}"; do
+    IFS='|' read -r name _ _ <<< "$entry"
+    y=$(( 34 + i * rowh ))
+    echo "<text x=\"10\" y=\"$(( y + 18 ))\">$name</text>"
+    ka=${R[$name,ka_cpu]}; pl=${R[$name,pl_cpu]}
+    [[ "$ka" =~ ^[0-9]+$ ]] || ka=0; [[ "$pl" =~ ^[0-9]+$ ]] || pl=0
+    kw=$(( ka * 420 / max )); pw=$(( pl * 420 / max ))
+    echo "<rect x=\"170\" y=\"$y\" width=\"$kw\" height=\"13\" fill=\"#3b6fb6\"/><text x=\"$(( 175 + kw ))\" y=\"$(( y + 11 ))\">$ka</text>"
+    echo "<rect x=\"170\" y=\"$(( y + 15 ))\" width=\"$pw\" height=\"13\" fill=\"#e08a2c\"/><text x=\"$(( 175 + pw ))\" y=\"$(( y + 26 ))\">$pl</text>"
+    i=$(( i + 1 ))
+  done
+  echo "</svg>"
+} > "$svg"
+cat "$out"
