@@ -12,7 +12,7 @@ use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use cyclone::http1::{HttpServer, Request, Response};
@@ -27,47 +27,67 @@ thread_local! {
     static COUNTED: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Heap bytes the server's thread holds (allocated minus freed there).
+static SERVER_LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
+
 // SAFETY: every call is forwarded to the system allocator unchanged; the
-// counter is a side effect only.
+// counters are a side effect only.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
+        count(layout.size() as i64);
         // SAFETY: same contract as ours.
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
+        count(layout.size() as i64);
         // SAFETY: same contract as ours.
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
+        count(new_size as i64 - layout.size() as i64);
         // SAFETY: same contract as ours.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if counted() {
+            SERVER_LIVE_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        }
         // SAFETY: same contract as ours.
         unsafe { System.dealloc(ptr, layout) }
     }
 }
 
-fn count() {
+fn counted() -> bool {
     // try_with: the thread-local may be gone while a thread exits.
-    if COUNTED.try_with(Cell::get).unwrap_or(false) {
+    COUNTED.try_with(Cell::get).unwrap_or(false)
+}
+
+/// An allocation (or a reallocation's growth) of `bytes` on this thread.
+fn count(bytes: i64) {
+    if counted() {
         SERVER_ALLOCS.fetch_add(1, Ordering::Relaxed);
+        SERVER_LIVE_BYTES.fetch_add(bytes, Ordering::Relaxed);
     }
 }
+
+/// One measurement at a time: the counters are shared by all threads
+/// that count, and the test harness runs tests in parallel.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// The budget for one hello-world request, reallocations included. The
-/// issue asked for at most 4; the path makes exactly one (the handler's
-/// boxed future: request and response header maps are recycled, reads
-/// land in a shared arena), and the tenth on top covers what is amortised
-/// over many requests (a fresh 32 KiB read arena every ~800 requests).
-/// A new allocation per request anywhere on the path fails this.
-const PER_REQUEST: f64 = 1.1;
+/// The budgets for one hello-world request, reallocations included (the
+/// issue asked for at most 4). The HTTP server makes one allocation per
+/// request (the handler's boxed future: request and response header maps
+/// are recycled, reads land in a shared arena) and one per wake-up (the
+/// boxed state of serving what arrived, so that an idle connection holds
+/// a small future): 2 for a keep-alive request, 1 + 1/16 pipelined 16
+/// deep. The tenth on top covers what is amortised over many requests (a
+/// fresh 32 KiB read arena every ~800 requests). A new allocation per
+/// request anywhere on the path fails these.
+const KEEP_ALIVE_PER_REQUEST: f64 = 2.1;
+const PIPELINED_PER_REQUEST: f64 = 1.2;
 
 /// Requests before the window opens, and inside it: enough that the
 /// window's edges (a response still being finished when the count is read)
@@ -97,10 +117,10 @@ fn web_app() -> HttpServer {
         .into_server()
 }
 
-/// The web layer's budget: the handler's one boxed future (holding the
-/// routing's end as well), the ETag value, plus the same tenth for what
-/// is amortised.
-const WEB_PER_REQUEST: f64 = 2.1;
+/// The web layer's budget: the HTTP server's two, the ETag value (the
+/// handler's boxed future also holds the routing's end), plus the same
+/// tenth for what is amortised.
+const WEB_PER_REQUEST: f64 = 3.1;
 
 /// Sends `batches` writes of `depth` pipelined requests, reading all their
 /// responses before the next write.
@@ -121,6 +141,51 @@ fn client(c: &mut TcpStream, batches: usize, depth: usize) {
     }
 }
 
+/// Runs `make_server()` on `lp`, counting the server thread's heap use,
+/// while `measure` runs on a client thread with the port and returns the
+/// figure. The client keeps what it returns in `.1` (open connections)
+/// until the figure is read.
+fn measured<K: Send + 'static>(
+    lp: &cyclone::IOLoop,
+    make_server: fn() -> HttpServer,
+    measure: impl FnOnce(u16) -> (f64, K) + Send + 'static,
+) -> f64 {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    COUNTED.with(|c| c.set(true));
+    let figure = lp
+        .run_sync_timeout(
+            async move {
+                let server = make_server();
+                let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+                // Channels, not `thread_finished`: its polling timer would
+                // allocate on the server's thread inside the window.
+                let (tx, rx) = futures::channel::oneshot::channel();
+                let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+                let client = std::thread::spawn(move || {
+                    let (figure, kept) = measure(port);
+                    let _ = tx.send(figure);
+                    let _ = done_rx.recv();
+                    drop(kept);
+                });
+                let figure = rx.await.expect("the client thread reports");
+                let _ = done_tx.send(());
+                server.tcp().stop();
+                client.join().unwrap();
+                figure
+            },
+            Duration::from_secs(20),
+        )
+        .expect("the client finished");
+    COUNTED.with(|c| c.set(false));
+    figure
+}
+
+fn connect(port: u16) -> TcpStream {
+    let c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(common::HANG)).unwrap();
+    c
+}
+
 /// Server allocations per request while a client sends requests `depth` at
 /// a time over one keep-alive connection.
 fn allocations_per_request(
@@ -128,51 +193,72 @@ fn allocations_per_request(
     depth: usize,
     make_server: fn() -> HttpServer,
 ) -> f64 {
-    // One measurement at a time: the counter is shared by all threads
-    // that count, and the test harness runs tests in parallel.
-    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    COUNTED.with(|c| c.set(true));
-    let per_request = lp
-        .run_sync_timeout(
-            async move {
-                let server = make_server();
-                let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
-                // A channel, not `thread_finished`: its polling timer would
-                // allocate on the server's thread inside the window.
-                let (tx, rx) = futures::channel::oneshot::channel();
-                let client = std::thread::spawn(move || {
-                    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-                    c.set_read_timeout(Some(common::HANG)).unwrap();
-                    client(&mut c, WARM_UP / depth, depth);
-                    let before = SERVER_ALLOCS.load(Ordering::Relaxed);
-                    client(&mut c, MEASURED / depth, depth);
-                    let after = SERVER_ALLOCS.load(Ordering::Relaxed);
-                    let _ = tx.send((after - before) as f64 / (MEASURED / depth * depth) as f64);
-                });
-                let per_request = rx.await.expect("the client thread reports");
-                server.tcp().stop();
-                client.join().unwrap();
-                per_request
-            },
-            Duration::from_secs(20),
-        )
-        .expect("the client finished");
-    COUNTED.with(|c| c.set(false));
-    per_request
+    measured(lp, make_server, move |port| {
+        let mut c = connect(port);
+        client(&mut c, WARM_UP / depth, depth);
+        let before = SERVER_ALLOCS.load(Ordering::Relaxed);
+        client(&mut c, MEASURED / depth, depth);
+        let after = SERVER_ALLOCS.load(Ordering::Relaxed);
+        let per_request = (after - before) as f64 / (MEASURED / depth * depth) as f64;
+        (per_request, c)
+    })
 }
 
+/// Heap bytes the server holds per idle keep-alive connection: `n`
+/// connections each get one answer and stay open.
+fn idle_bytes_per_connection(
+    lp: &cyclone::IOLoop,
+    n: usize,
+    make_server: fn() -> HttpServer,
+) -> f64 {
+    measured(lp, make_server, move |port| {
+        let open = |count: usize| -> Vec<TcpStream> {
+            (0..count)
+                .map(|_| {
+                    let mut c = connect(port);
+                    client(&mut c, 1, 1);
+                    c
+                })
+                .collect()
+        };
+        // Warm-up: the loop's tables and pools reach their size.
+        drop(open(64));
+        std::thread::sleep(Duration::from_millis(50));
+        let before = SERVER_LIVE_BYTES.load(Ordering::Relaxed);
+        let conns = open(n);
+        // The last answer is read once written; let the server settle
+        // into waiting on every connection.
+        std::thread::sleep(Duration::from_millis(50));
+        let after = SERVER_LIVE_BYTES.load(Ordering::Relaxed);
+        ((after - before) as f64 / n as f64, conns)
+    })
+}
+
+/// The heap an idle keep-alive connection may hold: today's figure (about
+/// 1.45 KiB: the connection's future, its stream, the task, its timer and
+/// its share of the loop's tables) with a little room, so that it cannot
+/// creep up unnoticed. Issue 6 asks for at most 1 KiB of RSS; this is not
+/// there yet (see docs/benchmarks.md). Counted without the allocator's
+/// own overhead.
+const IDLE_CONNECTION_BYTES: f64 = 1600.0;
+
 per_backend! {
+    fn an_idle_keep_alive_connection_holds_little_memory(lp) {
+        let n = idle_bytes_per_connection(&lp, 300, web_app);
+        println!("heap bytes per idle connection: {n:.0}");
+        assert!(n <= IDLE_CONNECTION_BYTES, "{n:.0} bytes per idle connection (budget {IDLE_CONNECTION_BYTES})");
+    }
+
     fn a_keep_alive_hello_world_request_stays_within_the_allocation_budget(lp) {
         let n = allocations_per_request(&lp, 1, http_server);
         println!("allocations per keep-alive request: {n:.2}");
-        assert!(n <= PER_REQUEST, "{n:.2} allocations per request (budget {PER_REQUEST})");
+        assert!(n <= KEEP_ALIVE_PER_REQUEST, "{n:.2} allocations per request (budget {KEEP_ALIVE_PER_REQUEST})");
     }
 
     fn a_pipelined_hello_world_request_stays_within_the_allocation_budget(lp) {
         let n = allocations_per_request(&lp, 16, http_server);
         println!("allocations per pipelined request: {n:.2}");
-        assert!(n <= PER_REQUEST, "{n:.2} allocations per request (budget {PER_REQUEST})");
+        assert!(n <= PIPELINED_PER_REQUEST, "{n:.2} allocations per request (budget {PIPELINED_PER_REQUEST})");
     }
 
     fn a_web_application_hello_request_stays_within_the_allocation_budget(lp) {

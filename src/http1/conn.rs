@@ -196,14 +196,61 @@ impl Connection {
     }
 
     /// Serves requests until the connection ends.
+    ///
+    /// Between requests the connection waits in a small future: the state
+    /// of serving requests is large (about 1.2 KB), so it is boxed and
+    /// exists only while requests are being served, one allocation per
+    /// wake-up whatever the number of pipelined requests it finds. An idle
+    /// keep-alive connection then costs about as much as an idle stream.
     pub(crate) async fn run(mut self) {
         let stop = loop {
-            match self.one_request().await {
+            if self.stream.buffered() == 0 {
+                match self.wait_for_request().await {
+                    Ok(true) => {}
+                    Ok(false) => break Stop::Quiet,
+                    Err(stop) => break stop,
+                }
+            }
+            match self.serve_buffered_boxed().await {
                 Ok(true) => continue,
                 Ok(false) => break Stop::Quiet,
                 Err(stop) => break stop,
             }
         };
+        self.end_boxed(stop).await;
+    }
+
+    // Boxed in plain functions: `Box::pin(fut).await` inside the async
+    // fn would still reserve room for `fut` in the caller's state.
+
+    fn serve_buffered_boxed(&mut self) -> Pin<Box<dyn Future<Output = Result<bool, Stop>> + '_>> {
+        Box::pin(self.serve_buffered())
+    }
+
+    fn flush_boxed(&mut self) -> Pin<Box<dyn Future<Output = Result<(), Stop>> + '_>> {
+        Box::pin(self.flush())
+    }
+
+    fn end_boxed(&mut self, stop: Stop) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+        Box::pin(self.end(stop))
+    }
+
+    /// Answers every request already buffered (a pipelined batch).
+    /// `Ok(true)`: keep the connection.
+    async fn serve_buffered(&mut self) -> Result<bool, Stop> {
+        loop {
+            if !self.one_request().await? {
+                return Ok(false);
+            }
+            if self.stream.buffered() == 0 {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// The connection's end: the error response due, if any, what is
+    /// pending, a lingering close when the client may still be sending.
+    async fn end(&mut self, stop: Stop) {
         let linger = matches!(stop, Stop::Respond(..));
         if let Stop::Respond(status, why) = stop {
             self.error_response(status, why);
@@ -262,9 +309,6 @@ impl Connection {
     /// answers at once. Only the waits are `await`s, so that path builds
     /// no read future and no timer.
     async fn one_request(&mut self) -> Result<bool, Stop> {
-        if self.stream.buffered() == 0 && !self.wait_for_request().await? {
-            return Ok(false);
-        }
         let max_head = self.config.max_header_size;
         let head = match self.stream.try_read_until_buffered(b"\r\n\r\n", max_head) {
             Some(Ok(head)) => head,
@@ -282,9 +326,10 @@ impl Connection {
             App::Simple(handler) => handler.clone(),
         };
         if kind != BodyKind::Empty {
-            let body = self
-                .read_body(&request.headers, request.version, kind)
-                .await?;
+            // Boxed, as the streamed answer below: rare paths whose state
+            // would otherwise enlarge every connection's future, idle ones
+            // included.
+            let body = Box::pin(self.read_body(&request.headers, request.version, kind)).await?;
             request.body = if self.config.decompress_request {
                 let max = self.config.max_body_size;
                 super::decompress::gunzip_request(&mut request.headers, body, max)?
@@ -323,9 +368,7 @@ impl Connection {
         // A shutdown may have begun while the handler ran.
         let keep_alive = keep_alive && !self.shared.draining.get();
         if response.stream.is_some() {
-            return self
-                .send_streamed(response, version, method, keep_alive)
-                .await;
+            return Box::pin(self.send_streamed(response, version, method, keep_alive)).await;
         }
         self.put_response(response, version, &method, keep_alive);
         if !keep_alive {
@@ -342,7 +385,11 @@ impl Connection {
     /// request's first bytes. `Ok(false)`: the connection is done (closed,
     /// idle too long, or the server is shutting down).
     async fn wait_for_request(&mut self) -> Result<bool, Stop> {
-        self.flush().await?;
+        if !self.out.is_empty() {
+            // Rarely anything left (requests end with a flush): boxed, so
+            // the write's state is not part of every idle connection's.
+            self.flush_boxed().await?;
+        }
         // An idle connection holds no output buffer: its memory goes to
         // the thread's spares for whichever connection answers next.
         if self.out.capacity() > 0 {
