@@ -146,7 +146,7 @@ strace_syscalls() {
   reqs=$(taskset -c 1 wrk -t1 -c64 -d2s "$url" | awk '/requests in/{print $1}')
   kill -INT "$s" 2>/dev/null || true; wait "$s" 2>/dev/null || true
   local calls
-  calls=$(awk '$NF=="total"{print $(NF-2)}' "$tmp/strace" 2>/dev/null)
+  calls=$(awk '$NF=="total"{print $4}' "$tmp/strace" 2>/dev/null)
   awk -v c="$calls" -v r="$reqs" 'BEGIN{ if (c ~ /^[0-9]+$/ && r > 0) printf "%.2f", c/r; else print "n/a" }'
 }
 
@@ -249,29 +249,30 @@ ngx_ka=${R[nginx,ka_cpu]}; ngx_pl=${R[nginx,pl_cpu]}
   echo "![requests per server CPU-second]($(basename "$svg"))"
 } > "$out"
 
-# ---- the chart: keep-alive and pipelined requests per CPU-second ------------
+# ---- the chart: requests per CPU-second, one panel per load ----------------
 {
   n=${#servers[@]}
-  max=1
+  maxk=1; maxp=1
   for entry in "${servers[@]}"; do
     IFS='|' read -r name _ _ <<< "$entry"
-    for k in ka_cpu pl_cpu; do
-      v=${R[$name,$k]}; [[ "$v" =~ ^[0-9]+$ ]] && [ "$v" -gt "$max" ] && max=$v
-    done
+    v=${R[$name,ka_cpu]}; [[ "$v" =~ ^[0-9]+$ ]] && [ "$v" -gt "$maxk" ] && maxk=$v
+    v=${R[$name,pl_cpu]}; [[ "$v" =~ ^[0-9]+$ ]] && [ "$v" -gt "$maxp" ] && maxp=$v
   done
-  w=760; rowh=34; h=$(( n * rowh + 60 ))
+  w=900; rowh=24; h=$(( n * rowh + 70 )); bar=230
   echo "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"$w\" height=\"$h\" font-family=\"sans-serif\" font-size=\"12\">"
-  echo "<text x=\"10\" y=\"18\" font-weight=\"bold\">Requests per server CPU-second (keep-alive: blue, pipelined x16: orange)</text>"
+  echo "<rect width=\"$w\" height=\"$h\" fill=\"white\"/>"
+  echo "<text x=\"10\" y=\"18\" font-weight=\"bold\">Requests per server CPU-second ($(date -u +%Y-%m-%d), bench/run.sh)</text>"
+  echo "<text x=\"170\" y=\"40\">keep-alive (64 connections)</text><text x=\"540\" y=\"40\">pipelined, 16 per write</text>"
   i=0
   for entry in "${servers[@]}"; do
     IFS='|' read -r name _ _ <<< "$entry"
-    y=$(( 34 + i * rowh ))
-    echo "<text x=\"10\" y=\"$(( y + 18 ))\">$name</text>"
+    y=$(( 50 + i * rowh ))
     ka=${R[$name,ka_cpu]}; pl=${R[$name,pl_cpu]}
     [[ "$ka" =~ ^[0-9]+$ ]] || ka=0; [[ "$pl" =~ ^[0-9]+$ ]] || pl=0
-    kw=$(( ka * 420 / max )); pw=$(( pl * 420 / max ))
-    echo "<rect x=\"170\" y=\"$y\" width=\"$kw\" height=\"13\" fill=\"#3b6fb6\"/><text x=\"$(( 175 + kw ))\" y=\"$(( y + 11 ))\">$ka</text>"
-    echo "<rect x=\"170\" y=\"$(( y + 15 ))\" width=\"$pw\" height=\"13\" fill=\"#e08a2c\"/><text x=\"$(( 175 + pw ))\" y=\"$(( y + 26 ))\">$pl</text>"
+    kw=$(( ka * bar / maxk )); pw=$(( pl * bar / maxp ))
+    echo "<text x=\"10\" y=\"$(( y + 13 ))\">$name</text>"
+    echo "<rect x=\"170\" y=\"$y\" width=\"$kw\" height=\"16\" fill=\"#3b6fb6\"/><text x=\"$(( 175 + kw ))\" y=\"$(( y + 13 ))\">$ka</text>"
+    echo "<rect x=\"540\" y=\"$y\" width=\"$pw\" height=\"16\" fill=\"#e08a2c\"/><text x=\"$(( 545 + pw ))\" y=\"$(( y + 13 ))\">$pl</text>"
     i=$(( i + 1 ))
   done
   echo "</svg>"

@@ -130,29 +130,49 @@ pub(crate) struct Connection {
 /// `timer`). `fut` is polled first and the deadline computed only if it
 /// has to wait, so a read the buffer already satisfies costs no clock read
 /// and no timer work.
-async fn within<F: Future>(
-    timer: &mut Sleep,
-    limit: Duration,
-    fut: F,
-) -> Result<F::Output, Timeout> {
-    let mut fut = std::pin::pin!(fut);
-    let mut armed = false;
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+fn within<F: Future>(timer: &mut Sleep, limit: Duration, fut: F) -> Within<'_, F> {
+    Within {
+        fut,
+        timer,
+        limit,
+        armed: false,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`within`]: a struct rather than an async fn, whose
+    /// state would hold `fut` twice (as the argument and pinned), in every
+    /// connection's future.
+    struct Within<'t, F> {
+        #[pin]
+        fut: F,
+        timer: &'t mut Sleep,
+        limit: Duration,
+        armed: bool,
+    }
+}
+
+impl<F: Future> Future for Within<'_, F> {
+    type Output = Result<F::Output, Timeout>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(v) = this.fut.poll(cx) {
             return Poll::Ready(Ok(v));
         }
-        if !armed {
-            armed = true;
+        if !*this.armed {
+            *this.armed = true;
             // "No limit" configured as a huge Duration must not overflow.
-            let deadline = Instant::now().checked_add(limit).unwrap_or_else(far_future);
-            timer.reset(deadline);
+            let deadline = Instant::now()
+                .checked_add(*this.limit)
+                .unwrap_or_else(far_future);
+            this.timer.reset(deadline);
         }
-        match Pin::new(&mut *timer).poll(cx) {
+        match Pin::new(&mut **this.timer).poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(Timeout)),
             Poll::Pending => Poll::Pending,
         }
-    })
-    .await
+    }
 }
 
 impl Connection {
