@@ -51,21 +51,75 @@ fn bad(why: &str) -> HttpError {
     HttpError::new(http::StatusCode::BAD_REQUEST).reason(format!("malformed multipart body: {why}"))
 }
 
-/// A `name="value"` parameter of a Content-Disposition value.
+/// A `name="value"` parameter of a Content-Disposition value. Values
+/// may be quoted strings holding `;` (browsers send `filename="a;b.pdf"`
+/// as is) and backslash escapes (RFC 9110 §5.6.4).
 fn disposition_param(value: &str, param: &str) -> Option<String> {
-    value.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        if !k.trim().eq_ignore_ascii_case(param) {
-            return None;
+    params(value)
+        .into_iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(param))
+        .map(|(_, v)| v)
+}
+
+/// The `; key=value` parameters after a header value's first item, with
+/// quoted strings unquoted.
+fn params(value: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut chars = value.chars().peekable();
+    // Skip the first item ("form-data").
+    for c in chars.by_ref() {
+        if c == ';' {
+            break;
         }
-        let v = v.trim();
-        Some(
-            v.strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .unwrap_or(v)
-                .replace("\\\"", "\""),
-        )
-    })
+    }
+    loop {
+        let mut key = String::new();
+        for c in chars.by_ref() {
+            if c == '=' || c == ';' {
+                break;
+            }
+            key.push(c);
+        }
+        let key = key.trim().to_string();
+        while chars.peek() == Some(&' ') {
+            chars.next();
+        }
+        let mut val = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some(e) = chars.next() {
+                            val.push(e);
+                        }
+                    }
+                    '"' => break,
+                    c => val.push(c),
+                }
+            }
+            // Up to the next parameter.
+            for c in chars.by_ref() {
+                if c == ';' {
+                    break;
+                }
+            }
+        } else {
+            for c in chars.by_ref() {
+                if c == ';' {
+                    break;
+                }
+                val.push(c);
+            }
+            val = val.trim().to_string();
+        }
+        if !key.is_empty() {
+            out.push((key, val));
+        }
+        if chars.peek().is_none() {
+            return out;
+        }
+    }
 }
 
 /// Form fields: (name, value) pairs in order.
@@ -158,6 +212,20 @@ mod tests {
         assert_eq!(files[0].filename, "x.txt");
         assert_eq!(files[0].content_type, "text/plain");
         assert_eq!(&files[0].body[..], b"file\r\nbody");
+    }
+
+    #[test]
+    fn quoted_parameters_may_hold_semicolons_and_escapes() {
+        let v = r#"form-data; name="f"; filename="report;v2 \"final\".pdf""#;
+        assert_eq!(disposition_param(v, "name").as_deref(), Some("f"));
+        assert_eq!(
+            disposition_param(v, "filename").as_deref(),
+            Some(r#"report;v2 "final".pdf"#)
+        );
+        assert_eq!(
+            disposition_param("form-data; name=plain", "name").as_deref(),
+            Some("plain")
+        );
     }
 
     #[test]
