@@ -35,7 +35,9 @@ use crate::netutil::{self, AcceptHandle, DEFAULT_BACKLOG, PeerAddr};
 
 type Conn = (StreamCloser, Option<crate::ioloop::JoinHandle<()>>);
 
-type Delegate = dyn Fn(IOStream, PeerAddr) -> Pin<Box<dyn Future<Output = ()>>>;
+/// Starts a connection's task: the delegate's future, with the guard that
+/// counts the connection (one allocation: the task holds the future).
+type Delegate = dyn Fn(&IOLoop, IOStream, PeerAddr, ConnGuard) -> crate::ioloop::JoinHandle<()>;
 
 struct ServerInner {
     delegate: Rc<Delegate>,
@@ -71,6 +73,22 @@ struct ConnGuard {
     key: usize,
 }
 
+pin_project_lite::pin_project! {
+    /// A connection's future and its guard, dropped together.
+    struct Guarded<F> {
+        #[pin]
+        inner: F,
+        _guard: ConnGuard,
+    }
+}
+
+impl<F: Future> Future for Guarded<F> {
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        self.project().inner.poll(cx)
+    }
+}
+
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         if let Some(inner) = self.server.upgrade() {
@@ -87,7 +105,12 @@ impl TcpServer {
         F: Fn(IOStream, PeerAddr) -> Fut + 'static,
         Fut: Future<Output = ()> + 'static,
     {
-        let delegate: Rc<Delegate> = Rc::new(move |s, p| Box::pin(handle_stream(s, p)));
+        let delegate: Rc<Delegate> = Rc::new(move |lp, s, p, guard| {
+            lp.spawn(Guarded {
+                inner: handle_stream(s, p),
+                _guard: guard,
+            })
+        });
         TcpServer {
             inner: Rc::new(ServerInner {
                 delegate,
@@ -247,11 +270,7 @@ impl TcpServer {
             server: Rc::downgrade(&self.inner),
             key,
         };
-        let fut = (self.inner.delegate)(stream, peer);
-        let task = lp.spawn(async move {
-            let _guard = guard;
-            fut.await;
-        });
+        let task = (self.inner.delegate)(&lp, stream, peer, guard);
         if let Some(entry) = self.inner.conns.borrow_mut().get_mut(key) {
             entry.1 = Some(task);
         }
