@@ -344,6 +344,24 @@ per_backend! {
         assert_eq!(r.header("content-length"), None);
     }
 
+    fn a_304_under_compression_varies_and_carries_the_weak_tag(lp) {
+        let tree = Tree::new();
+        let app = tree.app().compress_response(true);
+        let r = with_server(&lp, app, |port| {
+            let mut c = Conn::open(port);
+            let gz = [("Accept-Encoding", "gzip")];
+            let first = c.get_with("/static/lines.txt", &gz);
+            let etag = first.header("etag").unwrap().to_string();
+            let again = c.get_with("/static/lines.txt", &[gz[0], ("If-None-Match", &etag)]);
+            [first, again]
+        });
+        assert_eq!(r[0].header("content-encoding"), Some("gzip"));
+        assert!(r[0].header("etag").unwrap().starts_with("W/"));
+        assert_eq!(r[1].status, 304);
+        assert_eq!(r[1].header("vary"), Some("Accept-Encoding"));
+        assert_eq!(r[1].header("etag"), r[0].header("etag"));
+    }
+
     fn a_directory_with_index_html_serves_it(lp) {
         let tree = Tree::new();
         let r = get(&lp, tree.app(), "/static/sub/");

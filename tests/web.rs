@@ -789,6 +789,25 @@ per_backend! {
         assert_eq!(r.text(), "POST ok");
     }
 
+    fn a_masked_xsrf_token_in_the_form_is_accepted_and_a_forged_one_refused(lp) {
+        let good = cyclone::web::mask_xsrf_token("tok123");
+        let bad = cyclone::web::mask_xsrf_token("tok124");
+        let r = with_server(&lp, xsrf_app(), move |port| {
+            let mut c = Conn::open(port);
+            [good, bad].map(|token| {
+                let body = format!("_xsrf={}", token.replace('|', "%7C"));
+                c.send(
+                    "POST",
+                    "/form",
+                    &[("Cookie", "_xsrf=tok123"), ("Content-Type", "application/x-www-form-urlencoded")],
+                    body.as_bytes(),
+                )
+            })
+        });
+        assert_eq!(r[0].status, 200, "{}", r[0].text());
+        assert_eq!(r[1].status, 403);
+    }
+
     fn xsrf_header_token_is_accepted(lp) {
         let r = send(&lp, xsrf_app(), "PUT", "/form", &[("Cookie", "_xsrf=tok123"), ("X-XSRFToken", "tok123")], b"");
         assert_eq!(r.status, 200);

@@ -422,33 +422,82 @@ impl Shared {
     }
 }
 
-/// The value to put in a form's `_xsrf` field (or an `X-XSRFToken`
-/// header) and in the `_xsrf` cookie: the request's cookie if it has
-/// one, else a fresh random token. Set the cookie with the response that
-/// carries the form (`Cookie::new("_xsrf", token)`).
+/// The XSRF token for the `_xsrf` cookie: the request's cookie if it has
+/// one, else a fresh random one. Set the cookie with the response that
+/// carries the form (`Cookie::new("_xsrf", token)`), and put
+/// [`mask_xsrf_token`]`(&token)` in the form's `_xsrf` field (or an
+/// `X-XSRFToken` header). The raw token is accepted there too.
 pub fn xsrf_token(req: &Request) -> String {
     if let Some(t) = req.cookie("_xsrf").filter(|t| !t.is_empty()) {
         return t;
     }
-    let mut bytes = [0u8; 16];
-    // getrandom(2) fills a small buffer in one call; a failure leaves the
-    // fallback below.
-    // SAFETY: the buffer is valid for writes of its length.
-    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-    if n != bytes.len() as isize {
-        // SipHash under the process's random keys: unpredictable to a
-        // client, if not a CSPRNG.
-        use std::hash::BuildHasher;
-        for (i, chunk) in bytes.chunks_mut(8).enumerate() {
-            let v = std::hash::RandomState::new().hash_one(i);
-            chunk.copy_from_slice(&v.to_le_bytes());
-        }
+    hex(&random_bytes::<16>())
+}
+
+/// `token` masked for a page: `2|<mask>|<mask XOR token>` in hex with a
+/// fresh random mask each time (Tornado's xsrf v2), so the secret never
+/// appears twice the same in compressed pages (the BREACH attack reads a
+/// secret repeated in compressed responses).
+///
+/// ```
+/// let a = cyclone::web::mask_xsrf_token("abc");
+/// let b = cyclone::web::mask_xsrf_token("abc");
+/// assert!(a.starts_with("2|") && a != b);
+/// ```
+pub fn mask_xsrf_token(token: &str) -> String {
+    let raw = token.as_bytes();
+    let mut mask = Vec::with_capacity(raw.len());
+    while mask.len() < raw.len() {
+        mask.extend_from_slice(&random_bytes::<16>());
     }
+    mask.truncate(raw.len());
+    let masked: Vec<u8> = raw.iter().zip(&mask).map(|(t, m)| t ^ m).collect();
+    format!("2|{}|{}", hex(&mask), hex(&masked))
+}
+
+/// The raw token inside a value from a form or header: masked (see
+/// [`mask_xsrf_token`]) or sent as is.
+fn unmask_xsrf_token(sent: &str) -> Option<Vec<u8>> {
+    let Some(rest) = sent.strip_prefix("2|") else {
+        return Some(sent.as_bytes().to_vec());
+    };
+    let (mask, masked) = rest.split_once('|')?;
+    let (mask, masked) = (unhex(mask)?, unhex(masked)?);
+    (mask.len() == masked.len()).then(|| mask.iter().zip(&masked).map(|(m, t)| m ^ t).collect())
+}
+
+fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Whether an unsafe request carries an `_xsrf` token equal to its
-/// `_xsrf` cookie.
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// `N` random bytes from getrandom(2); should it fail, SipHash under the
+/// process's random keys (unpredictable to a client, if not a CSPRNG).
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    // SAFETY: the buffer is valid for writes of its length.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), N, 0) };
+    if n != N as isize {
+        use std::hash::BuildHasher;
+        for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+            let v = std::hash::RandomState::new().hash_one(i).to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+    bytes
+}
+
+/// Whether an unsafe request carries an `_xsrf` token (masked or not)
+/// equal to its `_xsrf` cookie.
 fn xsrf_ok(req: &Request) -> bool {
     let Some(cookie) = req.cookie("_xsrf").filter(|c| !c.is_empty()) else {
         return false;
@@ -461,15 +510,17 @@ fn xsrf_ok(req: &Request) -> bool {
                 .map(str::to_string)
         })
     });
+    let Some(sent) = sent.as_deref().and_then(unmask_xsrf_token) else {
+        return false;
+    };
     // Compared without an early exit: the time taken says nothing of
     // how much of the token was right.
-    sent.is_some_and(|s| {
-        s.len() == cookie.len()
-            && s.bytes()
-                .zip(cookie.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    })
+    sent.len() == cookie.len()
+        && sent
+            .iter()
+            .zip(cookie.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 /// Whether `if_none_match` (a list of entity tags, or `*`) matches
@@ -487,7 +538,7 @@ pub(crate) fn etag_matches(if_none_match: &HeaderValue, etag: &HeaderValue) -> b
 }
 
 /// Text types worth compressing.
-fn compressible(content_type: Option<&HeaderValue>) -> bool {
+pub(crate) fn compressible(content_type: Option<&HeaderValue>) -> bool {
     let Some(ct) = content_type.and_then(|v| v.to_str().ok()) else {
         return false;
     };
@@ -505,9 +556,9 @@ fn compressible(content_type: Option<&HeaderValue>) -> bool {
 
 /// Below this size gzip saves little and costs a round of CPU (Tornado's
 /// GZipContentEncoding.MIN_LENGTH).
-const GZIP_MIN_LENGTH: usize = 1024;
+pub(crate) const GZIP_MIN_LENGTH: usize = 1024;
 
-fn accepts_gzip(req: &http1::Request) -> bool {
+pub(crate) fn accepts_gzip(req: &http1::Request) -> bool {
     req.headers.get_all(ACCEPT_ENCODING).iter().any(|v| {
         v.to_str().is_ok_and(|v| {
             v.split(',').any(|coding| {
@@ -861,6 +912,15 @@ mod tests {
         assert_eq!(reverse(r"/files/.*", &[]), None);
         assert_eq!(reverse(r"/item\d", &[]), None);
         assert_eq!(reverse(r"/(?:a|b)/(\d+)", &["1"]), None);
+    }
+
+    #[test]
+    fn a_masked_xsrf_token_unmasks_to_the_token() {
+        let masked = mask_xsrf_token("tok123");
+        assert_eq!(unmask_xsrf_token(&masked).as_deref(), Some(&b"tok123"[..]));
+        assert_eq!(unmask_xsrf_token("tok123").as_deref(), Some(&b"tok123"[..]));
+        assert_eq!(unmask_xsrf_token("2|zz|00"), None);
+        assert_eq!(unmask_xsrf_token("2|00|0000"), None);
     }
 
     #[test]

@@ -20,7 +20,7 @@ mod request;
 mod response;
 mod static_files;
 
-pub use app::{Application, Settings, xsrf_token};
+pub use app::{Application, Settings, mask_xsrf_token, xsrf_token};
 pub use cookies::{Cookie, SameSite};
 pub use error::HttpError;
 pub use handler::RequestHandler;

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::header::{
     ACCEPT_RANGES, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
-    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, LAST_MODIFIED, RANGE,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, LAST_MODIFIED, RANGE, VARY,
 };
 use http::{HeaderValue, Method, StatusCode};
 
@@ -207,6 +207,19 @@ impl StaticFileHandler {
         h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         if not_modified(req, &etag, mtime) {
             resp.status = StatusCode::NOT_MODIFIED;
+            // Under compression the 200 this revalidates said `Vary` and,
+            // if it was gzipped, carried the weakened tag: so does this.
+            let ct = HeaderValue::from_static(content_type(path));
+            if req.settings().compress_response && super::app::compressible(Some(&ct)) {
+                resp.headers
+                    .append(VARY, HeaderValue::from_static("Accept-Encoding"));
+                if super::app::accepts_gzip(req)
+                    && size >= super::app::GZIP_MIN_LENGTH as u64
+                    && let Ok(weak) = HeaderValue::from_str(&format!("W/{etag}"))
+                {
+                    resp.headers.insert(ETAG, weak);
+                }
+            }
             return Ok(resp);
         }
         resp.headers
