@@ -88,6 +88,7 @@ impl RequestHandler for Widget {
         VERB_CALLS.with(|c| *c.borrow_mut() += 1);
         match req.path_arg(0).unwrap() {
             "missing" => Err(HttpError::new(StatusCode::NOT_FOUND)),
+            "boom" => panic!("widget boom"),
             id => Ok(Response::text(format!("widget {id}"))),
         }
     }
@@ -510,6 +511,21 @@ per_backend! {
         let r = send(&lp, handler_app(), "PUT", "/widget/1", &[], b"");
         assert_eq!(r.status, 405);
         assert_eq!(FINISHED.with(|f| f.borrow().clone()), [405]);
+    }
+
+    fn handler_on_finish_runs_after_a_panic_with_500(lp) {
+        FINISHED.with(|f| f.borrow_mut().clear());
+        let r = get(&lp, handler_app(), "/widget/boom");
+        assert_eq!(r.status, 500);
+        assert_eq!(FINISHED.with(|f| f.borrow().clone()), [500]);
+    }
+
+    fn a_capture_with_one_bad_escape_still_decodes_the_good_ones(lp) {
+        let app = Application::new().route(r"/x/(.*)", |req: Request| async move {
+            req.path_arg(0).unwrap_or("").to_string()
+        });
+        let r = get(&lp, app, "/x/a%20b%zz");
+        assert_eq!(r.text(), "a b%zz");
     }
 
     // --- responses -------------------------------------------------------

@@ -406,9 +406,7 @@ impl Shared {
                     let mut kwargs = Vec::new();
                     for (i, name) in re.capture_names().enumerate().skip(1) {
                         let v = caps.get(i).map_or("", |m| m.as_str());
-                        let v = super::request::percent_decode(v)
-                            .map(|b| String::from_utf8_lossy(&b).into_owned())
-                            .unwrap_or_else(|| v.to_string());
+                        let v = super::request::percent_decode(v);
                         match name {
                             Some(n) => kwargs.push((n.to_string(), v)),
                             None => args.push(v),

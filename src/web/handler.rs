@@ -84,7 +84,10 @@ pub trait RequestHandler: 'static {
         Err(not_implemented())
     }
 
-    /// Runs after the answer is made, with its status (cleanup, metrics).
+    /// Runs after the answer is made, with its status (cleanup, metrics);
+    /// after a panic in `prepare` or the verb too, with 500. (Not when the
+    /// request is abandoned: at the server's shutdown deadline unfinished
+    /// handlers are dropped.)
     fn on_finish(&mut self, _status: StatusCode) {}
 }
 
@@ -118,18 +121,33 @@ pub(crate) async fn run<H: RequestHandler>(
         handler.on_finish(StatusCode::METHOD_NOT_ALLOWED);
         return Err(method_not_allowed(H::METHODS));
     }
-    let result = match handler.prepare(&mut req).await {
-        Err(e) => Err(e),
-        Ok(()) => match method {
-            Method::GET => handler.get(req).await,
-            Method::HEAD => handler.head(req).await,
-            Method::POST => handler.post(req).await,
-            Method::PUT => handler.put(req).await,
-            Method::DELETE => handler.delete(req).await,
-            Method::PATCH => handler.patch(req).await,
-            Method::OPTIONS => handler.options(req).await,
-            _ => Err(not_implemented()),
+    let h = &mut handler;
+    let answered = CatchPanic {
+        inner: async move {
+            match h.prepare(&mut req).await {
+                Err(e) => Err(e),
+                Ok(()) => match method {
+                    Method::GET => h.get(req).await,
+                    Method::HEAD => h.head(req).await,
+                    Method::POST => h.post(req).await,
+                    Method::PUT => h.put(req).await,
+                    Method::DELETE => h.delete(req).await,
+                    Method::PATCH => h.patch(req).await,
+                    Method::OPTIONS => h.options(req).await,
+                    _ => Err(not_implemented()),
+                },
+            }
         },
+    }
+    .await;
+    let result = match answered {
+        Ok(r) => r,
+        Err(panic) => {
+            // on_finish hears of it too; the panic then goes on to the
+            // web layer, which answers 500 and logs it.
+            handler.on_finish(StatusCode::INTERNAL_SERVER_ERROR);
+            std::panic::resume_unwind(panic)
+        }
     };
     // A verb listed but left unimplemented still says what is allowed.
     let result = result.map_err(|e| {
@@ -145,4 +163,27 @@ pub(crate) async fn run<H: RequestHandler>(
     };
     handler.on_finish(status);
     result
+}
+
+pin_project_lite::pin_project! {
+    /// `inner`'s output, or the payload of a panic while polling it.
+    struct CatchPanic<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for CatchPanic<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.project().inner;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(p) => p.map(Ok),
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    }
 }

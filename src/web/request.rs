@@ -221,12 +221,7 @@ impl Request {
     /// Cookie `name`'s value, percent-decoded (see
     /// [`Cookie::encoded`](super::Cookie::encoded)).
     pub fn cookie(&self, name: &str) -> Option<String> {
-        let raw = self.raw_cookie(name)?;
-        Some(
-            percent_decode(raw)
-                .map(|v| String::from_utf8_lossy(&v).into_owned())
-                .unwrap_or_else(|| raw.to_string()),
-        )
+        self.raw_cookie(name).map(percent_decode)
     }
 
     fn raw_cookie(&self, name: &str) -> Option<&str> {
@@ -276,25 +271,29 @@ impl Request {
     }
 }
 
-/// `%XX` decoding; `None` if a `%` is not followed by two hex digits.
-pub(crate) fn percent_decode(s: &str) -> Option<Vec<u8>> {
+/// `%XX` decoding, lenient: a `%` not followed by two hex digits stays as
+/// it is (one bad escape does not leave the rest encoded). Invalid UTF-8
+/// becomes U+FFFD.
+pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b.get(i + 1..i + 3)?;
-            // Digits only: from_str_radix would also take a sign ("%+f").
-            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                return None;
+        // Digits only: from_str_radix would also take a sign ("%+f").
+        let hex = b
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit));
+        match (b[i], hex) {
+            (b'%', Some(h)) => {
+                let digit = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+                out.push(digit(h[0]) << 4 | digit(h[1]));
+                i += 3;
             }
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
         }
     }
-    Some(out)
+    String::from_utf8_lossy(&out).into_owned()
 }
