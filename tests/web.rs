@@ -528,6 +528,23 @@ per_backend! {
         assert_eq!(r.text(), "a b%zz");
     }
 
+    fn a_head_answered_with_its_own_length_gets_no_empty_body_etag(lp) {
+        let app = Application::new().route("/h", |req: Request| async move {
+            if req.method == Method::HEAD {
+                Response::text("").set_header(http::header::CONTENT_LENGTH, HeaderValue::from_static("5"))
+            } else {
+                Response::text("hello")
+            }
+        });
+        let r = with_server(&lp, app, |port| {
+            let mut c = Conn::open(port);
+            [c.send("HEAD", "/h", &[], b""), c.get("/h")]
+        });
+        assert_eq!(r[0].header("content-length"), Some("5"));
+        assert_eq!(r[0].header("etag"), None, "no tag of the empty body");
+        assert!(r[1].header("etag").is_some());
+    }
+
     // --- responses -------------------------------------------------------
 
     fn html_json_and_bytes_responses_have_their_content_types(lp) {

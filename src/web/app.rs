@@ -732,6 +732,13 @@ fn finish(
     wants_gzip: bool,
     if_none_match: Option<&HeaderValue>,
 ) {
+    // A HEAD answered with its own Content-Length and no body (as the
+    // HTTP layer allows) has no body here to hash or compress: its ETag
+    // would be the empty body's, not GET's.
+    if *method == Method::HEAD && resp.body.is_empty() && resp.headers.contains_key(CONTENT_LENGTH)
+    {
+        return;
+    }
     let whole = resp.stream.is_none();
     // Only a whole 200 body: a 206's bytes are a slice of the identity
     // representation and must stay so.
