@@ -242,7 +242,52 @@ fn idle_bytes_per_connection(
 /// without the allocator's own overhead.
 const IDLE_CONNECTION_BYTES: f64 = 1350.0;
 
+/// Heap bytes the server holds per connection whose head arrived in two
+/// pieces and is not complete yet.
+fn split_head_bytes_per_connection(
+    lp: &cyclone::IOLoop,
+    n: usize,
+    make_server: fn() -> HttpServer,
+) -> f64 {
+    measured(lp, make_server, move |port| {
+        drop(
+            (0..16)
+                .map(|_| {
+                    let mut c = connect(port);
+                    client(&mut c, 1, 1);
+                    c
+                })
+                .collect::<Vec<_>>(),
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        let before = SERVER_LIVE_BYTES.load(Ordering::Relaxed);
+        let mut conns: Vec<TcpStream> = (0..n).map(|_| connect(port)).collect();
+        for c in &mut conns {
+            c.write_all(b"GET /hello HTTP/1.1\r\n").unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        for c in &mut conns {
+            c.write_all(b"Host: x\r\n").unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let after = SERVER_LIVE_BYTES.load(Ordering::Relaxed);
+        ((after - before) as f64 / n as f64, conns)
+    })
+}
+
+/// A connection waiting for the rest of its head: the idle connection's
+/// memory, the state of serving it (about 1.2 KB in this debug build) and
+/// a buffer the size of what arrived. A head arriving in pieces must not
+/// cost a whole read arena per connection.
+const SPLIT_HEAD_BYTES: f64 = 4096.0;
+
 per_backend! {
+    fn a_head_arriving_in_pieces_holds_a_buffer_its_size(lp) {
+        let n = split_head_bytes_per_connection(&lp, 200, web_app);
+        println!("heap bytes per connection with half a head: {n:.0}");
+        assert!(n <= SPLIT_HEAD_BYTES, "{n:.0} bytes per connection (budget {SPLIT_HEAD_BYTES})");
+    }
+
     fn an_idle_keep_alive_connection_holds_little_memory(lp) {
         let n = idle_bytes_per_connection(&lp, 300, web_app);
         println!("heap bytes per idle connection: {n:.0}");

@@ -61,6 +61,11 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Output batches larger than this are sent with their allocation rather
+/// than from a reusable buffer: a big response must not leave a big
+/// buffer behind in the pool.
+const LARGE_OUTPUT: usize = 64 * 1024;
+
 /// The most spare output buffers kept per thread: one is enough for a
 /// loop answering connections one at a time; the rest absorb bursts.
 const SPARE_OUT_MAX: usize = 16;
@@ -201,7 +206,13 @@ impl Connection {
         if self.out.is_empty() {
             return Ok(());
         }
-        let data = self.out.split().freeze();
+        // A large batch (a big body copied in) goes whole, leaving no view
+        // behind: the spare-buffer pool must not keep big allocations.
+        let data = if self.out.len() > LARGE_OUTPUT {
+            std::mem::take(&mut self.out).freeze()
+        } else {
+            self.out.split().freeze()
+        };
         let stream = self.stream.clone();
         match within(
             &mut self.timer,
@@ -349,13 +360,15 @@ impl Connection {
             // Boxed, as the streamed answer below: rare paths whose state
             // would otherwise enlarge every connection's future, idle ones
             // included.
-            let body = Box::pin(self.read_body(&request.headers, request.version, kind)).await?;
-            request.body = if self.config.decompress_request {
-                let max = self.config.max_body_size;
-                super::decompress::gunzip_request(&mut request.headers, body, max)?
-            } else {
-                body
-            };
+            request.body =
+                Box::pin(self.read_body(&request.headers, request.version, kind)).await?;
+        }
+        if self.config.decompress_request {
+            // Bodiless requests too: their Content-Encoding is checked (and
+            // removed) as for any other.
+            let max = self.config.max_body_size;
+            let body = std::mem::take(&mut request.body);
+            request.body = super::decompress::gunzip_request(&mut request.headers, body, max)?;
         }
         let method = request.method.clone();
         let version = request.version;
@@ -546,7 +559,7 @@ impl Connection {
         );
         let len = body
             .content_length()
-            .map(|n| n + response.body.len() as u64);
+            .map(|n| n.saturating_add(response.body.len() as u64));
         if writer
             .write_head(response.status, &response.headers, len)
             .is_err()
@@ -559,7 +572,16 @@ impl Connection {
         loop {
             let piece = match next.take() {
                 Some(p) => Some(p),
-                None if sends_body => body.next_piece(),
+                // The pieces are user code: a panic ends the response
+                // (and the connection), logged, like a failed read.
+                None if sends_body => {
+                    match std::panic::catch_unwind(AssertUnwindSafe(|| body.next_piece())) {
+                        Ok(p) => p,
+                        Err(p) => Some(Err(std::io::Error::other(
+                            crate::ioloop::panic_message_of(&*p).to_string(),
+                        ))),
+                    }
+                }
                 None => None,
             };
             let piece = match piece {

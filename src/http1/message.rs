@@ -37,7 +37,12 @@ pub(crate) fn spare_header_map() -> HeaderMap {
 
 /// Keeps `map`'s memory for [`spare_header_map`].
 pub(crate) fn recycle_header_map(mut map: HeaderMap) {
-    if map.capacity() == 0 || map.capacity() > SPARE_HEADER_MAP_CAPACITY_MAX {
+    // `len` counts repeated fields too (kept in a second array that
+    // `capacity` does not show): a map that held many is not kept.
+    if map.capacity() == 0
+        || map.capacity() > SPARE_HEADER_MAP_CAPACITY_MAX
+        || map.len() > SPARE_HEADER_MAP_CAPACITY_MAX
+    {
         return;
     }
     map.clear(); // drops the values here, not inside the borrow below

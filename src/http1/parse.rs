@@ -136,9 +136,11 @@ pub fn parse_head(head: Bytes, max_headers: usize) -> Result<RequestHead, Reques
 /// the compiler vectorises it, and a head is short (one memchr call per
 /// line costs more).
 fn has_bare_lf(head: &[u8]) -> bool {
-    let first = head.first() == Some(&b'\n');
-    first
-        || head[1..].iter().zip(head).fold(false, |bad, (&b, &prev)| {
+    let Some((&first, rest)) = head.split_first() else {
+        return false;
+    };
+    first == b'\n'
+        || rest.iter().zip(head).fold(false, |bad, (&b, &prev)| {
             bad | (b == b'\n' && prev != b'\r')
         })
 }
@@ -238,6 +240,14 @@ mod tests {
             ..Seen::default()
         };
         assert_eq!(h.seen, want);
+    }
+
+    #[test]
+    fn an_empty_head_is_an_error_not_a_panic() {
+        assert_eq!(
+            parse_head(Bytes::new(), 100).unwrap_err(),
+            RequestError::Malformed("incomplete head")
+        );
     }
 
     #[test]

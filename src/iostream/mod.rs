@@ -1,9 +1,13 @@
 //! [`IOStream`]: a buffered, non-blocking stream over any fd (TCP and Unix
 //! sockets, pipes), with async reads and writes on the loop.
 //!
-//! The stream's fd handler does the I/O, as in Tornado. Reads go through a
-//! per-thread scratch buffer and only the bytes that arrived are kept, so an
-//! idle stream holds no read buffer at all; a read that fills less than the
+//! The stream's fd handler does the I/O, as in Tornado. A read into an
+//! empty buffer lands in a small per-thread arena (4 KiB) and the stream
+//! keeps a view of the bytes that arrived; later reads go through a
+//! per-thread scratch buffer into the stream's own buffer. An idle stream
+//! holds no read buffer at all. Bytes handed out (a request's head or
+//! body) keep their arena alive while they live: copy what you keep for
+//! long if that matters. A read that fills less than the
 //! chunk is not repeated just to see `EAGAIN` (level-triggered polling says
 //! when more arrives). Writes are attempted at once; what the kernel does not
 //! take waits in a queue of [`Bytes`] chunks (kept without copying), flushed

@@ -23,14 +23,16 @@ thread_local! {
     static ARENA: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
-/// The arena's size: a small request uses 1/800 of it, so the allocation
-/// is amortised; small enough that a view kept alive by a long-lived
-/// request pins little memory.
-const ARENA_SIZE: usize = 32 << 10;
+/// The arena's size. Bytes handed out keep their whole arena alive (a
+/// request a handler keeps, a body it stores), so it is small: what one
+/// kept request pins is at most this, about what a head of its own would
+/// cost with the allocator's rounding; a 40-byte request still uses 1/100
+/// of it, so the allocation is amortised.
+const ARENA_SIZE: usize = 4 << 10;
 
 /// With less room left than this, a fresh arena is started: a typical
-/// request head fits, so the arena is not a reason for a second read.
-const ARENA_MIN_SPARE: usize = 4 << 10;
+/// request head fits, so the arena is rarely a reason for a second read.
+const ARENA_MIN_SPARE: usize = 1 << 10;
 
 /// Below this much spare room the read goes through the scratch buffer
 /// (and is copied); above it, straight into the stream's buffer (large
@@ -187,16 +189,28 @@ pub(crate) fn memchr_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
         [b] => memchr::memchr(*b, hay),
         _ => FINDER.with(|cached| {
             let mut cached = cached.borrow_mut();
-            if cached.needle() != needle {
-                *cached = memchr::memmem::Finder::new(needle).into_owned();
+            if cached.needle() == needle {
+                return cached.find(hay);
             }
+            // Another delimiter: short ones are found first-byte-then-
+            // compare (no searcher to build), long ones get the cache.
+            if let [first, ..] = needle
+                && needle.len() <= SHORT_NEEDLE
+            {
+                return memchr::memchr_iter(*first, hay).find(|&i| hay[i..].starts_with(needle));
+            }
+            *cached = memchr::memmem::Finder::new(needle).into_owned();
             cached.find(hay)
         }),
     }
 }
 
+/// Delimiters up to this long that are not the cached one are searched
+/// first-byte-then-compare.
+const SHORT_NEEDLE: usize = 8;
+
 thread_local! {
-    /// The searcher for the last multi-byte delimiter: building one costs
+    /// The searcher for the HTTP head's delimiter (or the last long one): building one costs
     /// more than a search through a short buffer, and a protocol asks for
     /// the same delimiter (`\r\n\r\n`) over and over.
     static FINDER: RefCell<memchr::memmem::Finder<'static>> =
@@ -257,7 +271,19 @@ impl Inner {
                     s.resize(want, 0);
                 }
                 let n = self.sys_read(&mut s[..want])?;
-                self.st.borrow_mut().rbuf.extend_from_slice(&s[..n]);
+                let mut st = self.st.borrow_mut();
+                let len = st.rbuf.len();
+                if len > 0 && len == st.rbuf.capacity() {
+                    // A full buffer is regrown here, with room to double:
+                    // grown in place, a view of the read arena would
+                    // inherit the arena's whole size (`bytes` keeps the
+                    // original capacity), for every connection whose head
+                    // arrives in pieces.
+                    let mut grown = BytesMut::with_capacity((len + n).max(2 * len));
+                    grown.extend_from_slice(&st.rbuf);
+                    st.rbuf = grown;
+                }
+                st.rbuf.extend_from_slice(&s[..n]);
                 Ok(n)
             })
         };
@@ -302,7 +328,11 @@ impl Inner {
                 *arena = BytesMut::with_capacity(ARENA_SIZE);
             }
             let read = read_spare(self.fd, &mut arena, want)?;
-            self.st.borrow_mut().rbuf = arena.split();
+            if read.0 > 0 {
+                // (At EOF nothing is kept: an empty view would still pin
+                // the arena.)
+                self.st.borrow_mut().rbuf = arena.split();
+            }
             Ok(read)
         })
     }
