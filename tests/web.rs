@@ -545,6 +545,41 @@ per_backend! {
         assert!(r[1].header("etag").is_some());
     }
 
+    fn a_panic_in_a_streamed_body_closes_that_connection_only(lp) {
+        let app = Application::new()
+            .route("/stream", |_r: Request| async {
+                let mut n = 0;
+                let pieces = std::iter::from_fn(move || {
+                    n += 1;
+                    match n {
+                        1 => Some(Ok(bytes::Bytes::from_static(b"hello"))),
+                        _ => panic!("piece boom"),
+                    }
+                });
+                Response::new(StatusCode::OK).stream(cyclone::http1::BodyStream::new(Some(10), pieces))
+            })
+            .route("/ok", |_r: Request| async { "still here" });
+        let mut got = None;
+        let logs = common::capture_logs(|| {
+            got = Some(with_server(&lp, app, |port| {
+                let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                c.set_read_timeout(Some(common::HANG)).unwrap();
+                std::io::Write::write_all(&mut c, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                let mut raw = Vec::new();
+                let _ = c.read_to_end(&mut raw); // ends: the server closed it
+                (raw, Conn::open(port).get("/ok"))
+            }));
+        });
+        let (raw, after) = got.unwrap();
+        // Ended as a failed body, not as a crashed connection task.
+        assert!(logs.contains("response body failed") && logs.contains("piece boom"), "{logs}");
+        assert!(!logs.contains("uncaught panic"), "{logs}");
+        let raw = String::from_utf8_lossy(&raw).to_string();
+        assert!(raw.starts_with("HTTP/1.1 200 OK\r\n"), "{raw}");
+        assert!(raw.contains("Content-Length: 10\r\n") && raw.ends_with("\r\n\r\nhello"), "{raw}");
+        assert_eq!(after.text(), "still here");
+    }
+
     // --- responses -------------------------------------------------------
 
     fn html_json_and_bytes_responses_have_their_content_types(lp) {
