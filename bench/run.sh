@@ -51,7 +51,13 @@ cargo build --release --quiet
 cargo build --release --quiet --manifest-path bench/peers/Cargo.toml
 peers=bench/peers/target/release
 # Idle connections need descriptors on both ends.
-ulimit -n "$(( idle * 2 + 1000 < $(ulimit -Hn) ? idle * 2 + 1000 : $(ulimit -Hn) ))"
+hard=$(ulimit -Hn); [ "$hard" = unlimited ] && hard=1048576
+want=$(( idle * 2 + 1000 ))
+ulimit -n "$(( want < hard ? want : hard ))"
+if [ "$(ulimit -n)" -lt "$want" ]; then
+  echo "bench/run.sh: the open-file limit ($(ulimit -n)) is below what --idle $idle needs ($want)" >&2
+  exit 1
+fi
 
 port=18200
 tmp=$(mktemp -d)
