@@ -16,9 +16,9 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, EXPECT};
@@ -31,8 +31,9 @@ use super::framing::{self, BodyKind};
 use super::message::{Request, Response};
 use super::parse::parse_head;
 use super::server::{App, DelegateFactory, HttpConfig, Shared};
+use super::spares::{self, Spares};
 use super::writer::{ResponseWriter, WriterState};
-use crate::ioloop::{Sleep, Timeout};
+use crate::ioloop::{CatchUnwind, Sleep};
 use crate::iostream::{IOStream, StreamError};
 use crate::netutil::PeerAddr;
 
@@ -55,34 +56,19 @@ const BODY_PIECE: usize = 64 * 1024;
 /// bytes of head each) fit without a reallocation.
 const OUT_BATCH_CAPACITY: usize = 4096;
 
+/// The most spare output buffers kept per thread: one is enough for a
+/// loop answering connections one at a time; the rest absorb bursts.
+const SPARE_OUT_MAX: usize = 16;
+
 thread_local! {
     /// Output buffers of connections gone idle, for the next to answer.
-    static SPARE_OUT: std::cell::RefCell<Vec<BytesMut>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    static SPARE_OUT: Spares<BytesMut> = const { Spares::new(SPARE_OUT_MAX) };
 }
 
 /// Output batches larger than this are sent with their allocation rather
 /// than from a reusable buffer: a big response must not leave a big
 /// buffer behind in the pool.
 const LARGE_OUTPUT: usize = 64 * 1024;
-
-/// The most spare output buffers kept per thread: one is enough for a
-/// loop answering connections one at a time; the rest absorb bursts.
-const SPARE_OUT_MAX: usize = 16;
-
-fn put_spare_out(mut buf: BytesMut) {
-    buf.clear();
-    let _ = SPARE_OUT.try_with(|s| {
-        let mut s = s.borrow_mut();
-        if s.len() < SPARE_OUT_MAX {
-            s.push(buf);
-        }
-    });
-}
-
-fn take_spare_out() -> Option<BytesMut> {
-    SPARE_OUT.try_with(|s| s.borrow_mut().pop()).ok().flatten()
-}
 
 /// Why a connection stops.
 enum Stop {
@@ -125,59 +111,10 @@ pub(crate) struct Connection {
     app: App,
     out: BytesMut,
     shared: Rc<Shared>,
-    /// One timer for the connection's idle, header and body deadlines,
-    /// moved forward lazily (see `Sleep::reset`): no timer-wheel work per
-    /// request.
+    /// One timer for the connection's idle, header, body and write
+    /// deadlines, moved forward lazily (`Sleep::within`): no timer-wheel
+    /// work per request.
     timer: Sleep,
-}
-
-/// Runs `fut` until it completes or `limit` passes (on the connection's
-/// `timer`). `fut` is polled first and the deadline computed only if it
-/// has to wait, so a read the buffer already satisfies costs no clock read
-/// and no timer work.
-fn within<F: Future>(timer: &mut Sleep, limit: Duration, fut: F) -> Within<'_, F> {
-    Within {
-        fut,
-        timer,
-        limit,
-        armed: false,
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The future of [`within`]: a struct rather than an async fn, whose
-    /// state would hold `fut` twice (as the argument and pinned), in every
-    /// connection's future.
-    struct Within<'t, F> {
-        #[pin]
-        fut: F,
-        timer: &'t mut Sleep,
-        limit: Duration,
-        armed: bool,
-    }
-}
-
-impl<F: Future> Future for Within<'_, F> {
-    type Output = Result<F::Output, Timeout>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if let Poll::Ready(v) = this.fut.poll(cx) {
-            return Poll::Ready(Ok(v));
-        }
-        if !*this.armed {
-            *this.armed = true;
-            // "No limit" configured as a huge Duration must not overflow.
-            let deadline = Instant::now()
-                .checked_add(*this.limit)
-                .unwrap_or_else(far_future);
-            this.timer.reset(deadline);
-        }
-        match Pin::new(&mut **this.timer).poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(Timeout)),
-            Poll::Pending => Poll::Pending,
-        }
-    }
 }
 
 impl Connection {
@@ -195,7 +132,7 @@ impl Connection {
             app,
             shared,
             out: BytesMut::new(),
-            timer: crate::ioloop::sleep_until(far_future()),
+            timer: crate::ioloop::sleep_until(crate::ioloop::far_future()),
         }
     }
 
@@ -214,12 +151,10 @@ impl Connection {
             self.out.split().freeze()
         };
         let stream = self.stream.clone();
-        match within(
-            &mut self.timer,
-            self.config.write_timeout,
-            stream.write(data),
-        )
-        .await
+        match self
+            .timer
+            .within(self.config.write_timeout, stream.write(data))
+            .await
         {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) | Err(_) => Err(Stop::Quiet),
@@ -312,7 +247,7 @@ impl Connection {
                 }
             }
         };
-        let _ = within(&mut self.timer, LINGER_TIME, drain).await;
+        let _ = self.timer.within(LINGER_TIME, drain).await;
     }
 
     fn error_response(&mut self, status: StatusCode, why: &'static str) {
@@ -377,7 +312,7 @@ impl Connection {
         // (The boxed future is two words: nothing large is moved again.)
         let answered = match std::panic::catch_unwind(AssertUnwindSafe(|| handler(request))) {
             Ok(fut) => {
-                let mut call = CatchUnwind { inner: fut };
+                let mut call = CatchUnwind::new(fut);
                 match poll_once(Pin::new(&mut call)).await {
                     Some(r) => r,
                     None => {
@@ -388,11 +323,12 @@ impl Connection {
                     }
                 }
             }
-            Err(p) => Err(crate::ioloop::panic_message_of(&*p).to_string()),
+            Err(p) => Err(p),
         };
         let response = match answered {
             Ok(r) => r,
-            Err(msg) => {
+            Err(p) => {
+                let msg = crate::ioloop::panic_message_of(&*p);
                 tracing::error!("handler panicked: {msg}");
                 Response::text("500 Internal Server Error\n")
                     .status(StatusCode::INTERNAL_SERVER_ERROR)
@@ -426,7 +362,9 @@ impl Connection {
         // An idle connection holds no output buffer: its memory goes to
         // the thread's spares for whichever connection answers next.
         if self.out.capacity() > 0 {
-            put_spare_out(std::mem::take(&mut self.out));
+            let mut spare = std::mem::take(&mut self.out);
+            spare.clear();
+            spares::put(&SPARE_OUT, spare);
         }
         if self.shared.draining.get() {
             return Ok(false);
@@ -435,7 +373,7 @@ impl Connection {
         let key = self.shared.idle.borrow_mut().insert(self.stream.closer());
         let idle = self.config.idle_connection_timeout;
         let stream = self.stream.clone();
-        let waited = within(&mut self.timer, idle, stream.wait_for_data()).await;
+        let waited = self.timer.within(idle, stream.wait_for_data()).await;
         let _ = self.shared.idle.borrow_mut().try_remove(key);
         Ok(matches!(waited, Ok(Ok(_))))
     }
@@ -448,7 +386,7 @@ impl Connection {
         let cfg = self.config.clone();
         let stream = self.stream.clone();
         let head_read = stream.try_read_until(b"\r\n\r\n", cfg.max_header_size);
-        match within(&mut self.timer, cfg.header_timeout, head_read).await {
+        match self.timer.within(cfg.header_timeout, head_read).await {
             Ok(Ok(head)) => Ok(head),
             Ok(Err(e)) => Err(head_error(e)),
             Err(_) => Err(Stop::Respond(StatusCode::REQUEST_TIMEOUT, "")),
@@ -513,7 +451,7 @@ impl Connection {
             Persist::Close
         };
         if self.out.capacity() == 0
-            && let Some(spare) = take_spare_out()
+            && let Some(spare) = spares::take(&SPARE_OUT)
         {
             self.out = spare;
         }
@@ -592,12 +530,12 @@ impl Connection {
                     return Err(Stop::Quiet); // a short body: only closing is honest
                 }
             };
-            match within(&mut self.timer, limit, writer.write(piece)).await {
+            match self.timer.within(limit, writer.write(piece)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) | Err(_) => return Err(Stop::Quiet),
             }
         }
-        match within(&mut self.timer, limit, writer.finish()).await {
+        match self.timer.within(limit, writer.finish()).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) | Err(_) => return Err(Stop::Quiet),
         }
@@ -632,7 +570,7 @@ impl Connection {
                 }
             }
         };
-        match within(&mut self.timer, cfg.body_timeout, read).await {
+        match self.timer.within(cfg.body_timeout, read).await {
             Ok(r) => r,
             Err(_) => Err(Stop::Respond(StatusCode::REQUEST_TIMEOUT, "")),
         }
@@ -715,7 +653,7 @@ impl Connection {
                 BodyKind::Chunked => read_chunked(&stream, cfg.max_body_size, &mut deliver).await,
             }
         };
-        let read = within(&mut self.timer, cfg.body_timeout, read).await;
+        let read = self.timer.within(cfg.body_timeout, read).await;
         let failed = match read {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e),
@@ -742,11 +680,8 @@ impl Connection {
             Rc::from(cfg.server_name.as_str()),
             state.clone(),
         );
-        if let Err(msg) = (CatchUnwind {
-            inner: delegate.finish(writer),
-        })
-        .await
-        {
+        if let Err(p) = CatchUnwind::new(delegate.finish(writer)).await {
+            let msg = crate::ioloop::panic_message_of(&*p);
             tracing::error!("delegate panicked: {msg}");
         }
         let st = state.borrow();
@@ -843,12 +778,6 @@ async fn read_line(stream: &IOStream, max: usize) -> Result<Bytes, Stop> {
     }
 }
 
-/// A deadline no connection reaches (about 34 years): the timer's resting
-/// value.
-fn far_future() -> Instant {
-    Instant::now() + std::time::Duration::from_secs(1 << 30)
-}
-
 /// Polls `fut` once: its output, or `None` if it is pending (its waker is
 /// registered, so awaiting it afterwards loses nothing).
 async fn poll_once<F: Future + Unpin>(mut fut: F) -> Option<F::Output> {
@@ -866,25 +795,4 @@ fn expects_continue(headers: &HeaderMap) -> bool {
         .get(EXPECT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"))
-}
-
-pin_project_lite::pin_project! {
-    /// Turns a panic in the handler's future into an error value, so the
-    /// client gets a 500 and the connection and server carry on.
-    struct CatchUnwind<F> {
-        #[pin]
-        inner: F,
-    }
-}
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, String>;
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.project().inner;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(p) => Poll::Ready(Err(crate::ioloop::panic_message_of(&*p).to_string())),
-        }
-    }
 }

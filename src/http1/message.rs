@@ -1,26 +1,26 @@
 //! [`Request`] and [`Response`].
 
-use std::cell::RefCell;
 use std::net::IpAddr;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
 
+use super::spares::{self, Spares};
 use crate::iostream::StreamWatcher;
 use crate::netutil::PeerAddr;
-
-thread_local! {
-    /// Emptied header maps with their memory, for the next response: a
-    /// map costs two allocations to build, and a server builds one per
-    /// response.
-    static SPARE_HEADER_MAPS: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
-}
 
 /// The most spare maps kept per thread. A loop needs one between a
 /// response's end and the next one's start; the rest bound what a burst
 /// of concurrent responses leaves behind.
 const SPARE_HEADER_MAPS_MAX: usize = 64;
+
+thread_local! {
+    /// Emptied header maps with their memory, for the next request or
+    /// response: a map costs two allocations to build, and a server builds
+    /// two per request.
+    static SPARE_HEADER_MAPS: Spares<HeaderMap> = const { Spares::new(SPARE_HEADER_MAPS_MAX) };
+}
 
 /// Maps that grew larger than this many fields are dropped, not kept:
 /// an unusual response must not make every later one carry its memory.
@@ -28,11 +28,7 @@ const SPARE_HEADER_MAP_CAPACITY_MAX: usize = 32;
 
 /// An empty header map, from the spares when there is one.
 pub(crate) fn spare_header_map() -> HeaderMap {
-    SPARE_HEADER_MAPS
-        .try_with(|s| s.borrow_mut().pop())
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+    spares::take(&SPARE_HEADER_MAPS).unwrap_or_default()
 }
 
 /// Keeps `map`'s memory for [`spare_header_map`].
@@ -45,13 +41,8 @@ pub(crate) fn recycle_header_map(mut map: HeaderMap) {
     {
         return;
     }
-    map.clear(); // drops the values here, not inside the borrow below
-    let _ = SPARE_HEADER_MAPS.try_with(|s| {
-        let mut s = s.borrow_mut();
-        if s.len() < SPARE_HEADER_MAPS_MAX {
-            s.push(map);
-        }
-    });
+    map.clear(); // drops the values here, not inside the pool's borrow
+    spares::put(&SPARE_HEADER_MAPS, map);
 }
 
 /// A request's header fields: a [`HeaderMap`] (it dereferences to one)

@@ -14,6 +14,7 @@ pub mod framing;
 mod message;
 pub mod parse;
 pub mod server;
+mod spares;
 pub mod writer;
 pub mod xheaders;
 

@@ -44,6 +44,37 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// A future whose panics become an error value (the payload) instead of
+    /// unwinding: the HTTP server and the web layer answer 500 with it and
+    /// go on serving.
+    pub(crate) struct CatchUnwind<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F> CatchUnwind<F> {
+    pub(crate) fn new(inner: F) -> CatchUnwind<F> {
+        CatchUnwind { inner }
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.project().inner;
+        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(p) => p.map(Ok),
+            Err(payload) => std::task::Poll::Ready(Err(payload)),
+        }
+    }
+}
+
 impl IOLoop {
     /// Runs `f`, catching and logging a panic; `None` if it panicked.
     pub(crate) fn guarded<R>(&self, what: Work, f: impl FnOnce() -> R) -> Option<R> {

@@ -76,12 +76,14 @@ use std::time::{Duration, Instant};
 pub use async_fd::{Async, Readable, Writable};
 pub use error::{Error, Timeout};
 pub use executor::{JoinError, JoinHandle};
+pub(crate) use guard::CatchUnwind;
 pub(crate) use guard::panic_message as panic_message_of;
 pub use interest::{Interest, Ready};
 pub use periodic::PeriodicCallback;
 pub use poller::{Backend, Capabilities, Poller};
 pub use remote::Remote;
-pub use sleep::{Sleep, TimeoutFuture, sleep, sleep_until, timeout};
+pub(crate) use sleep::far_future;
+pub use sleep::{Sleep, TimeoutFuture, Within, sleep, sleep_until, timeout};
 pub use timers::TimeoutHandle;
 pub use token::Token;
 

@@ -1,4 +1,5 @@
-//! Timer futures: [`sleep`], [`sleep_until`] and [`timeout`].
+//! Timer futures: [`sleep`], [`sleep_until`], [`timeout`] and
+//! [`Sleep::within`].
 //!
 //! They use the loop's timer heap directly (a waker in the heap, no boxed
 //! callback), on the loop that is current when they are first polled.
@@ -63,6 +64,71 @@ impl Sleep {
     /// futures).
     pub fn reset(&mut self, deadline: Instant) {
         self.deadline = deadline;
+    }
+
+    /// Runs `fut` until it completes or `limit` passes, on this timer:
+    /// `Err(Timeout)` then. `fut` is polled first and the deadline set only
+    /// if it has to wait, so work that is ready at once costs no clock read
+    /// and no timer work; with [`reset`](Self::reset)'s laziness, one
+    /// `Sleep` per connection serves all its idle, read and write timeouts.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// cyclone::run_sync(async {
+    ///     let mut timer = cyclone::sleep(Duration::from_secs(3600));
+    ///     let quick = timer.within(Duration::from_millis(50), async { 7 }).await;
+    ///     assert_eq!(quick, Ok(7));
+    ///     let slow = timer.within(Duration::from_millis(1), std::future::pending::<()>()).await;
+    ///     assert_eq!(slow, Err(cyclone::Timeout));
+    /// });
+    /// ```
+    pub fn within<F: Future>(&mut self, limit: Duration, fut: F) -> Within<'_, F> {
+        Within {
+            fut,
+            timer: self,
+            limit,
+            armed: false,
+        }
+    }
+}
+
+/// A deadline nothing reaches (about 34 years away): a timer's resting
+/// value, and what a huge "no limit" duration is capped to.
+pub(crate) fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(1 << 30)
+}
+
+pin_project_lite::pin_project! {
+    /// The future returned by [`Sleep::within`].
+    #[must_use = "futures do nothing unless awaited"]
+    pub struct Within<'t, F> {
+        #[pin]
+        fut: F,
+        timer: &'t mut Sleep,
+        limit: Duration,
+        armed: bool,
+    }
+}
+
+impl<F: Future> Future for Within<'_, F> {
+    type Output = Result<F::Output, Timeout>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(v) = this.fut.poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        if !*this.armed {
+            *this.armed = true;
+            let deadline = Instant::now()
+                .checked_add(*this.limit)
+                .unwrap_or_else(far_future);
+            this.timer.reset(deadline);
+        }
+        match Pin::new(&mut **this.timer).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Timeout)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 

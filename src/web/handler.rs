@@ -122,23 +122,21 @@ pub(crate) async fn run<H: RequestHandler>(
         return Err(method_not_allowed(H::METHODS));
     }
     let h = &mut handler;
-    let answered = CatchPanic {
-        inner: async move {
-            match h.prepare(&mut req).await {
-                Err(e) => Err(e),
-                Ok(()) => match method {
-                    Method::GET => h.get(req).await,
-                    Method::HEAD => h.head(req).await,
-                    Method::POST => h.post(req).await,
-                    Method::PUT => h.put(req).await,
-                    Method::DELETE => h.delete(req).await,
-                    Method::PATCH => h.patch(req).await,
-                    Method::OPTIONS => h.options(req).await,
-                    _ => Err(not_implemented()),
-                },
-            }
-        },
-    }
+    let answered = crate::ioloop::CatchUnwind::new(async move {
+        match h.prepare(&mut req).await {
+            Err(e) => Err(e),
+            Ok(()) => match method {
+                Method::GET => h.get(req).await,
+                Method::HEAD => h.head(req).await,
+                Method::POST => h.post(req).await,
+                Method::PUT => h.put(req).await,
+                Method::DELETE => h.delete(req).await,
+                Method::PATCH => h.patch(req).await,
+                Method::OPTIONS => h.options(req).await,
+                _ => Err(not_implemented()),
+            },
+        }
+    })
     .await;
     let result = match answered {
         Ok(r) => r,
@@ -163,27 +161,4 @@ pub(crate) async fn run<H: RequestHandler>(
     };
     handler.on_finish(status);
     result
-}
-
-pin_project_lite::pin_project! {
-    /// `inner`'s output, or the payload of a panic while polling it.
-    struct CatchPanic<F> {
-        #[pin]
-        inner: F,
-    }
-}
-
-impl<F: std::future::Future> std::future::Future for CatchPanic<F> {
-    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        let inner = self.project().inner;
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(p) => p.map(Ok),
-            Err(panic) => std::task::Poll::Ready(Err(panic)),
-        }
-    }
 }
