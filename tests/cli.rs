@@ -1,7 +1,9 @@
 //! The `cyclone` command end to end: start it on a free port, fetch
 //! pages over HTTP, stop it with SIGTERM and check it exits cleanly.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,17 +27,12 @@ fn request(addr: &str, method: &str, path: &str) -> String {
 /// Starts `cyclone` with `args` on a free port; returns it and the
 /// address it printed.
 fn start(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cyclone"))
-        .args(args)
-        .args(["--port", "0", "--log-level", "warn"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (child, line) = common::spawn_with_first_line(
+        Command::new(env!("CARGO_BIN_EXE_cyclone"))
+            .args(args)
+            .args(["--port", "0", "--log-level", "warn"])
+            .stderr(Stdio::null()),
+    );
     // "cyclone HTTP server listening on http://127.0.0.1:PORT/ (...)"
     let addr = line
         .split("http://")

@@ -3,7 +3,6 @@
 mod common;
 
 use std::cell::Cell;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::time::Duration;
@@ -143,17 +142,12 @@ fn unknown_poller_in_the_environment_is_a_clear_error() {
 #[test]
 fn poller_named_in_the_environment_is_used() {
     for name in ["epoll", "poll", "select"] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cyclone"))
-            .args(["--port", "0"])
-            .env("CYCLONE_POLLER", name)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (mut child, line) = common::spawn_with_first_line(
+            Command::new(env!("CARGO_BIN_EXE_cyclone"))
+                .args(["--port", "0"])
+                .env("CYCLONE_POLLER", name)
+                .stderr(Stdio::null()),
+        );
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(line.contains(&format!("({name} poller)")), "{line}");

@@ -5,10 +5,12 @@
 //! worker is restarted with the same id, and that SIGTERM to the
 //! supervisor stops everything cleanly.
 
+mod common;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cyclone::{IOLoop, TcpServer};
@@ -62,15 +64,9 @@ fn ask_until(
 
 fn run() -> Vec<(&'static str, Result<(), String>)> {
     let mut results = Vec::new();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .env(SERVER_ENV, "1")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut child, line) = common::spawn_with_first_line(
+        Command::new(std::env::current_exe().unwrap()).env(SERVER_ENV, "1"),
+    );
     let port: u16 = line.trim().strip_prefix("PORT ").unwrap().parse().unwrap();
 
     let mut pids: HashMap<usize, u32> = HashMap::new();

@@ -114,3 +114,18 @@ pub async fn thread_finished<T>(h: &std::thread::JoinHandle<T>) {
         cyclone::sleep(Duration::from_millis(1)).await;
     }
 }
+
+/// Spawns `cmd` with its stdout piped and returns the child with the
+/// first line it printed (a server says where it listens).
+pub fn spawn_with_first_line(cmd: &mut std::process::Command) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read the first line");
+    (child, line)
+}
