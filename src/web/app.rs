@@ -849,7 +849,7 @@ pub(crate) fn encode_path_part(part: &str) -> String {
 
 /// Whether the group after `(` is a named capture, `(?P<name>` or
 /// `(?<name>`.
-fn p_named(after_paren: &std::str::Chars<'_>) -> bool {
+fn is_named_group(after_paren: &std::str::Chars<'_>) -> bool {
     let rest = after_paren.as_str();
     rest.starts_with("?P<")
         || (rest.starts_with("?<") && !rest.starts_with("?<=") && !rest.starts_with("?<!"))
@@ -871,7 +871,7 @@ fn reverse(pattern: &str, args: &[&str]) -> Option<String> {
                 c => out.push(c),
             },
             // A non-capturing or named group's options: "(?:", "(?i)".
-            '(' if chars.clone().next() == Some('?') && !p_named(&chars) => return None,
+            '(' if chars.clone().next() == Some('?') && !is_named_group(&chars) => return None,
             '(' => {
                 let mut depth = 1;
                 for c in chars.by_ref() {
