@@ -3,22 +3,25 @@
 # unlike timings on this shared machine): the profile behind the request
 # path's optimisations.
 #
-#   bench/callgrind.sh [--depth N] [--path P] [--top N]
+#   bench/callgrind.sh [--depth N] [--path P] [--top N] [--keep FILE]
 #
 # Builds `cyclone` (release, with debug info), runs `cyclone serve` under
 # callgrind, warms up with 20 batches from 8 connections, zeroes the
 # counters, sends 100 batches of N pipelined GET P (default 16, /hello)
 # on each connection, and prints instructions per request and the top
-# functions (inclusive). Installs valgrind through apt if missing.
+# functions (inclusive). --keep saves the raw profile for
+# callgrind_annotate (say, --tree=caller to see who calls memcpy).
+# Installs valgrind through apt if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-depth=16; path=/hello; top=30
+depth=16; path=/hello; top=30; keep=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --depth) depth="$2"; shift 2 ;;
     --path) path="$2"; shift 2 ;;
     --top) top="$2"; shift 2 ;;
-    *) echo "usage: $0 [--depth N] [--path P] [--top N]" >&2; exit 2 ;;
+    --keep) keep="$2"; shift 2 ;;
+    *) echo "usage: $0 [--depth N] [--path P] [--top N] [--keep FILE]" >&2; exit 2 ;;
   esac
 done
 command -v valgrind >/dev/null 2>&1 || { apt-get update -qq >/dev/null; apt-get install -y -qq valgrind >/dev/null; }
@@ -37,6 +40,7 @@ client 100
 callgrind_control -d "$vg" >/dev/null 2>&1
 kill -INT "$vg"; wait "$vg" 2>/dev/null || true
 dump=$(ls "$tmp"/cg.*.1)
+[ -z "$keep" ] || cp "$dump" "$keep"
 total=$(callgrind_annotate "$dump" | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
 echo "user-space instructions per request: $(awk -v t="$total" -v n=$((100 * depth * 8)) 'BEGIN{printf "%.0f", t/n}') ($((100 * depth * 8)) requests, $depth per write, GET $path)"
 callgrind_annotate --inclusive=yes "$dump" | grep -E '^ *[0-9,]+ \(' | sed 's/([ 0-9.]*%)//' |

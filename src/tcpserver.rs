@@ -29,15 +29,17 @@ use std::time::Duration;
 
 use slab::Slab;
 
-use crate::ioloop::IOLoop;
+use crate::ioloop::{IOLoop, TaskKey};
 use crate::iostream::{IOStream, StreamCloser};
 use crate::netutil::{self, AcceptHandle, DEFAULT_BACKLOG, PeerAddr};
 
-type Conn = (StreamCloser, Option<crate::ioloop::JoinHandle<()>>);
+type Conn = (StreamCloser, Option<TaskKey>);
 
 /// Starts a connection's task: the delegate's future, with the guard that
-/// counts the connection (one allocation: the task holds the future).
-type Delegate = dyn Fn(&IOLoop, IOStream, PeerAddr, ConnGuard) -> crate::ioloop::JoinHandle<()>;
+/// counts the connection (one allocation: the task holds the future). The
+/// task is detached: nothing awaits a connection's end, and a join handle
+/// would cost every idle connection its shared result cell.
+type Delegate = dyn Fn(&IOLoop, IOStream, PeerAddr, ConnGuard) -> TaskKey;
 
 struct ServerInner {
     delegate: Rc<Delegate>,
@@ -106,7 +108,7 @@ impl TcpServer {
         Fut: Future<Output = ()> + 'static,
     {
         let delegate: Rc<Delegate> = Rc::new(move |lp, s, p, guard| {
-            lp.spawn(Guarded {
+            lp.spawn_detached(Guarded {
                 inner: handle_stream(s, p),
                 _guard: guard,
             })
@@ -233,10 +235,11 @@ impl TcpServer {
         if drained.is_err() {
             let open: Vec<Conn> = self.inner.conns.borrow_mut().drain().collect();
             tracing::info!("shutdown deadline: closing {} connections", open.len());
+            let lp = self.io_loop();
             for (closer, task) in open {
                 closer.close();
                 if let Some(t) = task {
-                    t.abort(); // a delegate waiting on something else ends too
+                    lp.abort_task(t); // a delegate waiting on something else ends too
                 }
             }
             Idle(self).await;

@@ -30,7 +30,7 @@ use super::error::RequestError;
 use super::framing::{self, BodyKind};
 use super::message::{Request, Response};
 use super::parse::parse_head;
-use super::server::{App, DelegateFactory, HttpConfig, Shared};
+use super::server::{App, DelegateFactory, Shared};
 use super::spares::{self, Spares};
 use super::writer::{ResponseWriter, WriterState};
 use crate::ioloop::{CatchUnwind, Sleep};
@@ -107,9 +107,8 @@ fn wants_keep_alive(version: Version, headers: &HeaderMap) -> bool {
 pub(crate) struct Connection {
     stream: Rc<IOStream>,
     peer: PeerAddr,
-    config: Rc<HttpConfig>,
-    app: App,
     out: BytesMut,
+    /// The server's configuration, handler and shutdown state.
     shared: Rc<Shared>,
     /// One timer for the connection's idle, header, body and write
     /// deadlines, moved forward lazily (`Sleep::within`): no timer-wheel
@@ -118,18 +117,10 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(
-        stream: IOStream,
-        peer: PeerAddr,
-        config: Rc<HttpConfig>,
-        app: App,
-        shared: Rc<Shared>,
-    ) -> Connection {
+    pub(crate) fn new(stream: IOStream, peer: PeerAddr, shared: Rc<Shared>) -> Connection {
         Connection {
             stream: Rc::new(stream),
             peer,
-            config,
-            app,
             shared,
             out: BytesMut::new(),
             timer: crate::ioloop::sleep_until(crate::ioloop::far_future()),
@@ -153,7 +144,7 @@ impl Connection {
         let stream = self.stream.clone();
         match self
             .timer
-            .within(self.config.write_timeout, stream.write(data))
+            .within(self.shared.config.write_timeout, stream.write(data))
             .await
         {
             Ok(Ok(())) => Ok(()),
@@ -168,22 +159,30 @@ impl Connection {
     /// exists only while requests are being served, one allocation per
     /// wake-up whatever the number of pipelined requests it finds. An idle
     /// keep-alive connection then costs about as much as an idle stream.
-    pub(crate) async fn run(mut self) {
-        let stop = loop {
-            if self.stream.buffered() == 0 {
-                match self.wait_for_request().await {
-                    Ok(true) => {}
+    ///
+    /// Not an `async fn`: the compiler would keep the moved-in `self` twice
+    /// in the future (the argument, then its local copy; rust-lang/rust
+    /// #62958), about 170 bytes more per connection. A block that uses its
+    /// captured `this` in place keeps one.
+    pub(crate) fn run(self) -> impl Future<Output = ()> {
+        let mut this = self;
+        async move {
+            let stop = loop {
+                if this.stream.buffered() == 0 {
+                    match this.wait_for_request().await {
+                        Ok(true) => {}
+                        Ok(false) => break Stop::Quiet,
+                        Err(stop) => break stop,
+                    }
+                }
+                match this.serve_buffered_boxed().await {
+                    Ok(true) => continue,
                     Ok(false) => break Stop::Quiet,
                     Err(stop) => break stop,
                 }
-            }
-            match self.serve_buffered_boxed().await {
-                Ok(true) => continue,
-                Ok(false) => break Stop::Quiet,
-                Err(stop) => break stop,
-            }
-        };
-        self.end_boxed(stop).await;
+            };
+            this.end_boxed(stop).await;
+        }
     }
 
     // Boxed in plain functions: `Box::pin(fut).await` inside the async
@@ -263,7 +262,7 @@ impl Connection {
             &Method::GET,
             &resp,
             Persist::Close,
-            self.config.server_name.as_bytes(),
+            self.shared.config.server_name.as_bytes(),
         );
     }
 
@@ -275,14 +274,14 @@ impl Connection {
     /// answers at once. Only the waits are `await`s, so that path builds
     /// no read future and no timer.
     async fn one_request(&mut self) -> Result<bool, Stop> {
-        let max_head = self.config.max_header_size;
+        let max_head = self.shared.config.max_header_size;
         let head = match self.stream.try_read_until_buffered(b"\r\n\r\n", max_head) {
             Some(Ok(head)) => head,
             Some(Err(e)) => return Err(head_error(e)),
             None => self.read_head().await?,
         };
         let (mut request, kind, keep_alive) = self.start_request(head)?;
-        let handler = match &self.app {
+        let handler = match &self.shared.app {
             App::Delegate(factory) => {
                 let factory = factory.clone();
                 // Boxed: the streaming path's state would otherwise make
@@ -298,10 +297,10 @@ impl Connection {
             request.body =
                 Box::pin(self.read_body(&request.headers, request.version, kind)).await?;
         }
-        if self.config.decompress_request {
+        if self.shared.config.decompress_request {
             // Bodiless requests too: their Content-Encoding is checked (and
             // removed) as for any other.
-            let max = self.config.max_body_size;
+            let max = self.shared.config.max_body_size;
             let body = std::mem::take(&mut request.body);
             request.body = super::decompress::gunzip_request(&mut request.headers, body, max)?;
         }
@@ -371,7 +370,7 @@ impl Connection {
         }
         // Idle: the server may close it at once on shutdown.
         let key = self.shared.idle.borrow_mut().insert(self.stream.closer());
-        let idle = self.config.idle_connection_timeout;
+        let idle = self.shared.config.idle_connection_timeout;
         let stream = self.stream.clone();
         let waited = self.timer.within(idle, stream.wait_for_data()).await;
         let _ = self.shared.idle.borrow_mut().try_remove(key);
@@ -383,7 +382,8 @@ impl Connection {
     /// request), then the whole head must arrive within `header_timeout`.
     async fn read_head(&mut self) -> Result<Bytes, Stop> {
         self.flush().await?;
-        let cfg = self.config.clone();
+        let shared = self.shared.clone();
+        let cfg = &shared.config;
         let stream = self.stream.clone();
         let head_read = stream.try_read_until(b"\r\n\r\n", cfg.max_header_size);
         match self.timer.within(cfg.header_timeout, head_read).await {
@@ -396,7 +396,7 @@ impl Connection {
     /// Parses `head` into a [`Request`] (body still unread), its body's
     /// framing, and whether the connection may persist after it.
     fn start_request(&self, head: Bytes) -> Result<(Request, BodyKind, bool), Stop> {
-        let cfg = &*self.config;
+        let cfg = &self.shared.config;
         let head = parse_head(head, cfg.max_headers)?;
         let seen = head.seen;
         let kind = if seen.transfer_encoding || seen.content_length {
@@ -467,7 +467,7 @@ impl Connection {
             method,
             &response,
             persist,
-            self.config.server_name.as_bytes(),
+            self.shared.config.server_name.as_bytes(),
         );
         super::message::recycle_header_map(response.headers);
     }
@@ -492,7 +492,7 @@ impl Connection {
             version,
             method.clone(),
             keep_alive,
-            Rc::from(self.config.server_name.as_str()),
+            Rc::from(self.shared.config.server_name.as_str()),
             state.clone(),
         );
         let len = body
@@ -504,7 +504,7 @@ impl Connection {
         {
             return Err(Stop::Quiet);
         }
-        let limit = self.config.write_timeout;
+        let limit = self.shared.config.write_timeout;
         let sends_body = super::encode::has_body(&method, response.status);
         let mut next = (!response.body.is_empty()).then(|| Ok(std::mem::take(&mut response.body)));
         loop {
@@ -551,7 +551,8 @@ impl Connection {
         kind: BodyKind,
     ) -> Result<Bytes, Stop> {
         self.prepare_body(headers, version, kind).await?;
-        let cfg = self.config.clone();
+        let shared = self.shared.clone();
+        let cfg = &shared.config;
         let stream = self.stream.clone();
         let read = async {
             match kind {
@@ -586,7 +587,7 @@ impl Connection {
         kind: BodyKind,
     ) -> Result<(), Stop> {
         if let BodyKind::Length(n) = kind
-            && n > self.config.max_body_size as u64
+            && n > self.shared.config.max_body_size as u64
         {
             return Err(RequestError::BodyTooLarge.into());
         }
@@ -606,7 +607,8 @@ impl Connection {
         kind: BodyKind,
         keep_alive: bool,
     ) -> Result<bool, Stop> {
-        let cfg = self.config.clone();
+        let shared = self.shared.clone();
+        let cfg = &shared.config;
         // The delegate's synchronous methods run under catch_unwind too: a
         // panic there is a 500, not a silently dropped connection.
         let guard = |f: &mut dyn FnMut()| std::panic::catch_unwind(AssertUnwindSafe(f)).is_ok();

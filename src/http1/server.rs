@@ -23,9 +23,11 @@ pub(crate) enum App {
     Delegate(Rc<DelegateFactory>),
 }
 
-/// What the server and its connections share for a graceful shutdown.
-#[derive(Default)]
+/// What the server and its connections share: one pointer per
+/// connection, not one per field (an idle connection's every byte counts).
 pub(crate) struct Shared {
+    pub(crate) config: HttpConfig,
+    pub(crate) app: App,
     /// Shutting down: finish the request in flight, then close.
     pub(crate) draining: std::cell::Cell<bool>,
     /// Connections waiting for their next request, closable at once.
@@ -160,16 +162,20 @@ impl HttpServer {
     }
 
     fn with_app(config: HttpConfig, app: App) -> HttpServer {
-        let config = Rc::new(config);
-        let shared = Rc::new(Shared::default());
-        let s = shared.clone();
         // Never buffer more than one request's worth, even while a
         // long-polling handler only listens for the client's close.
         let max_buffer = config.max_header_size + config.max_body_size + READ_SLACK;
+        let shared = Rc::new(Shared {
+            config,
+            app,
+            draining: Default::default(),
+            idle: Default::default(),
+        });
+        let s = shared.clone();
         let tcp = TcpServer::new(move |stream, peer| {
             let _ = stream.set_nodelay(true);
             stream.set_max_buffer_size(max_buffer);
-            Connection::new(stream, peer, config.clone(), app.clone(), s.clone()).run()
+            Connection::new(stream, peer, s.clone()).run()
         });
         HttpServer { tcp, shared }
     }

@@ -61,6 +61,9 @@ impl Wake for TaskWaker {
 
 struct Task {
     generation: u32,
+    /// Cancelled by [`IOLoop::abort_task`]: dropped, not polled, when its
+    /// turn comes.
+    aborted: bool,
     /// Spawn order, for log messages.
     id: u64,
     /// `None` while the task is being polled; the waker is moved out with
@@ -314,7 +317,6 @@ impl IOLoop {
         F: Future + 'static,
         F::Output: 'static,
     {
-        let i = &self.inner;
         let state = Rc::new(RefCell::new(JoinState {
             result: None,
             finished: false,
@@ -322,6 +324,38 @@ impl IOLoop {
             join_waker: None,
             task_waker: None,
         }));
+        let st = state.clone();
+        let (key, waker) = self.add_task(move |id| {
+            Box::pin(TaskFuture {
+                future,
+                state: st,
+                id,
+                log_panics,
+            })
+        });
+        // Dropped unrun on a closed loop, the future has resolved the
+        // handle already (Cancelled).
+        state.borrow_mut().task_waker = waker;
+        JoinHandle { state, key }
+    }
+
+    /// Runs `future` as a task nobody awaits: no [`JoinHandle`], so no
+    /// shared result cell (about 100 bytes per task), which matters for a
+    /// server's thousands of idle connections. A panic is caught and logged
+    /// like any task's. [`abort_task`](Self::abort_task) cancels it.
+    pub(crate) fn spawn_detached<F>(&self, future: F) -> TaskKey
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        self.add_task(move |_| Box::pin(future)).0
+    }
+
+    /// Gives the next task its key and log id, builds its future with the
+    /// id, and queues it to be polled on the next turn; returns the key
+    /// and the task's waker. On a closed loop the future is dropped at
+    /// once (no waker), its slot left vacant, so the key matches nothing.
+    fn add_task(&self, make: impl FnOnce(u64) -> LocalFuture) -> (TaskKey, Option<Waker>) {
+        let i = &self.inner;
         let mut tasks = i.tasks.borrow_mut();
         let generation = tasks.next_generation;
         tasks.next_generation = generation.wrapping_add(1);
@@ -331,19 +365,11 @@ impl IOLoop {
             slot: tasks.slab.vacant_key() as u32,
             generation,
         };
-        let handle = JoinHandle {
-            state: state.clone(),
-            key,
-        };
+        let future = make(id);
         if i.closed.get() {
             drop(tasks);
-            drop(TaskFuture {
-                future,
-                state,
-                id,
-                log_panics,
-            });
-            return handle;
+            drop(future); // outside the borrow: dropping runs user code
+            return (key, None);
         }
         let shared = Arc::new(TaskWaker {
             key,
@@ -352,22 +378,31 @@ impl IOLoop {
             remote: i.remote.clone(),
         });
         let waker = Waker::from(shared.clone());
-        state.borrow_mut().task_waker = Some(waker.clone());
-        let future: LocalFuture = Box::pin(TaskFuture {
-            future,
-            state,
-            id,
-            log_panics,
-        });
         tasks.slab.insert(Task {
             generation,
+            aborted: false,
             id,
-            running: Some((future, waker)),
+            running: Some((future, waker.clone())),
             shared,
         });
         drop(tasks);
         i.ready.borrow_mut().push(key);
-        handle
+        (key, Some(waker))
+    }
+
+    /// Cancels a task from [`spawn_detached`](Self::spawn_detached): its
+    /// future is dropped, without being polled again, on the loop's next
+    /// turn (not here, so a task may abort itself or one whose drop needs
+    /// what the caller holds borrowed). Does nothing if it already ended.
+    pub(crate) fn abort_task(&self, key: TaskKey) {
+        let mut tasks = self.inner.tasks.borrow_mut();
+        let Some(task) = tasks.get_mut(key) else {
+            return;
+        };
+        task.aborted = true;
+        let shared = task.shared.clone();
+        drop(tasks);
+        shared.wake_by_ref();
     }
 
     /// Polls every task woken so far (tasks woken meanwhile wait for the next
@@ -389,6 +424,12 @@ impl IOLoop {
             let Some(task) = tasks.get_mut(key) else {
                 return; // finished or cancelled since it was woken
             };
+            if task.aborted {
+                let removed = tasks.slab.remove(key.slot as usize);
+                drop(tasks);
+                drop(removed); // outside the borrow: dropping runs user code
+                return;
+            }
             let Some((future, waker)) = task.running.take() else {
                 return;
             };
@@ -494,5 +535,161 @@ impl IOLoop {
                 panic!("run_sync: the loop was stopped before the future completed")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::ioloop::Backend;
+
+    /// Runs `test` on a fresh loop of every backend.
+    fn on_every_backend(test: impl Fn(IOLoop)) {
+        for backend in [Backend::Epoll, Backend::Poll, Backend::Select] {
+            test(IOLoop::builder().backend(backend).build().unwrap());
+        }
+    }
+
+    /// Lets the loop take `n` turns.
+    fn turns(lp: &IOLoop, n: usize) {
+        struct Yield(usize);
+        impl Future for Yield {
+            type Output = ();
+            fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+                if self.0 == 0 {
+                    return Poll::Ready(());
+                }
+                self.0 -= 1;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+        lp.run_sync(Yield(n));
+    }
+
+    /// Never completes; counts its polls and notes its drop.
+    struct Pending {
+        polls: Rc<Cell<usize>>,
+        dropped: Rc<Cell<bool>>,
+    }
+
+    impl Future for Pending {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            self.polls.set(self.polls.get() + 1);
+            cx.waker().wake_by_ref(); // would be polled every turn
+            Poll::Pending
+        }
+    }
+
+    impl Drop for Pending {
+        fn drop(&mut self) {
+            self.dropped.set(true);
+        }
+    }
+
+    fn pending() -> (Pending, Rc<Cell<usize>>, Rc<Cell<bool>>) {
+        let polls = Rc::new(Cell::new(0));
+        let dropped = Rc::new(Cell::new(false));
+        let p = Pending {
+            polls: polls.clone(),
+            dropped: dropped.clone(),
+        };
+        (p, polls, dropped)
+    }
+
+    /// A detached task that sets the returned flag.
+    fn spawn_flag_setter(lp: &IOLoop) -> Rc<Cell<bool>> {
+        let ran = Rc::new(Cell::new(false));
+        let r = ran.clone();
+        lp.spawn_detached(async move { r.set(true) });
+        ran
+    }
+
+    #[test]
+    fn a_detached_task_runs_to_completion_and_leaves_the_table() {
+        on_every_backend(|lp| {
+            let ran = spawn_flag_setter(&lp);
+            turns(&lp, 2);
+            assert!(ran.get());
+            assert_eq!(lp.inner.tasks.borrow().len(), 0);
+        });
+    }
+
+    #[test]
+    fn an_aborted_detached_task_is_dropped_without_another_poll() {
+        on_every_backend(|lp| {
+            let (fut, polls, dropped) = pending();
+            let key = lp.spawn_detached(fut);
+            turns(&lp, 2);
+            let before = polls.get();
+            assert!(before >= 1 && !dropped.get());
+            lp.abort_task(key);
+            turns(&lp, 2);
+            assert!(dropped.get());
+            assert_eq!(polls.get(), before);
+            assert_eq!(lp.inner.tasks.borrow().len(), 0);
+        });
+    }
+
+    #[test]
+    fn a_detached_task_may_abort_itself() {
+        on_every_backend(|lp| {
+            let own: Rc<Cell<Option<TaskKey>>> = Rc::new(Cell::new(None));
+            let polls = Rc::new(Cell::new(0));
+            let (o, p, l) = (own.clone(), polls.clone(), lp.clone());
+            let key = lp.spawn_detached(std::future::poll_fn(move |cx| {
+                p.set(p.get() + 1);
+                if let Some(k) = o.get() {
+                    l.abort_task(k);
+                }
+                cx.waker().wake_by_ref();
+                Poll::<()>::Pending
+            }));
+            own.set(Some(key));
+            turns(&lp, 4);
+            assert_eq!(polls.get(), 1);
+            assert_eq!(lp.inner.tasks.borrow().len(), 0);
+        });
+    }
+
+    #[test]
+    fn aborting_an_ended_task_spares_the_task_that_reuses_its_slot() {
+        on_every_backend(|lp| {
+            let old = lp.spawn_detached(async {});
+            turns(&lp, 2);
+            // Freed slots are reused last-freed first, and `turns`' own
+            // task was freed after `old`: two spawns reach `old`'s slot.
+            let (a, a_polls, a_dropped) = pending();
+            let (b, b_polls, b_dropped) = pending();
+            let a_key = lp.spawn_detached(a);
+            let b_key = lp.spawn_detached(b);
+            let (new, polls, dropped) = if a_key.slot == old.slot {
+                (a_key, a_polls, a_dropped)
+            } else {
+                assert_eq!(b_key.slot, old.slot);
+                (b_key, b_polls, b_dropped)
+            };
+            lp.abort_task(old);
+            turns(&lp, 2);
+            assert!(!dropped.get());
+            assert!(polls.get() >= 1);
+            lp.abort_task(new);
+            turns(&lp, 2);
+            assert!(dropped.get());
+        });
+    }
+
+    #[test]
+    fn a_panicking_detached_task_is_removed_and_the_loop_goes_on() {
+        on_every_backend(|lp| {
+            lp.spawn_detached(async { panic!("detached task failure") });
+            let ran = spawn_flag_setter(&lp);
+            turns(&lp, 2);
+            assert!(ran.get());
+            assert_eq!(lp.inner.tasks.borrow().len(), 0);
+        });
     }
 }

@@ -87,7 +87,8 @@ pub use sleep::{Sleep, TimeoutFuture, Within, sleep, sleep_until, timeout};
 pub use timers::TimeoutHandle;
 pub use token::Token;
 
-use executor::{TaskKey, Tasks};
+pub(crate) use executor::TaskKey;
+use executor::Tasks;
 use guard::Work;
 use handlers::HandlerTable;
 use poller::Events;

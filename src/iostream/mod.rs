@@ -89,11 +89,19 @@ struct State {
     closed: bool,
     /// Why it closed, if not normally.
     error: Option<StreamError>,
-    close_callback: Option<Box<dyn FnOnce()>>,
-    closed_wakers: Vec<Waker>,
+    /// Who wants to hear of the close; boxed on first use, because most
+    /// streams never have anyone (and idle connections are many).
+    close_listeners: Option<Box<CloseListeners>>,
     max_buffer_size: usize,
     max_write_buffer_size: Option<usize>,
     read_chunk_size: usize,
+}
+
+/// A stream's close callback and the tasks awaiting its close.
+#[derive(Default)]
+struct CloseListeners {
+    callback: Option<Box<dyn FnOnce()>>,
+    wakers: Vec<Waker>,
 }
 
 pub(crate) struct Inner {
@@ -179,8 +187,7 @@ impl IOStream {
                 interest: initial,
                 closed: false,
                 error: None,
-                close_callback: None,
-                closed_wakers: Vec::new(),
+                close_listeners: None,
                 max_buffer_size: DEFAULT_MAX_BUFFER_SIZE,
                 max_write_buffer_size: None,
                 read_chunk_size: DEFAULT_READ_CHUNK_SIZE,
@@ -293,7 +300,8 @@ impl IOStream {
             if st.closed {
                 (None, Some(callback))
             } else {
-                (st.close_callback.replace(Box::new(callback)), None)
+                let l = st.close_listeners.get_or_insert_default();
+                (l.callback.replace(Box::new(callback)), None)
             }
         };
         drop(replaced); // outside the borrow: it may own user code
@@ -435,7 +443,11 @@ impl Inner {
 
     /// Someone wants to hear about a close while no read is pending.
     fn listening(st: &State) -> bool {
-        !st.reading && (st.close_callback.is_some() || !st.closed_wakers.is_empty())
+        !st.reading
+            && st
+                .close_listeners
+                .as_ref()
+                .is_some_and(|l| l.callback.is_some() || !l.wakers.is_empty())
     }
 
     /// Drops READ interest (the fd is readable and nobody reads).
@@ -487,11 +499,12 @@ impl Inner {
             st.wq.clear();
             st.wq_bytes = 0;
             let mut wakers: Vec<Waker> = st.write_wakers.drain(..).collect();
-            wakers.append(&mut st.closed_wakers);
+            let listeners = st.close_listeners.take().map(|b| *b).unwrap_or_default();
+            wakers.extend(listeners.wakers);
             if std::mem::take(&mut st.read_waiting) {
                 wakers.extend(st.read_waker.take());
             }
-            (st.close_callback.take(), wakers)
+            (listeners.callback, wakers)
         };
         self.lp.remove_handler(self.fd);
         let fd = self.owned.borrow_mut().take();
@@ -569,9 +582,10 @@ impl Closed {
     /// same task registers an equal waker of its own).
     fn unregister(&mut self, st: &mut State) {
         if let Some(old) = self.waker.take()
-            && let Some(i) = st.closed_wakers.iter().position(|w| w.will_wake(&old))
+            && let Some(l) = st.close_listeners.as_mut()
+            && let Some(i) = l.wakers.iter().position(|w| w.will_wake(&old))
         {
-            st.closed_wakers.swap_remove(i);
+            l.wakers.swap_remove(i);
         }
     }
 }
@@ -588,7 +602,10 @@ impl Future for Closed {
                 return Poll::Ready(());
             }
             self.unregister(&mut st);
-            st.closed_wakers.push(cx.waker().clone());
+            st.close_listeners
+                .get_or_insert_default()
+                .wakers
+                .push(cx.waker().clone());
         }
         self.waker = Some(cx.waker().clone());
         inner.update_interest();
