@@ -274,71 +274,82 @@ impl Connection {
     /// answers at once. Only the waits are `await`s, so that path builds
     /// no read future and no timer.
     async fn one_request(&mut self) -> Result<bool, Stop> {
-        let max_head = self.shared.config.max_header_size;
-        let head = match self.stream.try_read_until_buffered(b"\r\n\r\n", max_head) {
-            Some(Ok(head)) => head,
-            Some(Err(e)) => return Err(head_error(e)),
-            None => self.read_head().await?,
-        };
-        let (mut request, kind, keep_alive) = self.start_request(head)?;
-        let handler = match &self.shared.app {
-            App::Delegate(factory) => {
-                let factory = factory.clone();
-                // Boxed: the streaming path's state would otherwise make
-                // every request's future larger.
-                return Box::pin(self.delegate_request(factory, request, kind, keep_alive)).await;
-            }
-            App::Simple(handler) => handler.clone(),
-        };
-        if kind != BodyKind::Empty {
-            // Boxed, as the streamed answer below: rare paths whose state
-            // would otherwise enlarge every connection's future, idle ones
-            // included.
-            request.body =
-                Box::pin(self.read_body(&request.headers, request.version, kind)).await?;
-        }
-        if self.shared.config.decompress_request {
-            // Bodiless requests too: their Content-Encoding is checked (and
-            // removed) as for any other.
-            let max = self.shared.config.max_body_size;
-            let body = std::mem::take(&mut request.body);
-            request.body = super::decompress::gunzip_request(&mut request.headers, body, max)?;
-        }
-        let method = request.method.clone();
-        let version = request.version;
-        // The handler's synchronous part runs under catch_unwind here, its
-        // future under CatchUnwind below: a panic in either is a 500.
-        // (The boxed future is two words: nothing large is moved again.)
-        let answered = match std::panic::catch_unwind(AssertUnwindSafe(|| handler(request))) {
-            Ok(fut) => {
-                let mut call = CatchUnwind::new(fut);
-                match poll_once(Pin::new(&mut call)).await {
-                    Some(r) => r,
-                    None => {
-                        // The handler has to wait: send earlier pipelined
-                        // responses now rather than after it.
-                        self.flush().await?;
-                        call.await
-                    }
+        // Scoped so that the request's storage ends before the handler's
+        // await and the response's before the flush's: the compiler keeps
+        // room in the future for every local whose scope spans an await.
+        let (call, method, version, keep_alive) = {
+            let max_head = self.shared.config.max_header_size;
+            let head = match self.stream.try_read_until_buffered(b"\r\n\r\n", max_head) {
+                Some(Ok(head)) => head,
+                Some(Err(e)) => return Err(head_error(e)),
+                // Boxed: a head arriving in pieces is rare, and its wait's
+                // state would enlarge every request's.
+                None => Box::pin(self.read_head()).await?,
+            };
+            let (mut request, kind, keep_alive) = self.start_request(head)?;
+            let handler = match &self.shared.app {
+                App::Delegate(factory) => {
+                    let factory = factory.clone();
+                    // Boxed: the streaming path's state would otherwise
+                    // make every request's future larger.
+                    return Box::pin(self.delegate_request(factory, request, kind, keep_alive))
+                        .await;
                 }
+                App::Simple(handler) => handler.clone(),
+            };
+            if kind != BodyKind::Empty {
+                // Boxed, as the streamed answer below: rare paths whose
+                // state would otherwise enlarge every connection's future,
+                // idle ones included.
+                request.body =
+                    Box::pin(self.read_body(&request.headers, request.version, kind)).await?;
             }
-            Err(p) => Err(p),
+            if self.shared.config.decompress_request {
+                // Bodiless requests too: their Content-Encoding is checked
+                // (and removed) as for any other.
+                let max = self.shared.config.max_body_size;
+                let body = std::mem::take(&mut request.body);
+                request.body = super::decompress::gunzip_request(&mut request.headers, body, max)?;
+            }
+            let method = request.method.clone();
+            let version = request.version;
+            // The handler's synchronous part runs under catch_unwind here,
+            // its future under CatchUnwind below: a panic in either is a
+            // 500. (The boxed future is two words: nothing large is moved
+            // again.)
+            let call = std::panic::catch_unwind(AssertUnwindSafe(|| handler(request)))
+                .map(CatchUnwind::new);
+            (call, method, version, keep_alive)
         };
-        let response = match answered {
-            Ok(r) => r,
-            Err(p) => {
-                let msg = crate::ioloop::panic_message_of(&*p);
-                tracing::error!("handler panicked: {msg}");
-                Response::text("500 Internal Server Error\n")
-                    .status(StatusCode::INTERNAL_SERVER_ERROR)
-            }
+        let answered = match call {
+            Ok(mut call) => match poll_once(Pin::new(&mut call)).await {
+                Some(r) => r,
+                None => {
+                    // The handler has to wait: send earlier pipelined
+                    // responses now rather than after it.
+                    self.flush_boxed().await?;
+                    call.await
+                }
+            },
+            Err(p) => Err(p),
         };
         // A shutdown may have begun while the handler ran.
         let keep_alive = keep_alive && !self.shared.draining.get();
-        if response.stream.is_some() {
-            return Box::pin(self.send_streamed(response, version, method, keep_alive)).await;
+        {
+            let response = match answered {
+                Ok(r) => r,
+                Err(p) => {
+                    let msg = crate::ioloop::panic_message_of(&*p);
+                    tracing::error!("handler panicked: {msg}");
+                    Response::text("500 Internal Server Error\n")
+                        .status(StatusCode::INTERNAL_SERVER_ERROR)
+                }
+            };
+            if response.stream.is_some() {
+                return Box::pin(self.send_streamed(response, version, method, keep_alive)).await;
+            }
+            self.put_response(response, version, &method, keep_alive);
         }
-        self.put_response(response, version, &method, keep_alive);
         if !keep_alive {
             return Ok(false);
         }
