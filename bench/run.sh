@@ -132,16 +132,19 @@ load() {
   echo "$rps $p50 $p99 $(awk -v r="$reqs" -v a="$t0" -v b="$t1" -v hz="$hz" 'BEGIN{c=(b-a)/hz; printf "%.0f", (c>0)?r/c:0}')"
 }
 
-# perf_syscalls MODE -> system calls per request (perf, 2 s of load)
+# perf_syscalls MODE -> system calls per request: perf counts the
+# server's system calls over a whole wrk run, divided by the requests wrk
+# completed (exact, not a rate times a window; the run's 64 connects and
+# closes are lost in the division).
 perf_syscalls() {
-  local args=(-t1 -c64 -d3s) w n rps
+  local args=(-t1 -c64 -d3s) p n reqs
   [ "$1" = pipelined ] && args+=(-s bench/http/pipeline.lua)
-  taskset -c 1 wrk "${args[@]}" "$url" > "$tmp/wrk" & w=$!
-  sleep 0.5
-  n=$(perf stat -x, -e raw_syscalls:sys_enter -p "$pid" -- sleep 2 2>&1 >/dev/null | awk -F, '/raw_syscalls/{print $1}')
-  wait "$w"
-  rps=$(awk '/Requests\/sec/{print $2}' "$tmp/wrk")
-  awk -v n="$n" -v r="$rps" 'BEGIN{ if (n ~ /^[0-9]+$/ && r > 0) printf "%.2f", n/(r*2); else print "n/a" }'
+  perf stat -x, -e raw_syscalls:sys_enter -p "$pid" -o "$tmp/perf" & p=$!
+  sleep 0.3
+  reqs=$(taskset -c 1 wrk "${args[@]}" "$url" | awk '/requests in/{print $1}')
+  kill -INT "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true
+  n=$(awk -F, '/raw_syscalls/{print $1}' "$tmp/perf")
+  awk -v n="$n" -v r="$reqs" 'BEGIN{ if (n ~ /^[0-9]+$/ && r > 0) printf "%.3f", n/r; else print "n/a" }'
 }
 
 # strace_syscalls -> system calls per keep-alive request under strace -c
@@ -226,7 +229,7 @@ ngx_ka=${R[nginx,ka_cpu]}; ngx_pl=${R[nginx,pl_cpu]}
   echo "- machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores, kernel $(uname -r)"
   echo "- versions: nginx $(nginx -v 2>&1 | cut -d/ -f2), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), Tornado $("$venv/bin/python" -c 'import tornado; print(tornado.version)'), $(rustc --version | cut -d' ' -f1-2); hyper, tokio, may_minihttp: bench/peers/Cargo.lock"
   echo "- command: \`bench/run.sh --repeat $repeat --seconds $seconds --idle $idle\`"
-  echo "- method: each server alone, pinned to CPU 0; wrk -t1 -c64 on CPU 1; medians of $repeat runs of ${seconds} s. Cyclone serves its demo site's \`GET /hello\` through the whole web layer (routing, ETag, access-log checks; \`--log-level warn\`); nginx \`return 200\` with access_log off; hyper 1.x on tokio current_thread; may_minihttp with 1 worker; Tornado 1 process. Requests per CPU-second: requests / the server process's CPU time (/proc). Syscalls: perf raw_syscalls:sys_enter on the server over 2 s of the same load; strace: \`strace -c -f\` under keep-alive load. RSS: VmRSS growth over $idle idle keep-alive connections that each had one answer."
+  echo "- method: each server alone, pinned to CPU 0; wrk -t1 -c64 on CPU 1; medians of $repeat runs of ${seconds} s. Cyclone serves its demo site's \`GET /hello\` through the whole web layer (routing, ETag, access-log checks; \`--log-level warn\`); nginx \`return 200\` with access_log off; hyper 1.x on tokio current_thread; may_minihttp with 1 worker; Tornado 1 process. Requests per CPU-second: requests / the server process's CPU time (/proc). Syscalls: perf raw_syscalls:sys_enter on the server over a whole 3 s wrk run, divided by the requests wrk completed; strace: \`strace -c -f\` under keep-alive load. RSS: VmRSS growth over $idle idle keep-alive connections that each had one answer."
   echo
   echo "| server | keep-alive req/s | p50 ms | p99 ms | keep-alive req per CPU-s | vs nginx | pipelined req/s | pipelined req per CPU-s | vs nginx | syscalls/req keep-alive | syscalls/req pipelined | strace syscalls/req | RSS KiB per idle conn |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
