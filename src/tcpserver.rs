@@ -233,7 +233,16 @@ impl TcpServer {
         self.stop();
         let drained = crate::ioloop::timeout(deadline, Idle(self)).await;
         if drained.is_err() {
-            let open: Vec<Conn> = self.inner.conns.borrow_mut().drain().collect();
+            // The entries stay: each leaves when its task is dropped (its
+            // guard), so the wait below ends when every connection is gone,
+            // not merely asked to go.
+            let open: Vec<Conn> = self
+                .inner
+                .conns
+                .borrow()
+                .iter()
+                .map(|(_, c)| c.clone())
+                .collect();
             tracing::info!("shutdown deadline: closing {} connections", open.len());
             let lp = self.io_loop();
             for (closer, task) in open {

@@ -196,6 +196,37 @@ per_backend! {
         assert!(closed);
         assert!(took >= Duration::from_millis(30));
     }
+
+    fn shutdown_completes_only_once_the_cancelled_delegates_are_gone(lp) {
+        let gone_at_return = lp.run_sync_timeout(async {
+            /// Sets its flag when the delegate's future is dropped.
+            struct OnDrop(Rc<std::cell::Cell<bool>>);
+            impl Drop for OnDrop {
+                fn drop(&mut self) {
+                    self.0.set(true);
+                }
+            }
+            let dropped = Rc::new(std::cell::Cell::new(false));
+            let d = dropped.clone();
+            let server = TcpServer::new(move |_stream, _| {
+                let guard = OnDrop(d.clone());
+                async move {
+                    // Waits on something other than its stream: only
+                    // cancelling the task ends it.
+                    std::future::pending::<()>().await;
+                    drop(guard);
+                }
+            });
+            let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+            let _c = TcpClient::connect("127.0.0.1", port, LIMIT).await.unwrap();
+            while server.connection_count() == 0 {
+                cyclone::sleep(Duration::from_millis(1)).await;
+            }
+            server.shutdown(Duration::from_millis(20)).await;
+            dropped.get() && server.connection_count() == 0
+        }, LIMIT).unwrap();
+        assert!(gone_at_return, "shutdown returned before the connection's task was dropped");
+    }
 }
 
 #[test]

@@ -391,9 +391,10 @@ impl IOLoop {
     }
 
     /// Cancels a task from [`spawn_detached`](Self::spawn_detached): its
-    /// future is dropped, without being polled again, on the loop's next
-    /// turn (not here, so a task may abort itself or one whose drop needs
-    /// what the caller holds borrowed). Does nothing if it already ended.
+    /// future is dropped, without being polled again, when its turn to run
+    /// comes (this turn or the next; not here, so a task may abort itself
+    /// or one whose drop needs what the caller holds borrowed). Does
+    /// nothing if it already ended.
     pub(crate) fn abort_task(&self, key: TaskKey) {
         let mut tasks = self.inner.tasks.borrow_mut();
         let Some(task) = tasks.get_mut(key) else {
