@@ -13,17 +13,17 @@
 # callgrind_annotate (say, --tree=caller to see who calls memcpy).
 # Installs valgrind through apt if missing.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 depth=16; path=/hello; top=30; keep=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --depth) depth="$2"; shift 2 ;;
     --path) path="$2"; shift 2 ;;
     --top) top="$2"; shift 2 ;;
-    --keep) keep="$2"; shift 2 ;;
+    --keep) keep=$(realpath -m "$2"); shift 2 ;;
     *) echo "usage: $0 [--depth N] [--path P] [--top N] [--keep FILE]" >&2; exit 2 ;;
   esac
 done
+cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null 2>&1 || { apt-get update -qq >/dev/null; apt-get install -y -qq valgrind >/dev/null; }
 CARGO_PROFILE_RELEASE_DEBUG=true cargo build --release --quiet
 port=18950

@@ -18,8 +18,9 @@
 #   - RSS per idle keep-alive connection (N connections, default 5000, each
 #     having had one answer);
 # each load repeated N times (default 3), the median reported. Cyclone is
-# measured on each poller backend and, for multi-core scaling, with
-# --threads 2 and --processes 2 (unpinned). Writes a Markdown report and
+# measured on each poller backend, as the HTTP layer alone
+# (examples/hello.rs) beside the whole web layer, and, for multi-core
+# scaling, with --threads 2 and --processes 2 (unpinned). Writes a Markdown report and
 # an SVG chart (default docs/benchmarks.md and docs/benchmarks.svg).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +48,7 @@ if ! "$venv/bin/python" -c 'import tornado' 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q tornado
 fi
-cargo build --release --quiet
+cargo build --release --quiet --bin cyclone --example hello
 cargo build --release --quiet --manifest-path bench/peers/Cargo.toml
 peers=bench/peers/target/release
 # Idle connections need descriptors on both ends.
@@ -87,6 +88,7 @@ servers=(
   "cyclone|target/release/cyclone serve --port PORT --log-level warn|/hello"
   "cyclone (poll)|target/release/cyclone serve --port PORT --log-level warn --poller poll|/hello"
   "cyclone (select)|target/release/cyclone serve --port PORT --log-level warn --poller select|/hello"
+  "cyclone (http1 only)|target/release/examples/hello PORT|/hello"
   "nginx|nginx -c $tmp/nginx.conf|/hello"
   "hyper|$peers/hyper_hello PORT|/hello"
   "hyper (pipeline_flush)|$peers/hyper_hello PORT --pipeline-flush|/hello"
@@ -113,32 +115,39 @@ stop() {
   sleep 0.3
 }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# user_sys_ticks PID -> "utime stime"
+user_sys_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 median() { sort -g | awk '{a[NR]=$1} END{ if (NR) print a[int((NR+1)/2)]; else print "n/a" }'; }
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.3f", v}'; }
 
-# load MODE [wrk cpu] -> "rps p50 p99 per_cpu_s"
+# load MODE [wrk cpu] -> "rps p50 p99 per_cpu_s user_us sys_us": the last
+# two are the server's user and kernel CPU time per request, in
+# microseconds (where the time goes: the kernel's share is a floor that no
+# user-space work removes).
 load() {
-  local args=(-t1 -c64 -d"${seconds}s" --latency) t0 t1 o
+  local args=(-t1 -c64 -d"${seconds}s" --latency) u0 s0 u1 s1 o
   [ "$1" = pipelined ] && args+=(-s bench/http/pipeline.lua)
-  t0=$(cpu_ticks "$pid")
+  read -r u0 s0 < <(user_sys_ticks "$pid")
   o=$(taskset -c "${2:-1}" wrk "${args[@]}" "$url")
-  t1=$(cpu_ticks "$pid")
+  read -r u1 s1 < <(user_sys_ticks "$pid")
   local rps reqs p50 p99
   rps=$(echo "$o" | awk '/Requests\/sec/{printf "%.0f", $2}')
   reqs=$(echo "$o" | awk '/requests in/{print $1}')
   p50=$(echo "$o" | awk '$1=="50%"{print $2}' | to_ms)
   p99=$(echo "$o" | awk '$1=="99%"{print $2}' | to_ms)
-  echo "$rps $p50 $p99 $(awk -v r="$reqs" -v a="$t0" -v b="$t1" -v hz="$hz" 'BEGIN{c=(b-a)/hz; printf "%.0f", (c>0)?r/c:0}')"
+  echo "$rps $p50 $p99 $(awk -v r="$reqs" -v u="$((u1 - u0))" -v s="$((s1 - s0))" -v hz="$hz" 'BEGIN{c=(u+s)/hz; if (c > 0 && r > 0) printf "%.0f %.3f %.3f", r/c, u/hz/r*1e6, s/hz/r*1e6; else print "0 n/a n/a"}')"
 }
 
 # perf_syscalls MODE -> system calls per request: perf counts the
 # server's system calls over a whole wrk run, divided by the requests wrk
 # completed (exact, not a rate times a window; the run's 64 connects and
-# closes are lost in the division).
+# closes, and the few requests in flight at its end, answered but not
+# counted by wrk, are lost in the division: under 0.5%).
 perf_syscalls() {
   local args=(-t1 -c64 -d3s) p n reqs
   [ "$1" = pipelined ] && args+=(-s bench/http/pipeline.lua)
+  rm -f "$tmp/perf" # never the previous mode's count
   perf stat -x, -e raw_syscalls:sys_enter -p "$pid" -o "$tmp/perf" & p=$!
   sleep 0.3
   reqs=$(taskset -c 1 wrk "${args[@]}" "$url" | awk '/requests in/{print $1}')
@@ -187,8 +196,9 @@ for entry in "${servers[@]}"; do
   done
   col() { local i=$1; shift; printf '%s\n' "$@" | awk -v i="$i" '{print $i}' | median; }
   R[$name,ka_rps]=$(col 1 "${ka[@]}"); R[$name,p50]=$(col 2 "${ka[@]}"); R[$name,p99]=$(col 3 "${ka[@]}")
-  R[$name,ka_cpu]=$(col 4 "${ka[@]}")
+  R[$name,ka_cpu]=$(col 4 "${ka[@]}"); R[$name,ka_usr]=$(col 5 "${ka[@]}"); R[$name,ka_sys]=$(col 6 "${ka[@]}")
   R[$name,pl_rps]=$(col 1 "${pl[@]}"); R[$name,pl_cpu]=$(col 4 "${pl[@]}")
+  R[$name,pl_usr]=$(col 5 "${pl[@]}"); R[$name,pl_sys]=$(col 6 "${pl[@]}")
   R[$name,sc_ka]=$(perf_syscalls keepalive)
   R[$name,sc_pl]=$(perf_syscalls pipelined)
   R[$name,strace]=$(strace_syscalls)
@@ -229,19 +239,21 @@ ngx_ka=${R[nginx,ka_cpu]}; ngx_pl=${R[nginx,pl_cpu]}
   echo "- machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores, kernel $(uname -r)"
   echo "- versions: nginx $(nginx -v 2>&1 | cut -d/ -f2), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), Tornado $("$venv/bin/python" -c 'import tornado; print(tornado.version)'), $(rustc --version | cut -d' ' -f1-2); hyper, tokio, may_minihttp: bench/peers/Cargo.lock"
   echo "- command: \`bench/run.sh --repeat $repeat --seconds $seconds --idle $idle\`"
-  echo "- method: each server alone, pinned to CPU 0; wrk -t1 -c64 on CPU 1; medians of $repeat runs of ${seconds} s. Cyclone serves its demo site's \`GET /hello\` through the whole web layer (routing, ETag, access-log checks; \`--log-level warn\`); nginx \`return 200\` with access_log off; hyper 1.x on tokio current_thread; may_minihttp with 1 worker; Tornado 1 process. Requests per CPU-second: requests / the server process's CPU time (/proc). Syscalls: perf raw_syscalls:sys_enter on the server over a whole 3 s wrk run, divided by the requests wrk completed; strace: \`strace -c -f\` under keep-alive load. RSS: VmRSS growth over $idle idle keep-alive connections that each had one answer."
+  echo "- method: each server alone, pinned to CPU 0; wrk -t1 -c64 on CPU 1; medians of $repeat runs of ${seconds} s. Cyclone serves its demo site's \`GET /hello\` through the whole web layer (routing, ETag, access-log checks; \`--log-level warn\`), and \"cyclone (http1 only)\" is the HTTP layer alone (\`examples/hello.rs\`, the peers' level); nginx \`return 200\` with access_log off; hyper 1.x on tokio current_thread; may_minihttp with 1 worker; Tornado 1 process. Requests per CPU-second: requests / the server process's CPU time (/proc); the same time split into user and kernel microseconds per request. Syscalls: perf raw_syscalls:sys_enter on the server over a whole 3 s wrk run, divided by the requests wrk completed; strace: \`strace -c -f\` under keep-alive load. RSS: VmRSS growth over $idle idle keep-alive connections that each had one answer."
   echo
-  echo "| server | keep-alive req/s | p50 ms | p99 ms | keep-alive req per CPU-s | vs nginx | pipelined req/s | pipelined req per CPU-s | vs nginx | syscalls/req keep-alive | syscalls/req pipelined | strace syscalls/req | RSS KiB per idle conn |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| server | keep-alive req/s | p50 ms | p99 ms | keep-alive req per CPU-s | vs nginx | keep-alive µs user / kernel per req | pipelined req/s | pipelined req per CPU-s | vs nginx | pipelined µs user / kernel per req | syscalls/req keep-alive | syscalls/req pipelined | strace syscalls/req | RSS KiB per idle conn |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for entry in "${servers[@]}"; do
     IFS='|' read -r name _ _ <<< "$entry"
-    echo "| $name | ${R[$name,ka_rps]} | ${R[$name,p50]} | ${R[$name,p99]} | ${R[$name,ka_cpu]} | $(ratio "${R[$name,ka_cpu]}" "$ngx_ka") | ${R[$name,pl_rps]} | ${R[$name,pl_cpu]} | $(ratio "${R[$name,pl_cpu]}" "$ngx_pl") | ${R[$name,sc_ka]} | ${R[$name,sc_pl]} | ${R[$name,strace]} | ${R[$name,rss]} |"
+    echo "| $name | ${R[$name,ka_rps]} | ${R[$name,p50]} | ${R[$name,p99]} | ${R[$name,ka_cpu]} | $(ratio "${R[$name,ka_cpu]}" "$ngx_ka") | ${R[$name,ka_usr]} / ${R[$name,ka_sys]} | ${R[$name,pl_rps]} | ${R[$name,pl_cpu]} | $(ratio "${R[$name,pl_cpu]}" "$ngx_pl") | ${R[$name,pl_usr]} / ${R[$name,pl_sys]} | ${R[$name,sc_ka]} | ${R[$name,sc_pl]} | ${R[$name,strace]} | ${R[$name,rss]} |"
   done
   echo
   echo "Ratios of Cyclone against the targets (from this run):"
   echo
   echo "- keep-alive per CPU-s: $(ratio "${R[cyclone,ka_cpu]}" "$ngx_ka") nginx, $(ratio "${R[cyclone,ka_cpu]}" "${R[may_minihttp,ka_cpu]}") may_minihttp, $(ratio "${R[cyclone,ka_cpu]}" "${R[tornado,ka_cpu]}") Tornado (targets 1.2x, 1.2x, 20x); p99 ${R[cyclone,p99]} ms vs nginx ${R[nginx,p99]} ms"
   echo "- pipelined per CPU-s: $(ratio "${R[cyclone,pl_cpu]}" "${R[may_minihttp,pl_cpu]}") may_minihttp (target 1.2x); requests/s $(ratio "${R[cyclone,pl_rps]}" "${R[may_minihttp,pl_rps]}")"
+  h='cyclone (http1 only)'
+  echo "- the HTTP layer alone (no web framework, as the peers): keep-alive per CPU-s $(ratio "${R[$h,ka_cpu]}" "$ngx_ka") nginx, $(ratio "${R[$h,ka_cpu]}" "${R[may_minihttp,ka_cpu]}") may_minihttp; pipelined $(ratio "${R[$h,pl_cpu]}" "${R[may_minihttp,pl_cpu]}") may_minihttp"
   echo "- syscalls per request: ${R[cyclone,sc_ka]} keep-alive (target <= 2.0), ${R[cyclone,sc_pl]} pipelined (target <= 0.1)"
   echo "- RSS per idle keep-alive connection: ${R[cyclone,rss]} KiB (target <= 1)"
   echo
