@@ -155,10 +155,11 @@ impl Connection {
     /// Serves requests until the connection ends.
     ///
     /// Between requests the connection waits in a small future: the state
-    /// of serving requests is large (about 1.2 KB), so it is boxed and
-    /// exists only while requests are being served, one allocation per
-    /// wake-up whatever the number of pipelined requests it finds. An idle
-    /// keep-alive connection then costs about as much as an idle stream.
+    /// of serving requests is large (816 bytes in a release build), so it
+    /// is boxed and exists only while requests are being served, one
+    /// allocation per wake-up whatever the number of pipelined requests it
+    /// finds. An idle keep-alive connection then costs about as much as an
+    /// idle stream.
     ///
     /// Not an `async fn`: the compiler would keep the moved-in `self` twice
     /// in the future (the argument, then its local copy; rust-lang/rust
