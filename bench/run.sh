@@ -20,7 +20,10 @@
 # each load repeated N times (default 3), the median reported. Cyclone is
 # measured on each poller backend, as the HTTP layer alone
 # (examples/hello.rs) beside the whole web layer, and, for multi-core
-# scaling, with --threads 2 and --processes 2 (unpinned). Writes a Markdown report and
+# scaling, with --threads 2 and --processes 2 (unpinned). A reference row,
+# "io_uring floor" (bench/peers/src/bin/uring_floor.rs), shows what the
+# kernel alone costs per request under io_uring: a loop that does no HTTP
+# work, the bound for any server on this machine. Writes a Markdown report and
 # an SVG chart (default docs/benchmarks.md and docs/benchmarks.svg).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -94,6 +97,7 @@ servers=(
   "hyper (pipeline_flush)|$peers/hyper_hello PORT --pipeline-flush|/hello"
   "may_minihttp|$peers/may_hello PORT|/hello"
   "tornado|$venv/bin/python bench/peers/tornado_hello.py PORT|/hello"
+  "io_uring floor (no HTTP work)|$peers/uring_floor PORT|/hello"
 )
 
 pid=""; url=""
@@ -239,7 +243,7 @@ ngx_ka=${R[nginx,ka_cpu]}; ngx_pl=${R[nginx,pl_cpu]}
   echo "- machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores, kernel $(uname -r)"
   echo "- versions: nginx $(nginx -v 2>&1 | cut -d/ -f2), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), Tornado $("$venv/bin/python" -c 'import tornado; print(tornado.version)'), $(rustc --version | cut -d' ' -f1-2); hyper, tokio, may_minihttp: bench/peers/Cargo.lock"
   echo "- command: \`bench/run.sh --repeat $repeat --seconds $seconds --idle $idle\`"
-  echo "- method: each server alone, pinned to CPU 0; wrk -t1 -c64 on CPU 1; medians of $repeat runs of ${seconds} s. Cyclone serves its demo site's \`GET /hello\` through the whole web layer (routing, ETag, access-log checks; \`--log-level warn\`), and \"cyclone (http1 only)\" is the HTTP layer alone (\`examples/hello.rs\`, the peers' level); nginx \`return 200\` with access_log off; hyper 1.x on tokio current_thread; may_minihttp with 1 worker; Tornado 1 process. Requests per CPU-second: requests / the server process's CPU time (/proc); the same time split into user and kernel microseconds per request. Syscalls: perf raw_syscalls:sys_enter on the server over a whole 3 s wrk run, divided by the requests wrk completed; strace: \`strace -c -f\` under keep-alive load. RSS: VmRSS growth over $idle idle keep-alive connections that each had one answer."
+  echo "- method: each server alone, pinned to CPU 0; wrk -t1 -c64 on CPU 1; medians of $repeat runs of ${seconds} s. Cyclone serves its demo site's \`GET /hello\` through the whole web layer (routing, ETag, access-log checks; \`--log-level warn\`), and \"cyclone (http1 only)\" is the HTTP layer alone (\`examples/hello.rs\`, the peers' level); nginx \`return 200\` with access_log off; hyper 1.x on tokio current_thread; may_minihttp with 1 worker; Tornado 1 process; \"io_uring floor\" is not a server but a reference (\`bench/peers/src/bin/uring_floor.rs\`): an io_uring loop that answers each \`\\r\\n\\r\\n\` with a fixed response and does no other work, so its CPU time per request is about what the kernel alone costs under io_uring. Requests per CPU-second: requests / the server process's CPU time (/proc); the same time split into user and kernel microseconds per request. Syscalls: perf raw_syscalls:sys_enter on the server over a whole 3 s wrk run, divided by the requests wrk completed; strace: \`strace -c -f\` under keep-alive load. RSS: VmRSS growth over $idle idle keep-alive connections that each had one answer."
   echo
   echo "| server | keep-alive req/s | p50 ms | p99 ms | keep-alive req per CPU-s | vs nginx | keep-alive µs user / kernel per req | pipelined req/s | pipelined req per CPU-s | vs nginx | pipelined µs user / kernel per req | syscalls/req keep-alive | syscalls/req pipelined | strace syscalls/req | RSS KiB per idle conn |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
