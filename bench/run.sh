@@ -101,13 +101,17 @@ servers=(
 )
 
 pid=""; url=""
-start() { # CMD PATH [taskset CPUS] -> sets pid (the process doing the work), url
-  local cmd="${1//PORT/$port}" cpus="${3:-0}"
+start() { # CMD PATH [taskset CPUS] -> sets pid (the process doing the work), url; fails if it never answers
+  local cmd="${1//PORT/$port}" cpus="${3:-0}" up=no
   url="http://127.0.0.1:$port$2"
   # shellcheck disable=SC2086
   taskset -c "$cpus" $cmd > "$tmp/server.out" 2>&1 &
   pid=$!
-  for _ in $(seq 200); do curl -s -o /dev/null "$url" && break; sleep 0.05; done
+  for _ in $(seq 200); do curl -s -o /dev/null "$url" && { up=yes; break; }; sleep 0.05; done
+  if [ "$up" = no ]; then
+    echo "$cmd did not answer: $(tail -c 300 "$tmp/server.out")" >&2
+    return 1
+  fi
   if [[ "$cmd" == nginx* ]]; then
     local master; master=$(cat "$tmp/nginx.pid"); pid=$(pgrep -P "$master" | head -1)
   fi
@@ -192,7 +196,13 @@ declare -A R
 for entry in "${servers[@]}"; do
   IFS='|' read -r name cmd path <<< "$entry"
   echo "== $name" >&2
-  start "$cmd" "$path"
+  if ! start "$cmd" "$path"; then
+    # Say so in the report rather than stop the run: the io_uring floor
+    # needs a kernel (6.1+) and sandbox that allow io_uring.
+    for k in ka_rps p50 p99 ka_cpu ka_usr ka_sys pl_rps pl_cpu pl_usr pl_sys sc_ka sc_pl strace rss; do R[$name,$k]="n/a"; done
+    stop
+    continue
+  fi
   ka=(); pl=()
   for _ in $(seq "$repeat"); do
     ka+=("$(load keepalive)")
@@ -209,9 +219,11 @@ for entry in "${servers[@]}"; do
   stop
   if [ "$name" = "cyclone (select)" ]; then
     R[$name,rss]="n/a (FD_SETSIZE)"
-  else
-    start "$cmd" "$path"
+  elif start "$cmd" "$path"; then
     R[$name,rss]=$(rss_per_idle "$path")
+    stop
+  else
+    R[$name,rss]="n/a"
     stop
   fi
 done
