@@ -97,7 +97,7 @@ servers=(
   "hyper (pipeline_flush)|$peers/hyper_hello PORT --pipeline-flush|/hello"
   "may_minihttp|$peers/may_hello PORT|/hello"
   "tornado|$venv/bin/python bench/peers/tornado_hello.py PORT|/hello"
-  "io_uring floor (no HTTP work)|$peers/uring_floor PORT|/hello"
+  "io_uring floor|$peers/uring_floor PORT|/hello"
 )
 
 pid=""; url=""
