@@ -367,7 +367,58 @@ fn reverse_url_escapes_a_slash_in_an_argument() {
 // Tests over HTTP, on every backend.
 // ---------------------------------------------------------------------
 
+/// The access lines (target `cyclone::access`) written while `app`
+/// answers GETs of `targets` over one connection.
+fn access_lines<const N: usize>(
+    lp: &IOLoop,
+    app: Application,
+    targets: [&'static str; N],
+) -> Vec<String> {
+    let logs = common::capture_logs(|| {
+        get_each(lp, app, targets);
+    });
+    logs.lines()
+        .filter(|l| l.contains("cyclone::access"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// "<status> GET <target> (127.0.0.1) <d.dd>ms" at the end of `line`.
+fn is_access_line(line: &str, level: &str, status: u16, target: &str) -> bool {
+    let prefix = format!("{status} GET {target} (127.0.0.1) ");
+    let Some(rest) = line.split_once(&prefix).map(|(_, r)| r) else {
+        return false;
+    };
+    let ms = rest.trim_end().trim_end_matches("ms");
+    line.contains(level)
+        && ms.split_once('.').is_some_and(|(a, b)| {
+            !a.is_empty()
+                && a.bytes().all(|c| c.is_ascii_digit())
+                && b.len() == 2
+                && b.bytes().all(|c| c.is_ascii_digit())
+        })
+}
+
 per_backend! {
+    // --- access log ------------------------------------------------------
+
+    fn every_request_gets_an_access_line_with_status_target_peer_and_time(lp) {
+        let lines = access_lines(&lp, routing_app(), ["/hello?x=1"]);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(is_access_line(&lines[0], "INFO", 200, "/hello?x=1"), "{lines:?}");
+    }
+
+    fn the_access_line_level_follows_the_status_class(lp) {
+        let app = routing_app().route("/boom", |_req: Request| async {
+            HttpError::new(StatusCode::SERVICE_UNAVAILABLE)
+        });
+        let lines = access_lines(&lp, app, ["/hello", "/missing", "/boom"]);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(is_access_line(&lines[0], "INFO", 200, "/hello"), "{lines:?}");
+        assert!(is_access_line(&lines[1], "WARN", 404, "/missing"), "{lines:?}");
+        assert!(is_access_line(&lines[2], "ERROR", 503, "/boom"), "{lines:?}");
+    }
+
     // --- routing ---------------------------------------------------------
 
     fn literal_route_matches_the_whole_path_only(lp) {

@@ -706,19 +706,22 @@ fn end(outcome: Result<Outcome, String>, p: Pending) -> Response {
         p.if_none_match.as_ref(),
     );
     if let Some((started, target, remote)) = p.access {
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        // The clock is read, and the line formatted, only if the line is
+        // written (at warn, a 200's is not).
+        let ms = || started.elapsed().as_secs_f64() * 1000.0;
         let status = resp.status.as_u16();
-        // Formatted only if the line is written.
         let who = Who(remote);
         // Tornado's log_request: the level follows the status class.
         match status {
             0..400 => {
-                tracing::info!(target: ACCESS, "{status} {method} {target} ({who}) {ms:.2}ms")
+                tracing::info!(target: ACCESS, "{status} {method} {target} ({who}) {:.2}ms", ms())
             }
             400..500 => {
-                tracing::warn!(target: ACCESS, "{status} {method} {target} ({who}) {ms:.2}ms")
+                tracing::warn!(target: ACCESS, "{status} {method} {target} ({who}) {:.2}ms", ms())
             }
-            _ => tracing::error!(target: ACCESS, "{status} {method} {target} ({who}) {ms:.2}ms"),
+            _ => {
+                tracing::error!(target: ACCESS, "{status} {method} {target} ({who}) {:.2}ms", ms())
+            }
         }
     }
     resp
