@@ -70,6 +70,14 @@ thread_local! {
 /// buffer behind in the pool.
 const LARGE_OUTPUT: usize = 64 * 1024;
 
+/// What follows a request's head: its body's framing, and whether the
+/// client waits for `100 Continue` before sending it.
+#[derive(Clone, Copy)]
+struct Body {
+    kind: BodyKind,
+    send_continue: bool,
+}
+
 /// Why a connection stops.
 enum Stop {
     /// Quietly: the peer left, or stayed idle too long.
@@ -287,23 +295,22 @@ impl Connection {
                 // state would enlarge every request's.
                 None => Box::pin(self.read_head()).await?,
             };
-            let (mut request, kind, keep_alive) = self.start_request(head)?;
+            let (mut request, body, keep_alive) = self.start_request(head)?;
             let handler = match &self.shared.app {
                 App::Delegate(factory) => {
                     let factory = factory.clone();
                     // Boxed: the streaming path's state would otherwise
                     // make every request's future larger.
-                    return Box::pin(self.delegate_request(factory, request, kind, keep_alive))
+                    return Box::pin(self.delegate_request(factory, request, body, keep_alive))
                         .await;
                 }
                 App::Simple(handler) => handler.clone(),
             };
-            if kind != BodyKind::Empty {
+            if body.kind != BodyKind::Empty {
                 // Boxed, as the streamed answer below: rare paths whose
                 // state would otherwise enlarge every connection's future,
                 // idle ones included.
-                request.body =
-                    Box::pin(self.read_body(&request.headers, request.version, kind)).await?;
+                request.body = Box::pin(self.read_body(body)).await?;
             }
             if self.shared.config.decompress_request {
                 // Bodiless requests too: their Content-Encoding is checked
@@ -405,9 +412,9 @@ impl Connection {
         }
     }
 
-    /// Parses `head` into a [`Request`] (body still unread), its body's
-    /// framing, and whether the connection may persist after it.
-    fn start_request(&self, head: Bytes) -> Result<(Request, BodyKind, bool), Stop> {
+    /// Parses `head` into a [`Request`] (body still unread), what follows
+    /// it, and whether the connection may persist after it.
+    fn start_request(&self, head: Bytes) -> Result<(Request, Body, bool), Stop> {
         let cfg = &self.shared.config;
         let head = parse_head(head, cfg.max_headers)?;
         let seen = head.seen;
@@ -426,6 +433,13 @@ impl Connection {
         };
         let keep_alive =
             !cfg.no_keep_alive && !te_on_1_0 && !self.shared.draining.get() && persists;
+        let body = Body {
+            kind,
+            send_continue: seen.expect
+                && kind != BodyKind::Empty
+                && head.version == Version::HTTP_11
+                && expects_continue(&head.headers),
+        };
         let peer_ip = match &self.peer {
             PeerAddr::Inet(a) => Some(a.ip()),
             PeerAddr::Unix(_) => None,
@@ -446,7 +460,7 @@ impl Connection {
             protocol,
             connection: self.stream.watcher(),
         };
-        Ok((request, kind, keep_alive))
+        Ok((request, body, keep_alive))
     }
 
     /// Appends `response` to the pending output.
@@ -504,7 +518,7 @@ impl Connection {
             version,
             method.clone(),
             keep_alive,
-            Rc::from(self.shared.config.server_name.as_str()),
+            self.shared.server_name.clone(),
             state.clone(),
         );
         let len = body
@@ -556,30 +570,25 @@ impl Connection {
         Ok(keep_alive)
     }
 
-    async fn read_body(
-        &mut self,
-        headers: &HeaderMap,
-        version: Version,
-        kind: BodyKind,
-    ) -> Result<Bytes, Stop> {
-        self.prepare_body(headers, version, kind).await?;
+    async fn read_body(&mut self, body: Body) -> Result<Bytes, Stop> {
+        self.prepare_body(body).await?;
         let shared = self.shared.clone();
         let cfg = &shared.config;
         let stream = self.stream.clone();
         let read = async {
-            match kind {
+            match body.kind {
                 BodyKind::Empty => Ok(Bytes::new()),
                 BodyKind::Length(n) => stream
                     .read_bytes(n as usize, false)
                     .await
                     .map_err(|_| Stop::Quiet),
                 BodyKind::Chunked => {
-                    let mut body = BytesMut::new();
+                    let mut whole = BytesMut::new();
                     read_chunked(&stream, cfg.max_body_size, |piece| {
-                        body.extend_from_slice(&piece)
+                        whole.extend_from_slice(&piece)
                     })
                     .await?;
-                    Ok(body.freeze())
+                    Ok(whole.freeze())
                 }
             }
         };
@@ -592,18 +601,13 @@ impl Connection {
     /// Before any of the body is read: refuse a Content-Length over the
     /// limit (413 without reading it), and send `100 Continue` if the
     /// client waits for it.
-    async fn prepare_body(
-        &mut self,
-        headers: &HeaderMap,
-        version: Version,
-        kind: BodyKind,
-    ) -> Result<(), Stop> {
-        if let BodyKind::Length(n) = kind
+    async fn prepare_body(&mut self, body: Body) -> Result<(), Stop> {
+        if let BodyKind::Length(n) = body.kind
             && n > self.shared.config.max_body_size as u64
         {
             return Err(RequestError::BodyTooLarge.into());
         }
-        if kind != BodyKind::Empty && version == Version::HTTP_11 && expects_continue(headers) {
+        if body.send_continue {
             self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             self.flush().await?;
         }
@@ -616,7 +620,7 @@ impl Connection {
         &mut self,
         factory: Rc<DelegateFactory>,
         request: Request,
-        kind: BodyKind,
+        body: Body,
         keep_alive: bool,
     ) -> Result<bool, Stop> {
         let shared = self.shared.clone();
@@ -648,8 +652,7 @@ impl Connection {
             );
             return Ok(false);
         }
-        self.prepare_body(&request.headers, request.version, kind)
-            .await?;
+        self.prepare_body(body).await?;
         let stream = self.stream.clone();
         let mut panicked = false;
         let d = &mut delegate;
@@ -661,7 +664,7 @@ impl Connection {
             }
         };
         let read = async {
-            match kind {
+            match body.kind {
                 BodyKind::Empty => Ok(()),
                 BodyKind::Length(n) => read_pieces(&stream, n, &mut deliver).await,
                 BodyKind::Chunked => read_chunked(&stream, cfg.max_body_size, &mut deliver).await,
@@ -691,7 +694,7 @@ impl Connection {
             request.version,
             request.method.clone(),
             keep_alive,
-            Rc::from(cfg.server_name.as_str()),
+            shared.server_name.clone(),
             state.clone(),
         );
         if let Err(p) = CatchUnwind::new(delegate.finish(writer)).await {

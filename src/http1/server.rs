@@ -27,6 +27,9 @@ pub(crate) enum App {
 /// connection, not one per field (an idle connection's every byte counts).
 pub(crate) struct Shared {
     pub(crate) config: HttpConfig,
+    /// `config.server_name`, shared with each streamed response's writer
+    /// (made once, not copied per response).
+    pub(crate) server_name: Rc<str>,
     pub(crate) app: App,
     /// Shutting down: finish the request in flight, then close.
     pub(crate) draining: std::cell::Cell<bool>,
@@ -166,6 +169,7 @@ impl HttpServer {
         // long-polling handler only listens for the client's close.
         let max_buffer = config.max_header_size + config.max_body_size + READ_SLACK;
         let shared = Rc::new(Shared {
+            server_name: Rc::from(config.server_name.as_str()),
             config,
             app,
             draining: Default::default(),
