@@ -362,6 +362,31 @@ per_backend! {
         assert_eq!(r[1].header("etag"), r[0].header("etag"));
     }
 
+    fn a_large_file_304_under_compression_keeps_the_200s_strong_tag_and_no_vary(lp) {
+        // Over one piece, a file is streamed and never gzipped: its 200 has
+        // a strong tag and no Vary, and the 304 revalidating it must say
+        // the same (a weakened tag would defeat If-Range for resumes).
+        let tree = Tree::new();
+        let text: String = (0..6000).map(|i| format!("big text line {i}\n")).collect();
+        assert!(text.len() > 64 * 1024);
+        std::fs::write(tree.base.join("public/big.txt"), &text).unwrap();
+        let app = tree.app().compress_response(true);
+        let r = with_server(&lp, app, |port| {
+            let mut c = Conn::open(port);
+            let gz = [("Accept-Encoding", "gzip")];
+            let first = c.get_with("/static/big.txt", &gz);
+            let etag = first.header("etag").unwrap().to_string();
+            let again = c.get_with("/static/big.txt", &[gz[0], ("If-None-Match", &etag)]);
+            [first, again]
+        });
+        assert_eq!(r[0].header("content-encoding"), None);
+        assert!(!r[0].header("etag").unwrap().starts_with("W/"));
+        assert_eq!(r[0].header("vary"), None);
+        assert_eq!(r[1].status, 304);
+        assert_eq!(r[1].header("etag"), r[0].header("etag"));
+        assert_eq!(r[1].header("vary"), None);
+    }
+
     fn a_directory_with_index_html_serves_it(lp) {
         let tree = Tree::new();
         let r = get(&lp, tree.app(), "/static/sub/");

@@ -536,7 +536,7 @@ pub(crate) fn etag_matches(if_none_match: &HeaderValue, etag: &HeaderValue) -> b
 }
 
 /// Text types worth compressing.
-pub(crate) fn compressible(content_type: Option<&HeaderValue>) -> bool {
+fn compressible(content_type: Option<&HeaderValue>) -> bool {
     let Some(ct) = content_type.and_then(|v| v.to_str().ok()) else {
         return false;
     };
@@ -554,7 +554,7 @@ pub(crate) fn compressible(content_type: Option<&HeaderValue>) -> bool {
 
 /// Below this size gzip saves little and costs a round of CPU (Tornado's
 /// GZipContentEncoding.MIN_LENGTH).
-pub(crate) const GZIP_MIN_LENGTH: usize = 1024;
+const GZIP_MIN_LENGTH: usize = 1024;
 
 pub(crate) fn accepts_gzip(req: &http1::Request) -> bool {
     req.headers.get_all(ACCEPT_ENCODING).iter().any(|v| {
@@ -743,18 +743,19 @@ fn finish(
         return;
     }
     let whole = resp.stream.is_none();
+    let compression = Compression::of(
+        settings,
+        wants_gzip,
+        resp.headers.get(CONTENT_TYPE),
+        whole.then_some(resp.body.len() as u64),
+    );
     // Only a whole 200 body: a 206's bytes are a slice of the identity
     // representation and must stay so.
-    if settings.compress_response
-        && whole
-        && resp.status == StatusCode::OK
-        && compressible(resp.headers.get(CONTENT_TYPE))
-    {
+    if compression.varies && resp.status == StatusCode::OK {
         // Caches must keep the two encodings apart.
         resp.headers
             .append(VARY, HeaderValue::from_static("Accept-Encoding"));
-        if wants_gzip
-            && resp.body.len() >= GZIP_MIN_LENGTH
+        if compression.gzipped
             && !resp.headers.contains_key(CONTENT_ENCODING)
             && let Ok(z) = gzip(&resp.body)
         {
@@ -791,6 +792,34 @@ fn finish(
         resp.stream = None;
         for h in [CONTENT_TYPE, CONTENT_LENGTH, CONTENT_ENCODING] {
             resp.headers.remove(h);
+        }
+    }
+}
+
+/// What compression does to a 200 response. One rule for [`finish`] and
+/// for a static file's 304, which must describe the 200 it revalidates.
+pub(crate) struct Compression {
+    /// It says `Vary: Accept-Encoding`.
+    pub(crate) varies: bool,
+    /// Its body is gzipped (and a strong ETag weakened).
+    pub(crate) gzipped: bool,
+}
+
+impl Compression {
+    /// For a response of `content_type` whose whole body is `whole_len`
+    /// bytes (`None`: streamed, never compressed), to a client that does
+    /// or does not accept gzip.
+    pub(crate) fn of(
+        settings: &Settings,
+        wants_gzip: bool,
+        content_type: Option<&HeaderValue>,
+        whole_len: Option<u64>,
+    ) -> Compression {
+        let varies =
+            settings.compress_response && whole_len.is_some() && compressible(content_type);
+        Compression {
+            varies,
+            gzipped: varies && wants_gzip && whole_len >= Some(GZIP_MIN_LENGTH as u64),
         }
     }
 }

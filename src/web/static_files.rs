@@ -14,7 +14,7 @@ use http::header::{
 };
 use http::{HeaderValue, Method, StatusCode};
 
-use super::app::etag_matches;
+use super::app::{Compression, etag_matches};
 use super::response::html_escape;
 use super::{HttpError, Request};
 use crate::http1::{BodyStream, Response};
@@ -208,17 +208,23 @@ impl StaticFileHandler {
         if not_modified(req, &etag, mtime) {
             resp.status = StatusCode::NOT_MODIFIED;
             // Under compression the 200 this revalidates said `Vary` and,
-            // if it was gzipped, carried the weakened tag: so does this.
+            // if it was gzipped, carried the weakened tag: so does this. A
+            // file over one piece is streamed, never compressed.
             let ct = HeaderValue::from_static(content_type(path));
-            if req.settings().compress_response && super::app::compressible(Some(&ct)) {
+            let compression = Compression::of(
+                req.settings(),
+                super::app::accepts_gzip(req),
+                Some(&ct),
+                (size <= PIECE as u64).then_some(size),
+            );
+            if compression.varies {
                 resp.headers
                     .append(VARY, HeaderValue::from_static("Accept-Encoding"));
-                if super::app::accepts_gzip(req)
-                    && size >= super::app::GZIP_MIN_LENGTH as u64
-                    && let Ok(weak) = HeaderValue::from_str(&format!("W/{etag}"))
-                {
-                    resp.headers.insert(ETAG, weak);
-                }
+            }
+            if compression.gzipped
+                && let Ok(weak) = HeaderValue::from_str(&format!("W/{etag}"))
+            {
+                resp.headers.insert(ETAG, weak);
             }
             return Ok(resp);
         }
