@@ -6,11 +6,6 @@ use http::{HeaderValue, Method, StatusCode};
 use super::{HttpError, Request};
 use crate::http1::Response;
 
-/// The answer of a verb a handler does not implement.
-fn not_implemented() -> HttpError {
-    HttpError::new(StatusCode::METHOD_NOT_ALLOWED)
-}
-
 /// A handler in Tornado's style: a fresh instance per request (from the
 /// factory given to [`Application::handler`](super::Application::handler)),
 /// [`prepare`](Self::prepare) first, then the method for the request's
@@ -51,7 +46,7 @@ pub trait RequestHandler: 'static {
 
     /// GET.
     async fn get(&mut self, _req: Request) -> Result<Response, HttpError> {
-        Err(not_implemented())
+        Err(method_not_allowed(Self::METHODS))
     }
 
     /// HEAD: `get`'s answer; the server sends its head only.
@@ -61,27 +56,27 @@ pub trait RequestHandler: 'static {
 
     /// POST.
     async fn post(&mut self, _req: Request) -> Result<Response, HttpError> {
-        Err(not_implemented())
+        Err(method_not_allowed(Self::METHODS))
     }
 
     /// PUT.
     async fn put(&mut self, _req: Request) -> Result<Response, HttpError> {
-        Err(not_implemented())
+        Err(method_not_allowed(Self::METHODS))
     }
 
     /// DELETE.
     async fn delete(&mut self, _req: Request) -> Result<Response, HttpError> {
-        Err(not_implemented())
+        Err(method_not_allowed(Self::METHODS))
     }
 
     /// PATCH.
     async fn patch(&mut self, _req: Request) -> Result<Response, HttpError> {
-        Err(not_implemented())
+        Err(method_not_allowed(Self::METHODS))
     }
 
     /// OPTIONS.
     async fn options(&mut self, _req: Request) -> Result<Response, HttpError> {
-        Err(not_implemented())
+        Err(method_not_allowed(Self::METHODS))
     }
 
     /// Runs after the answer is made, with its status (cleanup, metrics);
@@ -133,7 +128,7 @@ pub(crate) async fn run<H: RequestHandler>(
                 Method::DELETE => h.delete(req).await,
                 Method::PATCH => h.patch(req).await,
                 Method::OPTIONS => h.options(req).await,
-                _ => Err(not_implemented()),
+                _ => Err(method_not_allowed(H::METHODS)),
             },
         }
     })
@@ -147,14 +142,6 @@ pub(crate) async fn run<H: RequestHandler>(
             std::panic::resume_unwind(panic)
         }
     };
-    // A verb listed but left unimplemented still says what is allowed.
-    let result = result.map_err(|e| {
-        if e.status == StatusCode::METHOD_NOT_ALLOWED && e.headers.is_empty() {
-            method_not_allowed(H::METHODS)
-        } else {
-            e
-        }
-    });
     let status = match &result {
         Ok(r) => r.status,
         Err(e) => e.status,
