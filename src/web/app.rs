@@ -527,7 +527,9 @@ pub(crate) fn etag_matches(if_none_match: &HeaderValue, etag: &HeaderValue) -> b
     let Ok(list) = if_none_match.to_str() else {
         return false;
     };
-    let strip = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    fn strip(tag: &str) -> &str {
+        tag.trim().trim_start_matches("W/")
+    }
     let ours = match etag.to_str() {
         Ok(e) => strip(e),
         Err(_) => return false,

@@ -51,18 +51,9 @@ fn bad(why: &str) -> HttpError {
     HttpError::new(http::StatusCode::BAD_REQUEST).reason(format!("malformed multipart body: {why}"))
 }
 
-/// A `name="value"` parameter of a Content-Disposition value. Values
+/// The `; key=value` parameters after a header value's first item. Values
 /// may be quoted strings holding `;` (browsers send `filename="a;b.pdf"`
-/// as is) and backslash escapes (RFC 9110 §5.6.4).
-fn disposition_param(value: &str, param: &str) -> Option<String> {
-    params(value)
-        .into_iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(param))
-        .map(|(_, v)| v)
-}
-
-/// The `; key=value` parameters after a header value's first item, with
-/// quoted strings unquoted.
+/// as is) and backslash escapes (RFC 9110 §5.6.4): they come unquoted.
 fn params(value: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut chars = value.chars().peekable();
@@ -163,8 +154,13 @@ pub fn parse(body: &Bytes, boundary: &str) -> Result<(Fields, Vec<UploadedFile>)
                 return Err(bad("part head line without a colon"));
             };
             if k.trim().eq_ignore_ascii_case("content-disposition") {
-                name = disposition_param(v, "name");
-                filename = disposition_param(v, "filename");
+                for (k, v) in params(v) {
+                    if k.eq_ignore_ascii_case("name") {
+                        name.get_or_insert(v);
+                    } else if k.eq_ignore_ascii_case("filename") {
+                        filename.get_or_insert(v);
+                    }
+                }
             } else if k.trim().eq_ignore_ascii_case("content-type") {
                 content_type = Some(v.trim().to_string());
             }
@@ -189,6 +185,15 @@ pub fn parse(body: &Bytes, boundary: &str) -> Result<(Fields, Vec<UploadedFile>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One parameter of a Content-Disposition value (the first if repeated,
+    /// as the parser takes it).
+    fn disposition_param(value: &str, param: &str) -> Option<String> {
+        params(value)
+            .into_iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(param))
+            .map(|(_, v)| v)
+    }
 
     #[test]
     fn the_boundary_comes_from_the_content_type() {

@@ -168,10 +168,7 @@ impl Request {
     /// A malformed form body counts as no arguments (see
     /// [`body_arguments`](Self::body_arguments) for its error).
     pub fn arguments(&self, name: &str) -> Vec<&str> {
-        let body = self.form().map(|f| f.fields.as_slice()).unwrap_or(&[]);
-        self.query_args()
-            .iter()
-            .chain(body)
+        self.all_arguments()
             .filter(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
             .collect()
@@ -179,7 +176,16 @@ impl Request {
 
     /// The last value of argument `name`, if any.
     pub fn argument(&self, name: &str) -> Option<&str> {
-        self.arguments(name).pop()
+        self.all_arguments()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The query's arguments, then the form body's, in order.
+    fn all_arguments(&self) -> impl DoubleEndedIterator<Item = &(String, String)> {
+        let body = self.form().map(|f| f.fields.as_slice()).unwrap_or(&[]);
+        self.query_args().iter().chain(body)
     }
 
     /// The last value of argument `name`, or a 400 naming it.

@@ -426,12 +426,7 @@ fn listing(url_path: &str, dir: &Path) -> Result<Response, HttpError> {
     }
     for (is_dir, name) in entries {
         let slash = if is_dir { "/" } else { "" };
-        let href: String = name
-            .split('/')
-            .map(|s| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>())
-            .collect::<Vec<_>>()
-            .join("/")
-            .replace('+', "%20");
+        let href = super::app::encode_path_part(&name);
         body.push_str(&format!(
             "<li><a href=\"{href}{slash}\">{}{slash}</a></li>",
             html_escape(&name)
