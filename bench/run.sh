@@ -39,12 +39,14 @@ while [ $# -gt 0 ]; do
 done
 svg="${out%.md}.svg"
 
+port=18200
+tmp=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null; rm -rf "$tmp"' EXIT
+. bench/lib.sh
+
 # ---- what the run needs ----------------------------------------------------
-need() { command -v "$1" >/dev/null 2>&1; }
 if ! need wrk || ! need nginx || ! need perf || ! need strace || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq wrk nginx-light strace linux-perf python3-venv >/dev/null 2>&1 ||
-    apt-get install -y -qq wrk nginx strace linux-perf python3-venv >/dev/null
+  install_tools wrk nginx-light strace linux-perf python3-venv
 fi
 venv=bench/.venv
 if ! "$venv/bin/python" -c 'import tornado' 2>/dev/null; then
@@ -63,28 +65,7 @@ if [ "$(ulimit -n)" -lt "$want" ]; then
   exit 1
 fi
 
-port=18200
-tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$tmp/nginx.pid" ] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null; rm -rf "$tmp"' EXIT
-
-cat > "$tmp/nginx.conf" <<CONF
-worker_processes 1;
-worker_rlimit_nofile $(( idle + 1000 ));
-daemon off;
-pid $tmp/nginx.pid;
-error_log $tmp/error.log;
-events { worker_connections $(( idle + 1000 )); }
-http {
-  access_log off;
-  keepalive_requests 1000000000;
-  keepalive_timeout 300s;
-  client_body_temp_path $tmp;
-  server {
-    listen 127.0.0.1:$port;
-    location / { default_type text/plain; return 200 "Hello, World!"; }
-  }
-}
-CONF
+nginx_conf "$tmp/nginx.conf" "$port" "$idle"
 
 # The servers, in report order: name|command (PORT is replaced)|path.
 servers=(
@@ -102,19 +83,16 @@ servers=(
 
 pid=""; url=""
 start() { # CMD PATH [taskset CPUS] -> sets pid (the process doing the work), url; fails if it never answers
-  local cmd="${1//PORT/$port}" cpus="${3:-0}" up=no
+  local cmd="${1//PORT/$port}" cpus="${3:-0}"
   url="http://127.0.0.1:$port$2"
   # shellcheck disable=SC2086
   taskset -c "$cpus" $cmd > "$tmp/server.out" 2>&1 &
   pid=$!
-  for _ in $(seq 200); do curl -s -o /dev/null "$url" && { up=yes; break; }; sleep 0.05; done
-  if [ "$up" = no ]; then
+  if ! wait_up "$url"; then
     echo "$cmd did not answer: $(tail -c 300 "$tmp/server.out")" >&2
     return 1
   fi
-  if [[ "$cmd" == nginx* ]]; then
-    local master; master=$(cat "$tmp/nginx.pid"); pid=$(pgrep -P "$master" | head -1)
-  fi
+  if [[ "$cmd" == nginx* ]]; then pid=$(nginx_worker); fi
 }
 stop() {
   if [ -f "$tmp/nginx.pid" ]; then kill "$(cat "$tmp/nginx.pid")" 2>/dev/null || true; rm -f "$tmp/nginx.pid"; fi
@@ -122,47 +100,10 @@ stop() {
   wait 2>/dev/null || true
   sleep 0.3
 }
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-# user_sys_ticks PID -> "utime stime"
-user_sys_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
-median() { sort -g | awk '{a[NR]=$1} END{ if (NR) print a[int((NR+1)/2)]; else print "n/a" }'; }
-to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.3f", v}'; }
-
-# load MODE [wrk cpu] -> "rps p50 p99 per_cpu_s user_us sys_us": the last
-# two are the server's user and kernel CPU time per request, in
-# microseconds (where the time goes: the kernel's share is a floor that no
-# user-space work removes).
-load() {
-  local args=(-t1 -c64 -d"${seconds}s" --latency) u0 s0 u1 s1 o
-  [ "$1" = pipelined ] && args+=(-s bench/http/pipeline.lua)
-  read -r u0 s0 < <(user_sys_ticks "$pid")
-  o=$(taskset -c "${2:-1}" wrk "${args[@]}" "$url")
-  read -r u1 s1 < <(user_sys_ticks "$pid")
-  local rps reqs p50 p99
-  rps=$(echo "$o" | awk '/Requests\/sec/{printf "%.0f", $2}')
-  reqs=$(echo "$o" | awk '/requests in/{print $1}')
-  p50=$(echo "$o" | awk '$1=="50%"{print $2}' | to_ms)
-  p99=$(echo "$o" | awk '$1=="99%"{print $2}' | to_ms)
-  echo "$rps $p50 $p99 $(awk -v r="$reqs" -v u="$((u1 - u0))" -v s="$((s1 - s0))" -v hz="$hz" 'BEGIN{c=(u+s)/hz; if (c > 0 && r > 0) printf "%.0f %.3f %.3f", r/c, u/hz/r*1e6, s/hz/r*1e6; else print "0 n/a n/a"}')"
-}
-
-# perf_syscalls MODE -> system calls per request: perf counts the
-# server's system calls over a whole wrk run, divided by the requests wrk
-# completed (exact, not a rate times a window; the run's 64 connects and
-# closes, and the few requests in flight at its end, answered but not
-# counted by wrk, are lost in the division: under 0.5%).
-perf_syscalls() {
-  local args=(-t1 -c64 -d3s) p n reqs
-  [ "$1" = pipelined ] && args+=(-s bench/http/pipeline.lua)
-  rm -f "$tmp/perf" # never the previous mode's count
-  perf stat -x, -e raw_syscalls:sys_enter -p "$pid" -o "$tmp/perf" & p=$!
-  sleep 0.3
-  reqs=$(taskset -c 1 wrk "${args[@]}" "$url" | awk '/requests in/{print $1}')
-  kill -INT "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true
-  n=$(awk -F, '/raw_syscalls/{print $1}' "$tmp/perf")
-  awk -v n="$n" -v r="$reqs" 'BEGIN{ if (n ~ /^[0-9]+$/ && r > 0) printf "%.3f", n/r; else print "n/a" }'
-}
+# load MODE [wrk cpu], perf_syscalls MODE: the shared measures (lib.sh)
+# on the server started last.
+load() { wrk_load "$url" "$pid" "$1" "$seconds" "${2:-1}"; }
+syscalls() { perf_syscalls "$url" "$pid" "$1"; }
 
 # strace_syscalls -> system calls per keep-alive request under strace -c
 strace_syscalls() {
@@ -174,22 +115,6 @@ strace_syscalls() {
   local calls
   calls=$(awk '$NF=="total"{print $4}' "$tmp/strace" 2>/dev/null)
   awk -v c="$calls" -v r="$reqs" 'BEGIN{ if (c ~ /^[0-9]+$/ && r > 0) printf "%.2f", c/r; else print "n/a" }'
-}
-
-# rss_per_idle PATH -> KiB of server RSS per idle keep-alive connection
-rss_kib() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
-rss_per_idle() {
-  local before after
-  before=$(rss_kib "$pid")
-  coproc IDLE { "$peers/idle_conns" "$port" "$idle" "$1"; }
-  local ready=""
-  read -r -t 60 ready <&"${IDLE[0]}" || true
-  if [ "$ready" != ready ]; then echo "n/a"; kill "$IDLE_PID" 2>/dev/null || true; return; fi
-  sleep 0.5
-  after=$(rss_kib "$pid")
-  exec {IDLE[1]}>&-
-  wait "$IDLE_PID" 2>/dev/null || true
-  awk -v a="$before" -v b="$after" -v n="$idle" 'BEGIN{ printf "%.2f", (b-a)/n }'
 }
 
 declare -A R
@@ -213,14 +138,14 @@ for entry in "${servers[@]}"; do
   R[$name,ka_cpu]=$(col 4 "${ka[@]}"); R[$name,ka_usr]=$(col 5 "${ka[@]}"); R[$name,ka_sys]=$(col 6 "${ka[@]}")
   R[$name,pl_rps]=$(col 1 "${pl[@]}"); R[$name,pl_cpu]=$(col 4 "${pl[@]}")
   R[$name,pl_usr]=$(col 5 "${pl[@]}"); R[$name,pl_sys]=$(col 6 "${pl[@]}")
-  R[$name,sc_ka]=$(perf_syscalls keepalive)
-  R[$name,sc_pl]=$(perf_syscalls pipelined)
+  R[$name,sc_ka]=$(syscalls keepalive)
+  R[$name,sc_pl]=$(syscalls pipelined)
   R[$name,strace]=$(strace_syscalls)
   stop
   if [ "$name" = "cyclone (select)" ]; then
     R[$name,rss]="n/a (FD_SETSIZE)"
   elif start "$cmd" "$path"; then
-    R[$name,rss]=$(rss_per_idle "$path")
+    R[$name,rss]=$(rss_per_idle "$port" "$pid" "$idle" "$path")
     stop
   else
     R[$name,rss]="n/a"
