@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
-use common::http::{Resp, parse_responses};
+use common::http::{Resp, parse_responses, with_server};
 use cyclone::IOLoop;
 use cyclone::http1::{HttpConfig, HttpServer, Request, Response};
 use http::{Method, StatusCode};
@@ -31,33 +31,22 @@ fn exchange(
     chunks: Vec<(Vec<u8>, Duration)>,
     half_close: bool,
 ) -> Vec<u8> {
-    lp.run_sync_timeout(
-        async move {
-            let server = HttpServer::with_config(config, demo);
-            let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
-            let client = std::thread::spawn(move || {
-                let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-                c.set_read_timeout(Some(LIMIT)).unwrap();
-                for (chunk, pause) in chunks {
-                    if c.write_all(&chunk).is_err() {
-                        break;
-                    }
-                    std::thread::sleep(pause);
-                }
-                if half_close {
-                    let _ = c.shutdown(Shutdown::Write);
-                }
-                let mut got = Vec::new();
-                let _ = c.read_to_end(&mut got);
-                got
-            });
-            common::thread_finished(&client).await;
-            server.tcp().stop();
-            client.join().unwrap()
-        },
-        LIMIT,
-    )
-    .expect("exchange timed out")
+    with_server(lp, HttpServer::with_config(config, demo), move |port| {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(LIMIT)).unwrap();
+        for (chunk, pause) in chunks {
+            if c.write_all(&chunk).is_err() {
+                break;
+            }
+            std::thread::sleep(pause);
+        }
+        if half_close {
+            let _ = c.shutdown(Shutdown::Write);
+        }
+        let mut got = Vec::new();
+        let _ = c.read_to_end(&mut got);
+        got
+    })
 }
 
 fn send(lp: &IOLoop, raw: &str) -> Vec<Resp> {
@@ -167,24 +156,17 @@ per_backend! {
     }
 
     fn expect_100_continue_is_answered_before_the_body_is_sent(lp) {
-        let got = lp.run_sync_timeout(async {
-            let server = HttpServer::new(demo);
-            let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
-            let client = std::thread::spawn(move || {
-                let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-                c.set_read_timeout(Some(LIMIT)).unwrap();
-                c.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n").unwrap();
-                let mut interim = [0u8; 25];
-                c.read_exact(&mut interim).unwrap();
-                c.write_all(b"body").unwrap();
-                let mut rest = Vec::new();
-                let _ = c.read_to_end(&mut rest);
-                (interim.to_vec(), rest)
-            });
-            common::thread_finished(&client).await;
-            server.tcp().stop();
-            client.join().unwrap()
-        }, LIMIT).unwrap();
+        let got = with_server(&lp, HttpServer::new(demo), move |port| {
+            let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            c.set_read_timeout(Some(LIMIT)).unwrap();
+            c.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n").unwrap();
+            let mut interim = [0u8; 25];
+            c.read_exact(&mut interim).unwrap();
+            c.write_all(b"body").unwrap();
+            let mut rest = Vec::new();
+            let _ = c.read_to_end(&mut rest);
+            (interim.to_vec(), rest)
+        });
         assert_eq!(got.0, b"HTTP/1.1 100 Continue\r\n\r\n");
         let r = parse_responses(&got.1, &[]);
         assert_eq!(r[0].body, b"body");
@@ -258,23 +240,16 @@ per_backend! {
     }
 
     fn a_finished_response_is_not_held_back_by_a_partial_next_request(lp) {
-        let got = lp.run_sync_timeout(async {
-            let server = HttpServer::new(demo);
-            let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
-            let client = std::thread::spawn(move || {
-                let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-                // The response must come while the client keeps the next
-                // request half sent (header_timeout is 60 s).
-                c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-                c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HT").unwrap();
-                let mut buf = [0u8; 16];
-                let n = c.read(&mut buf).unwrap_or(0);
-                buf[..n].to_vec()
-            });
-            common::thread_finished(&client).await;
-            server.tcp().stop();
-            client.join().unwrap()
-        }, LIMIT).unwrap();
+        let got = with_server(&lp, HttpServer::new(demo), move |port| {
+            let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            // The response must come while the client keeps the next
+            // request half sent (header_timeout is 60 s).
+            c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HT").unwrap();
+            let mut buf = [0u8; 16];
+            let n = c.read(&mut buf).unwrap_or(0);
+            buf[..n].to_vec()
+        });
         assert!(got.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&got));
     }
 
@@ -284,37 +259,30 @@ per_backend! {
         // reading (and discarding) for a while, so the client's further
         // writes do not bounce off a closed socket with a reset (which
         // can destroy the response before the client reads it).
-        let (writes_ok, clean_eof) = lp.run_sync_timeout(async {
-            let server = HttpServer::new(demo);
-            let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
-            let client = std::thread::spawn(move || {
-                let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-                c.set_read_timeout(Some(LIMIT)).unwrap();
-                c.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n").unwrap();
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    c.read_exact(&mut byte).unwrap();
-                    head.push(byte[0]);
-                }
-                assert!(head.starts_with(b"HTTP/1.1 413 "));
-                // Keep sending the body after the answer, twice, with a
-                // pause: a server that closed would reset the second write.
-                let mut ok = c.write_all(&[b'z'; 4096]).is_ok();
-                std::thread::sleep(Duration::from_millis(50));
-                ok &= c.write_all(&[b'z'; 4096]).is_ok();
-                std::thread::sleep(Duration::from_millis(50));
-                ok &= c.write_all(&[b'z'; 4096]).is_ok();
-                // A reset connection cannot even be shut down.
-                ok &= c.shutdown(Shutdown::Write).is_ok();
-                let mut rest = Vec::new();
-                let eof = c.read_to_end(&mut rest).is_ok();
-                (ok, eof)
-            });
-            common::thread_finished(&client).await;
-            server.tcp().stop();
-            client.join().unwrap()
-        }, LIMIT).unwrap();
+        let (writes_ok, clean_eof) = with_server(&lp, HttpServer::new(demo), move |port| {
+            let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            c.set_read_timeout(Some(LIMIT)).unwrap();
+            c.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n").unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                c.read_exact(&mut byte).unwrap();
+                head.push(byte[0]);
+            }
+            assert!(head.starts_with(b"HTTP/1.1 413 "));
+            // Keep sending the body after the answer, twice, with a
+            // pause: a server that closed would reset the second write.
+            let mut ok = c.write_all(&[b'z'; 4096]).is_ok();
+            std::thread::sleep(Duration::from_millis(50));
+            ok &= c.write_all(&[b'z'; 4096]).is_ok();
+            std::thread::sleep(Duration::from_millis(50));
+            ok &= c.write_all(&[b'z'; 4096]).is_ok();
+            // A reset connection cannot even be shut down.
+            ok &= c.shutdown(Shutdown::Write).is_ok();
+            let mut rest = Vec::new();
+            let eof = c.read_to_end(&mut rest).is_ok();
+            (ok, eof)
+        });
         assert!(writes_ok, "the server reset the connection instead of draining it");
         assert!(clean_eof, "the connection did not end with a clean EOF");
     }

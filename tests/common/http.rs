@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 
 use cyclone::IOLoop;
+use cyclone::http1::HttpServer;
 use cyclone::web::Application;
 
 use super::HANG;
@@ -194,18 +195,36 @@ impl Conn {
     }
 }
 
-/// Serves `app` on `lp` (port 0 on 127.0.0.1) while `client` runs on a
+/// What [`with_server`] runs: an HTTP server, or a web application.
+pub trait IntoServer {
+    fn into_http_server(self) -> HttpServer;
+}
+
+impl IntoServer for HttpServer {
+    fn into_http_server(self) -> HttpServer {
+        self
+    }
+}
+
+impl IntoServer for Application {
+    fn into_http_server(self) -> HttpServer {
+        self.into_server()
+    }
+}
+
+/// Serves `server` on `lp` (port 0 on 127.0.0.1) while `client` runs on a
 /// helper thread with the port; returns what `client` returns (a panic
 /// in it fails the test with its message).
-pub fn with_server<T, F>(lp: &IOLoop, app: Application, client: F) -> T
+pub fn with_server<S, T, F>(lp: &IOLoop, server: S, client: F) -> T
 where
+    S: IntoServer + 'static,
     F: FnOnce(u16) -> T + Send + 'static,
     T: Send + 'static,
 {
     let joined = lp
         .run_sync_timeout(
             async move {
-                let server = app.into_server();
+                let server = server.into_http_server();
                 let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
                 let client = std::thread::spawn(move || client(port));
                 super::thread_finished(&client).await;
