@@ -204,6 +204,17 @@ fn allocations_per_request(
     })
 }
 
+/// `count` keep-alive connections that have each had one answer.
+fn answered(port: u16, count: usize) -> Vec<TcpStream> {
+    (0..count)
+        .map(|_| {
+            let mut c = connect(port);
+            client(&mut c, 1, 1);
+            c
+        })
+        .collect()
+}
+
 /// Heap bytes the server holds per idle keep-alive connection: `n`
 /// connections each get one answer and stay open.
 fn idle_bytes_per_connection(
@@ -212,20 +223,11 @@ fn idle_bytes_per_connection(
     make_server: fn() -> HttpServer,
 ) -> f64 {
     measured(lp, make_server, move |port| {
-        let open = |count: usize| -> Vec<TcpStream> {
-            (0..count)
-                .map(|_| {
-                    let mut c = connect(port);
-                    client(&mut c, 1, 1);
-                    c
-                })
-                .collect()
-        };
         // Warm-up: the loop's tables and pools reach their size.
-        drop(open(64));
+        drop(answered(port, 64));
         std::thread::sleep(Duration::from_millis(50));
         let before = SERVER_LIVE_BYTES.load(Ordering::Relaxed);
-        let conns = open(n);
+        let conns = answered(port, n);
         // The last answer is read once written; let the server settle
         // into waiting on every connection.
         std::thread::sleep(Duration::from_millis(50));
@@ -250,15 +252,7 @@ fn split_head_bytes_per_connection(
     make_server: fn() -> HttpServer,
 ) -> f64 {
     measured(lp, make_server, move |port| {
-        drop(
-            (0..16)
-                .map(|_| {
-                    let mut c = connect(port);
-                    client(&mut c, 1, 1);
-                    c
-                })
-                .collect::<Vec<_>>(),
-        );
+        drop(answered(port, 16));
         std::thread::sleep(Duration::from_millis(50));
         let before = SERVER_LIVE_BYTES.load(Ordering::Relaxed);
         let mut conns: Vec<TcpStream> = (0..n).map(|_| connect(port)).collect();
