@@ -20,7 +20,7 @@ fn get(addr: &str, raw: &[u8]) -> String {
 fn request(addr: &str, method: &str, path: &str) -> String {
     get(
         addr,
-        format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        &common::http::request(method, path, &[("Connection", "close")], b""),
     )
 }
 
