@@ -745,15 +745,15 @@ fn finish(
         return;
     }
     let whole = resp.stream.is_none();
+    // Only a whole 200 body: a 206's bytes are a slice of the identity
+    // representation and must stay so.
     let compression = Compression::of(
         settings,
         wants_gzip,
-        resp.headers.get(CONTENT_TYPE),
-        whole.then_some(resp.body.len() as u64),
+        || resp.headers.get(CONTENT_TYPE),
+        (whole && resp.status == StatusCode::OK).then_some(resp.body.len() as u64),
     );
-    // Only a whole 200 body: a 206's bytes are a slice of the identity
-    // representation and must stay so.
-    if compression.varies && resp.status == StatusCode::OK {
+    if compression.varies {
         // Caches must keep the two encodings apart.
         resp.headers
             .append(VARY, HeaderValue::from_static("Accept-Encoding"));
@@ -808,17 +808,18 @@ pub(crate) struct Compression {
 }
 
 impl Compression {
-    /// For a response of `content_type` whose whole body is `whole_len`
-    /// bytes (`None`: streamed, never compressed), to a client that does
-    /// or does not accept gzip.
-    pub(crate) fn of(
+    /// For a response whose whole body is `whole_len` bytes (`None`:
+    /// streamed or not a 200, never compressed), of the content type
+    /// `content_type` gives (asked only when compression is on), to a
+    /// client that does or does not accept gzip.
+    pub(crate) fn of<'a>(
         settings: &Settings,
         wants_gzip: bool,
-        content_type: Option<&HeaderValue>,
+        content_type: impl FnOnce() -> Option<&'a HeaderValue>,
         whole_len: Option<u64>,
     ) -> Compression {
         let varies =
-            settings.compress_response && whole_len.is_some() && compressible(content_type);
+            settings.compress_response && whole_len.is_some() && compressible(content_type());
         Compression {
             varies,
             gzipped: varies && wants_gzip && whole_len >= Some(GZIP_MIN_LENGTH as u64),

@@ -214,7 +214,7 @@ impl StaticFileHandler {
             let compression = Compression::of(
                 req.settings(),
                 super::app::accepts_gzip(req),
-                Some(&ct),
+                || Some(&ct),
                 (size <= PIECE as u64).then_some(size),
             );
             if compression.varies {
