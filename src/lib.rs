@@ -1,7 +1,7 @@
 //! # Cyclone
 //!
 //! A Tornado-style asynchronous networking stack: one event loop per thread
-//! ([`IOLoop`]) with pollers chosen at run time (epoll, poll, select),
+//! ([`IOLoop`]) with pollers chosen at run time (epoll, io_uring, poll, select),
 //! callbacks, timeouts and futures on the same loop.
 //!
 //! ```

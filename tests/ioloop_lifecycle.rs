@@ -119,9 +119,13 @@ fn backend_names_parse_and_unknown_names_are_errors() {
     assert_eq!("epoll".parse::<Backend>().unwrap(), Backend::Epoll);
     assert_eq!("poll".parse::<Backend>().unwrap(), Backend::Poll);
     assert_eq!("SELECT".parse::<Backend>().unwrap(), Backend::Select);
+    if Backend::available().contains(&Backend::Uring) {
+        assert_eq!("uring".parse::<Backend>().unwrap(), Backend::Uring);
+        assert_eq!("io_uring".parse::<Backend>().unwrap(), Backend::Uring);
+    }
     let err = "kqueue-ish".parse::<Backend>().unwrap_err();
     assert!(matches!(&err, Error::UnknownBackend(n) if n == "kqueue-ish"));
-    assert!(err.to_string().contains("epoll, poll, select"));
+    assert!(err.to_string().contains("epoll, uring, poll, select"));
 }
 
 #[test]
@@ -141,7 +145,8 @@ fn unknown_poller_in_the_environment_is_a_clear_error() {
 
 #[test]
 fn poller_named_in_the_environment_is_used() {
-    for name in ["epoll", "poll", "select"] {
+    for backend in Backend::available() {
+        let name = backend.name();
         let (mut child, line) = common::spawn_with_first_line(
             Command::new(env!("CARGO_BIN_EXE_cyclone"))
                 .args(["--port", "0"])

@@ -1,5 +1,5 @@
 //! Signal handlers run on the loop thread. Each backend uses its own signal
-//! so that the three tests, which run in parallel in one process, never see
+//! so that the four tests, which run in parallel in one process, never see
 //! each other's signals.
 
 mod common;
@@ -15,6 +15,7 @@ fn signal_for(backend: Backend) -> libc::c_int {
         Backend::Epoll => libc::SIGUSR1,
         Backend::Poll => libc::SIGUSR2,
         Backend::Select => libc::SIGWINCH,
+        Backend::Uring => libc::SIGURG,
     }
 }
 

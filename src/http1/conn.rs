@@ -229,7 +229,10 @@ impl Connection {
         if let Stop::Respond(status, why) = stop {
             self.error_response(status, why);
         }
-        if self.flush().await.is_ok() && (linger || self.stream.buffered() > 0) {
+        // A client that has not taken what was already written (a write
+        // timed out) reads nothing more: no lingering for it.
+        let flushed = self.flush().await.is_ok() && !self.stream.writing();
+        if flushed && (linger || self.stream.buffered() > 0) {
             self.linger().await;
         }
         self.stream.close();

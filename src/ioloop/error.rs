@@ -11,7 +11,7 @@ use super::poller::Backend;
 #[non_exhaustive]
 pub enum Error {
     /// `CYCLONE_POLLER` (or `--poller`) named a backend that does not exist.
-    #[error("unknown poller backend {0:?}: expected one of epoll, poll, select")]
+    #[error("unknown poller backend {0:?}: expected one of epoll, uring, poll, select")]
     UnknownBackend(String),
     /// The backend exists but not on this platform.
     #[error("the {0} poller backend is not available on this platform")]

@@ -69,16 +69,24 @@ impl HandlerTable {
     }
 
     /// Removes every entry, returning the user handlers to drop outside the
-    /// borrow.
-    pub(crate) fn drain(&mut self) -> Vec<Handler> {
+    /// borrow and the fds the poller was watching.
+    pub(crate) fn drain(&mut self) -> (Vec<Handler>, Vec<RawFd>) {
         self.by_fd.clear();
-        self.slab
+        let mut watched = Vec::new();
+        let handlers = self
+            .slab
             .drain()
-            .filter_map(|e| match e.kind {
-                Kind::User(h) => h,
-                Kind::Internal(_) => None,
+            .filter_map(|e| {
+                if !e.interest.is_empty() {
+                    watched.push(e.fd);
+                }
+                match e.kind {
+                    Kind::User(h) => h,
+                    Kind::Internal(_) => None,
+                }
             })
-            .collect()
+            .collect();
+        (handlers, watched)
     }
 }
 

@@ -59,7 +59,7 @@ impl Interest {
         } else {
             0
         };
-        Ready((self.0 & 3) | Ready::ERROR.0 | Ready::HUP.0 | closed)
+        Ready((self.0 & 3) | Ready::ERROR.0 | Ready::HUP.0 | Ready::SENT.0 | closed)
     }
 }
 
@@ -92,7 +92,7 @@ impl fmt::Debug for Interest {
 }
 
 /// The readiness reported to a handler: a set of `READABLE`, `WRITABLE`,
-/// `ERROR` and `HUP`.
+/// `ERROR`, `HUP`, `READ_CLOSED` and `SENT`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Ready(u8);
 
@@ -113,6 +113,11 @@ impl Ready {
     /// read did not see everything (data and FIN arriving together make a
     /// single edge).
     pub const READ_CLOSED: Ready = Ready(16);
+    /// A send the loop made on the handler's behalf is over (backends
+    /// whose capabilities say `sends`, i.e. io_uring): all its bytes were
+    /// taken, or it failed, which the stream layer learns from the loop.
+    /// Reported whatever the interest was (unless parked).
+    pub const SENT: Ready = Ready(32);
 
     /// Whether `READABLE` is set.
     pub const fn is_readable(self) -> bool {
@@ -129,6 +134,10 @@ impl Ready {
     /// Whether `HUP` is set.
     pub const fn is_hup(self) -> bool {
         self.0 & Self::HUP.0 != 0
+    }
+    /// Whether `SENT` is set.
+    pub const fn is_sent(self) -> bool {
+        self.0 & Self::SENT.0 != 0
     }
     /// Whether `READ_CLOSED` is set.
     pub const fn is_read_closed(self) -> bool {
@@ -172,6 +181,7 @@ impl fmt::Debug for Ready {
             (Self::ERROR, "ERROR"),
             (Self::HUP, "HUP"),
             (Self::READ_CLOSED, "READ_CLOSED"),
+            (Self::SENT, "SENT"),
         ];
         let mut first = true;
         for (bit, name) in names {

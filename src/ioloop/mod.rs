@@ -427,13 +427,23 @@ impl IOLoop {
         self.close_signals();
         // Take everything out first, then drop it with no borrow held:
         // dropping user closures may call back into the loop.
-        let handlers = i.handlers.borrow_mut().drain();
+        let (handlers, watched) = i.handlers.borrow_mut().drain();
+        {
+            // Stop watching before the handlers (which may own the fds)
+            // drop: a backend that holds the fds (io_uring's armed polls)
+            // would otherwise keep the sockets open.
+            let mut poller = i.poller.borrow_mut();
+            for fd in watched {
+                let _ = poller.deregister(fd);
+            }
+        }
         let callbacks = std::mem::take(&mut *i.callbacks.borrow_mut());
         let timers = i.timers.borrow_mut().drain();
         let tasks = i.tasks.borrow_mut().drain();
         let remote = i.remote.close();
         i.ready.borrow_mut().clear();
         drop((handlers, callbacks, timers, tasks, remote));
+        self.flush_poller();
         Ok(())
     }
 
@@ -549,6 +559,38 @@ impl IOLoop {
         *i.remote_batch.borrow_mut() = batch;
     }
 
+    // ----- sends made by the poller ------------------------------------------
+
+    /// Hands `data` to the backend to send on the watched socket `fd` with
+    /// the loop's next wait (io_uring), reported to `fd`'s handler as
+    /// [`Ready::SENT`]. Gives `data` back when the backend makes no sends,
+    /// the loop is not running (nothing would submit it), `fd` is not
+    /// watched, or a send of its is in flight: the caller then writes
+    /// itself.
+    pub(crate) fn submit_send(
+        &self,
+        fd: std::os::fd::RawFd,
+        data: bytes::Bytes,
+    ) -> Result<(), bytes::Bytes> {
+        let i = &self.inner;
+        if !i.caps.sends || !i.running.get() {
+            return Err(data);
+        }
+        i.poller.borrow_mut().send(fd, data)
+    }
+
+    /// Why the last send [`IOLoop::submit_send`] made on `fd` failed, if
+    /// it did (told once).
+    pub(crate) fn take_send_error(&self, fd: std::os::fd::RawFd) -> Option<std::io::Error> {
+        self.inner.poller.borrow_mut().take_send_error(fd)
+    }
+
+    fn flush_poller(&self) {
+        if let Err(e) = self.inner.poller.borrow_mut().flush() {
+            tracing::warn!("submitting the poller's queued work: {e}");
+        }
+    }
+
     // ----- errors and slow work ---------------------------------------------
 
     /// Logs any single callback, timeout, handler or task poll that holds the
@@ -572,6 +614,9 @@ struct RunningGuard<'a>(&'a IOLoop);
 
 impl Drop for RunningGuard<'_> {
     fn drop(&mut self) {
+        // Work queued in the last turn (io_uring sends) must not wait for a
+        // next turn that may never come.
+        self.0.flush_poller();
         self.0.inner.running.set(false);
         current::pop_running();
     }

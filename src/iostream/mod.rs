@@ -81,10 +81,18 @@ struct State {
     /// (the usual loop) reuses it instead of cloning (atomics) each time.
     read_waker: Option<Waker>,
     wq: VecDeque<Bytes>,
+    /// Unsent bytes: those in `wq` and those in flight.
     wq_bytes: usize,
+    /// Bytes handed to the loop's poller in one send that has not
+    /// completed yet (ring sends only; 0: none). They are out of `wq` but
+    /// still counted in `wq_bytes` (unsent) until the kernel takes them.
+    in_flight: usize,
+    /// `shutdown_write` was asked for while a send was in flight: done once
+    /// it completes, so that the EOF follows its bytes.
+    shutdown_pending: bool,
     queued_total: u64,
     written_total: u64,
-    write_wakers: Vec<Waker>,
+    write_wakers: write::WriteWakers,
     interest: Interest,
     closed: bool,
     /// Why it closed, if not normally.
@@ -112,6 +120,10 @@ pub(crate) struct Inner {
     /// re-checks a socket nobody is waiting on. Level-triggered backends
     /// drop READ lazily instead.
     edge: bool,
+    /// The loop's poller sends for the stream (io_uring, sockets only):
+    /// writes are handed to it, one batch in flight at a time, and go out
+    /// with the loop's next wait instead of in a system call of their own.
+    ring_sends: bool,
     /// `None` once closed (closing drops it).
     owned: RefCell<Option<OwnedFd>>,
     lp: IOLoop,
@@ -159,7 +171,8 @@ impl IOStream {
     fn with_loop(fd: OwnedFd, kind: Kind, lp: &IOLoop) -> io::Result<IOStream> {
         let raw = fd.as_raw_fd();
         crate::ioloop::sys::set_nonblocking(raw)?;
-        let edge = lp.capabilities().edge_triggered;
+        let caps = lp.capabilities();
+        let edge = caps.edge_triggered;
         let initial = if edge {
             Interest::READ | Interest::EDGE
         } else {
@@ -169,6 +182,7 @@ impl IOStream {
             fd: raw,
             kind,
             edge,
+            ring_sends: caps.sends && kind == Kind::Socket,
             owned: RefCell::new(Some(fd)),
             lp: lp.clone(),
             st: RefCell::new(State {
@@ -181,9 +195,11 @@ impl IOStream {
                 read_waker: None,
                 wq: VecDeque::new(),
                 wq_bytes: 0,
+                in_flight: 0,
+                shutdown_pending: false,
                 queued_total: 0,
                 written_total: 0,
-                write_wakers: Vec::new(),
+                write_wakers: write::WriteWakers::default(),
                 interest: initial,
                 closed: false,
                 error: None,
@@ -252,7 +268,8 @@ impl IOStream {
 
     /// Whether written data is still waiting for the kernel to take it.
     pub fn writing(&self) -> bool {
-        !self.inner.st.borrow().wq.is_empty()
+        let st = self.inner.st.borrow();
+        !st.wq.is_empty() || st.in_flight > 0
     }
 
     /// Whether the stream is closed.
@@ -266,11 +283,21 @@ impl IOStream {
     }
 
     /// Shuts down the sending side (`shutdown(SHUT_WR)`): the peer reads
-    /// EOF after the data already written, while this side can still read.
-    /// For sockets; a no-op error on other fds.
+    /// EOF after the data already handed to the kernel, while this side can
+    /// still read. Writes still queued fail (as after any shutdown). For
+    /// sockets; a no-op error on other fds.
     pub fn shutdown_write(&self) -> io::Result<()> {
         if self.inner.owned.borrow().is_none() {
             return Err(StreamError::Closed(None).into());
+        }
+        {
+            // A send in flight with the poller is the kernel's already, as
+            // a plain send's bytes would be: the EOF must follow it.
+            let mut st = self.inner.st.borrow_mut();
+            if st.in_flight > 0 {
+                st.shutdown_pending = true;
+                return Ok(());
+            }
         }
         crate::ioloop::sys::syscall!(shutdown(self.inner.fd, libc::SHUT_WR))?;
         Ok(())
@@ -423,8 +450,11 @@ impl Inner {
         if st.closed {
             return Interest::NONE;
         }
+        // With a send in flight the queue waits for its completion, not
+        // for writability.
+        let wants_write = !st.wq.is_empty() && st.in_flight == 0;
         if self.edge {
-            let write = if st.wq.is_empty() {
+            let write = if !wants_write {
                 Interest::NONE
             } else {
                 Interest::WRITE
@@ -435,7 +465,7 @@ impl Inner {
         if st.interest.is_readable() || st.read_waiting || Inner::listening(st) {
             i |= Interest::READ;
         }
-        if !st.wq.is_empty() {
+        if wants_write {
             i |= Interest::WRITE;
         }
         i
@@ -498,7 +528,10 @@ impl Inner {
             st.error = error;
             st.wq.clear();
             st.wq_bytes = 0;
-            let mut wakers: Vec<Waker> = st.write_wakers.drain(..).collect();
+            // A batch in flight belongs to the poller now; it frees it.
+            st.in_flight = 0;
+            let mut wakers: Vec<Waker> = Vec::new();
+            std::mem::take(&mut st.write_wakers).drain_into(&mut wakers);
             let listeners = st.close_listeners.take().map(|b| *b).unwrap_or_default();
             wakers.extend(listeners.wakers);
             if std::mem::take(&mut st.read_waiting) {
@@ -527,6 +560,9 @@ fn on_ready(weak: &Weak<Inner>, ready: Ready) {
     let Some(inner) = weak.upgrade() else {
         return;
     };
+    if ready.is_sent() {
+        inner.on_sent();
+    }
     if ready.is_writable() || ready.is_error() || ready.is_hup() {
         inner.handle_write();
     }

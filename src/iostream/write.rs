@@ -1,11 +1,15 @@
 //! Writes: attempted at once, queued as `Bytes` when the kernel is full,
-//! flushed with one gathered system call per writable event.
+//! flushed with one gathered system call per writable event. On a loop
+//! whose poller sends for us (io_uring), a write is handed to the loop
+//! instead and goes out with its next wait; one batch is in flight at a
+//! time, and what is written meanwhile queues for the next.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::{IOStream, Inner, Kind, StreamError};
 use crate::ioloop::sys::syscall;
@@ -15,13 +19,21 @@ use crate::ioloop::sys::syscall;
 /// on the stack.
 const MAX_IOVECS: usize = 64;
 
+/// The most bytes of small queued chunks copied together into one ring
+/// send: a copy is cheaper than a completion per chunk (a chunked body's
+/// size line, data and CRLF), and the bound keeps the copy small. A chunk
+/// larger than this goes alone, uncopied.
+const SEND_BATCH: usize = 64 * 1024;
+
 impl Inner {
     /// Writes as much of the queue as the kernel takes in one call, then
     /// wakes writers whose data is out. Closes the stream on errors.
     pub(super) fn handle_write(&self) {
         let result = {
             let st = self.st.borrow();
-            if st.closed || st.wq.is_empty() {
+            // A batch in flight with the poller goes first: its completion
+            // sends the rest.
+            if st.closed || st.wq.is_empty() || st.in_flight > 0 {
                 return;
             }
             let mut iov = [libc::iovec {
@@ -65,30 +77,151 @@ impl Inner {
         Ok(n as usize)
     }
 
+    /// Sends what is queued: through the loop's poller if it sends for us,
+    /// else with a gathered system call.
+    fn push_writes(&self) {
+        if !(self.ring_sends && self.submit_queued()) {
+            self.handle_write();
+        }
+    }
+
+    /// Hands the queue's next batch to the loop. `false` if the loop would
+    /// not take it (not running, say): the caller writes it itself.
+    fn submit_queued(&self) -> bool {
+        let batch = {
+            let st = self.st.borrow();
+            if st.closed || st.in_flight > 0 || st.wq.is_empty() {
+                return true;
+            }
+            next_batch(&st.wq)
+        };
+        let len = batch.len();
+        if self.lp.submit_send(self.fd, batch).is_err() {
+            return false;
+        }
+        let mut st = self.st.borrow_mut();
+        st.in_flight = len;
+        pop_front_bytes(&mut st.wq, len);
+        true
+    }
+
+    /// The poller's send completed: its bytes are out of the queue, and
+    /// the next batch goes. Or it failed, which closes the stream.
+    pub(super) fn on_sent(&self) {
+        let len = std::mem::take(&mut self.st.borrow_mut().in_flight);
+        if let Some(e) = self.lp.take_send_error(self.fd) {
+            self.close(Some(e.into()));
+            return;
+        }
+        self.account_written(len);
+        self.push_writes();
+        self.update_interest();
+    }
+
     /// Drops `n` written bytes from the front of the queue.
-    fn advance(&self, mut n: usize) {
+    fn advance(&self, n: usize) {
+        pop_front_bytes(&mut self.st.borrow_mut().wq, n);
+        self.account_written(n);
+    }
+
+    /// Counts `n` more bytes taken by the kernel, and wakes the writers.
+    fn account_written(&self, n: usize) {
         let wakers = {
             let mut st = self.st.borrow_mut();
             st.written_total += n as u64;
             st.wq_bytes -= n;
-            while n > 0 {
-                let Some(front) = st.wq.front_mut() else {
-                    break;
-                };
-                if front.len() <= n {
-                    n -= front.len();
-                    st.wq.pop_front();
-                } else {
-                    front.advance(n);
-                    n = 0;
-                }
-            }
             std::mem::take(&mut st.write_wakers)
         };
-        for w in wakers {
+        wakers.wake_all();
+        self.shutdown_if_due();
+    }
+
+    /// Makes a deferred `shutdown_write` once the send in flight is done.
+    fn shutdown_if_due(&self) {
+        {
+            let mut st = self.st.borrow_mut();
+            if st.closed || !st.shutdown_pending || st.in_flight > 0 {
+                return;
+            }
+            st.shutdown_pending = false;
+        }
+        if let Err(e) = syscall!(shutdown(self.fd, libc::SHUT_WR)) {
+            self.close(Some(e.into()));
+        }
+    }
+}
+
+/// Drops `n` bytes from the front of `wq`.
+fn pop_front_bytes(wq: &mut VecDeque<Bytes>, mut n: usize) {
+    while n > 0 {
+        let Some(front) = wq.front_mut() else {
+            break;
+        };
+        if front.len() <= n {
+            n -= front.len();
+            wq.pop_front();
+        } else {
+            front.advance(n);
+            n = 0;
+        }
+    }
+}
+
+/// The tasks waiting for their writes: the usual single writer inline (no
+/// allocation per wait), any others in a vector.
+#[derive(Default)]
+pub(super) struct WriteWakers {
+    first: Option<Waker>,
+    more: Vec<Waker>,
+}
+
+impl WriteWakers {
+    fn register(&mut self, waker: &Waker) {
+        let known = self
+            .first
+            .iter()
+            .chain(&self.more)
+            .any(|w| w.will_wake(waker));
+        if known {
+            return;
+        }
+        match self.first {
+            None => self.first = Some(waker.clone()),
+            Some(_) => self.more.push(waker.clone()),
+        }
+    }
+
+    fn wake_all(self) {
+        for w in self.first.into_iter().chain(self.more) {
             w.wake();
         }
     }
+
+    /// Moves every waker into `out`.
+    pub(super) fn drain_into(self, out: &mut Vec<Waker>) {
+        out.extend(self.first.into_iter().chain(self.more));
+    }
+}
+
+/// The next ring send's bytes: the front chunk alone when it is alone or
+/// large, else the chunks that fit in [`SEND_BATCH`] copied together.
+fn next_batch(wq: &VecDeque<Bytes>) -> Bytes {
+    let (mut count, mut total) = (0, 0);
+    for chunk in wq {
+        if count > 0 && total + chunk.len() > SEND_BATCH {
+            break;
+        }
+        total += chunk.len();
+        count += 1;
+    }
+    if count == 1 {
+        return wq[0].clone();
+    }
+    let mut buf = BytesMut::with_capacity(total);
+    for chunk in wq.iter().take(count) {
+        buf.extend_from_slice(chunk);
+    }
+    buf.freeze()
 }
 
 /// Why a write of `len` more bytes is refused at once, if it is: the
@@ -155,9 +288,7 @@ impl Future for Write<'_> {
             drop(st);
             return Poll::Ready(Err(inner.closed_error()));
         }
-        if !st.write_wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            st.write_wakers.push(cx.waker().clone());
-        }
+        st.write_wakers.register(cx.waker());
         Poll::Pending
     }
 }
@@ -190,10 +321,28 @@ impl IOStream {
                     until: Ok(until),
                 };
             }
-            if st.wq.is_empty() {
-                // Nothing queued: one plain send, and the queue is only
-                // touched for what the kernel did not take.
+            if st.wq.is_empty() && st.in_flight == 0 {
                 drop(st);
+                // Nothing queued: the loop's poller sends it whole, or one
+                // plain send, and the queue is only touched for what the
+                // kernel did not take.
+                let data = if inner.ring_sends {
+                    let len = data.len();
+                    match inner.lp.submit_send(inner.fd, data) {
+                        Ok(()) => {
+                            let mut st = inner.st.borrow_mut();
+                            st.in_flight = len;
+                            st.wq_bytes += len;
+                            return Write {
+                                stream: self,
+                                until: Ok(until),
+                            };
+                        }
+                        Err(data) => data,
+                    }
+                } else {
+                    data
+                };
                 let rest = match inner.send_now(&data) {
                     Ok(n) => data.slice(n..),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => data,
@@ -220,8 +369,8 @@ impl IOStream {
                     until: Ok(until),
                 };
             }
-            // Already queued (so waiting for writability): the handler
-            // gathers this chunk with the others.
+            // Already queued (so waiting for writability or for the batch
+            // in flight): this chunk goes out with the others.
             st.wq_bytes += data.len();
             st.wq.push_back(data);
             until
@@ -255,7 +404,7 @@ impl IOStream {
             let until = st.queued_total;
             drop(st);
             if was_empty {
-                inner.handle_write();
+                inner.push_writes();
             }
             until
         };

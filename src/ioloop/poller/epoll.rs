@@ -164,6 +164,7 @@ impl Poller for Epoll {
             reports_hup: true,
             sub_millisecond_timeout: self.has_pwait2,
             edge_triggered: true,
+            sends: false,
         }
     }
 }

@@ -27,15 +27,28 @@
 //! 4. `capabilities()` says what the backend can do, so the loop and the
 //!    tests adapt at run time instead of guessing.
 //!
-//! An io_uring backend fits the same list: `register`/`modify` queue
-//! multishot `POLL_ADD`/`POLL_REMOVE` submissions, and `poll` submits them
-//! together with the wait in one `io_uring_enter`.
+//! 5. Optionally, sends on the loop's behalf (`capabilities().sends`):
+//!    `send(fd, data)` queues one send of `data` on the watched socket `fd`
+//!    (one at a time per fd), submitted with the next `poll` (or `flush`),
+//!    and reported by that or a later `poll` as a [`Ready::SENT`] event for
+//!    the fd's token once every byte is taken or the send failed; the
+//!    failure is then told by `take_send_error(fd)`. `deregister` hands a
+//!    queued send to the kernel before it returns (the caller closes the fd
+//!    next), and a dropped registration's send is never resubmitted.
+//!    `flush` submits whatever is queued without waiting; the loop calls it
+//!    when it stops polling. Backends without sends keep the defaults, which
+//!    refuse every send.
+//!
+//! The io_uring backend queues `POLL_ADD`/`POLL_REMOVE` and sends, and
+//! `poll` submits them together with the wait in one `io_uring_enter`.
 
 use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
 use std::str::FromStr;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use super::error::Error;
 use super::interest::{Interest, Ready};
@@ -45,6 +58,8 @@ use super::token::Token;
 mod epoll;
 mod poll;
 mod select;
+#[cfg(target_os = "linux")]
+mod uring;
 
 /// One ready fd, as reported by [`Poller::poll`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +124,9 @@ pub struct Capabilities {
     /// Whether [`Interest::EDGE`] is supported (epoll's `EPOLLET`).
     /// Backends without it must not be asked for it.
     pub edge_triggered: bool,
+    /// Whether the backend sends on the loop's behalf ([`Poller::send`]):
+    /// writes to sockets then cost no system call of their own.
+    pub sends: bool,
 }
 
 /// The system-call interface behind the loop. See the module docs for the
@@ -124,6 +142,22 @@ pub trait Poller {
     fn poll(&mut self, timeout: Option<Duration>, events: &mut Events) -> io::Result<()>;
     /// What this backend can do.
     fn capabilities(&self) -> Capabilities;
+    /// Queues a send of `data` on the watched socket `fd`; see the module
+    /// docs. Gives `data` back if the backend makes no sends, `fd` is not
+    /// watched, or a send of its is still in flight.
+    fn send(&mut self, fd: RawFd, data: Bytes) -> Result<(), Bytes> {
+        let _ = fd;
+        Err(data)
+    }
+    /// Why the last send on `fd` failed, once (cleared by reading it).
+    fn take_send_error(&mut self, fd: RawFd) -> Option<io::Error> {
+        let _ = fd;
+        None
+    }
+    /// Submits queued work (sends, registrations) without waiting.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The poller backends Cyclone ships.
@@ -135,6 +169,11 @@ pub enum Backend {
     Poll,
     /// POSIX `select(2)`: O(highest fd) per wait, fds below `FD_SETSIZE`.
     Select,
+    /// Linux io_uring (6.1 or later): readiness through multishot polls,
+    /// and socket writes batched into the loop's wait, so that answering a
+    /// request makes no system call of its own. Available where the
+    /// kernel and sandbox allow io_uring.
+    Uring,
 }
 
 /// The environment variable that picks a backend at run time.
@@ -144,7 +183,16 @@ impl Backend {
     /// Every backend available on this platform, best first.
     pub fn available() -> &'static [Backend] {
         #[cfg(target_os = "linux")]
-        return &[Backend::Epoll, Backend::Poll, Backend::Select];
+        return if uring::Uring::supported() {
+            &[
+                Backend::Epoll,
+                Backend::Uring,
+                Backend::Poll,
+                Backend::Select,
+            ]
+        } else {
+            &[Backend::Epoll, Backend::Poll, Backend::Select]
+        };
         #[cfg(not(target_os = "linux"))]
         return &[Backend::Poll, Backend::Select];
     }
@@ -172,6 +220,7 @@ impl Backend {
             Backend::Epoll => "epoll",
             Backend::Poll => "poll",
             Backend::Select => "select",
+            Backend::Uring => "uring",
         }
     }
 
@@ -184,6 +233,9 @@ impl Backend {
             Backend::Epoll => Err(Error::BackendUnavailable(self)),
             Backend::Poll => Ok(Box::new(poll::Poll::new())),
             Backend::Select => Ok(Box::new(select::Select::new())),
+            #[cfg(target_os = "linux")]
+            Backend::Uring if uring::Uring::supported() => Ok(Box::new(uring::Uring::new()?)),
+            Backend::Uring => Err(Error::BackendUnavailable(self)),
         }
     }
 }
@@ -196,6 +248,7 @@ impl FromStr for Backend {
             "epoll" => Backend::Epoll,
             "poll" => Backend::Poll,
             "select" => Backend::Select,
+            "uring" | "io_uring" => Backend::Uring,
             _ => return Err(Error::UnknownBackend(name.to_string())),
         };
         if !Backend::available().contains(&backend) {

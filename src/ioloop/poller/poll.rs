@@ -138,6 +138,7 @@ impl Poller for Poll {
             reports_hup: true,
             sub_millisecond_timeout: true,
             edge_triggered: false,
+            sends: false,
         }
     }
 }

@@ -194,6 +194,7 @@ impl Poller for Select {
             reports_hup: false,
             sub_millisecond_timeout: true,
             edge_triggered: false,
+            sends: false,
         }
     }
 }

@@ -1,0 +1,660 @@
+//! The io_uring backend (Linux 6.1 and later, `CYCLONE_POLLER=uring`).
+//!
+//! Readiness comes from `POLL_ADD` requests: multishot for edge-triggered
+//! interest (a completion per wake-up of the fd, as `EPOLLET` gives), one
+//! shot and re-armed for level-triggered interest. On top of the contract,
+//! the backend sends on the loop's behalf ([`Poller::send`]): the send is
+//! submitted with the loop's next wait, so a keep-alive request costs one
+//! read system call and its answer none, and a turn's sends to many
+//! sockets share one `io_uring_enter`.
+//!
+//! How it keeps the contract:
+//! - Nothing reaches the kernel before `poll` (or `flush`): operations wait
+//!   in `queued` as keys of the op table, and their submission entries are
+//!   built only then. A poll replaced or dropped before it was submitted is
+//!   simply skipped.
+//! - Level-triggered: a one-shot poll that fired is re-armed at the start
+//!   of the next `poll`. If the fd is still ready, the new poll completes at
+//!   once, within the same system call.
+//! - A completion names its op (the user data is the op's key); the op
+//!   names its fd and the registration's generation, so a completion for a
+//!   registration that was modified or dropped since is ignored.
+//! - An op's key is reused only after its last completion, so a late
+//!   completion can never be taken for a newer op's.
+//! - `deregister` submits a send still queued for the fd before it
+//!   returns: the caller closes the fd next, and a later submission would
+//!   reach whatever file reuses the number. Whatever of it the socket could
+//!   not take at once is then cancelled (a close drops a plain stream's
+//!   unsent queue too), so that a peer that never reads cannot keep the
+//!   socket open through it. A dropped registration's sends are never
+//!   resubmitted.
+//! - A send's bytes stay in its op until its completion, whatever becomes
+//!   of the stream that wrote them.
+//!
+//! The ring is single-issuer with deferred task running: completions are
+//! processed only when the loop waits, in its own thread, which halves the
+//! kernel time per request against the default mode (measured with the
+//! io_uring floor in `bench/peers`).
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use bytes::Bytes;
+use io_uring::{IoUring, cqueue, opcode, squeue, types};
+use slab::Slab;
+
+use super::{Capabilities, Events, Poller};
+use crate::ioloop::interest::{Interest, Ready};
+use crate::ioloop::token::Token;
+
+/// Submission queue entries (the completion queue gets twice as many):
+/// one turn of a busy loop queues a send and maybe a re-arm per
+/// connection; past this, a turn submits in several calls.
+const RING_ENTRIES: u32 = 1024;
+
+/// The most one send asks for: the entry's length field is 32 bits, and
+/// the kernel takes at most about 2 GiB per call anyway.
+const MAX_SEND: usize = 1 << 30;
+
+/// `IORING_RECVSEND_POLL_FIRST`: wait for writability before trying the
+/// send. Set after a send found the socket full, so that a full socket is
+/// not tried twice.
+const RECVSEND_POLL_FIRST: u16 = 1;
+
+/// `io_uring_enter` flags, from the kernel's `<linux/io_uring.h>` (the
+/// bindings keep their copy private): wait for (and run) completions, and
+/// the argument is an `io_uring_getevents_arg` (with the timeout).
+const ENTER_GETEVENTS: u32 = 1 << 0;
+const ENTER_EXT_ARG: u32 = 1 << 3;
+
+/// How long dropping the ring waits for sends still in flight to be
+/// cancelled before it leaks their buffers instead of freeing memory the
+/// kernel may still read.
+const DROP_CANCEL_WAIT: Duration = Duration::from_secs(1);
+
+/// Marks "no op" in a registration's op fields.
+const NO_OP: u32 = u32::MAX;
+
+/// One watched fd: 32 bytes (there is one per connection, idle or not).
+#[derive(Clone, Copy)]
+struct Reg {
+    token: Token,
+    /// Tells this registration's completions from an earlier one's (it
+    /// wraps after 2^32 registrations, long after any completion is due).
+    generation: u32,
+    /// The poll op watching the fd (armed or queued), or [`NO_OP`].
+    poll: u32,
+    /// The send in flight (one at a time keeps the bytes in order), or
+    /// [`NO_OP`].
+    send: u32,
+    /// The errno of the last failed send, for [`Poller::take_send_error`];
+    /// 0 if none.
+    send_error: i32,
+    interest: Interest,
+    /// The fd is watched (the table is indexed by fd number).
+    live: bool,
+}
+
+impl Reg {
+    const VACANT: Reg = Reg {
+        token: Token(0),
+        generation: 0,
+        poll: NO_OP,
+        send: NO_OP,
+        send_error: 0,
+        interest: Interest::NONE,
+        live: false,
+    };
+    fn poll(&self) -> Option<usize> {
+        (self.poll != NO_OP).then_some(self.poll as usize)
+    }
+    fn send(&self) -> Option<usize> {
+        (self.send != NO_OP).then_some(self.send as usize)
+    }
+}
+
+/// A poll request: 16 bytes, one per watched fd.
+struct PollOp {
+    fd: RawFd,
+    generation: u32,
+    mask: u32,
+    multi: bool,
+    /// In `queued`, not yet in the submission queue.
+    queued: bool,
+    /// Dropped before it was submitted: skipped, then freed, when the queue
+    /// is next drained (its key stays taken until then).
+    dead: bool,
+}
+
+/// A send request; its bytes stay here until its last completion.
+struct SendOp {
+    fd: RawFd,
+    generation: u32,
+    data: Bytes,
+    sent: usize,
+    poll_first: bool,
+    queued: bool,
+}
+
+/// What waits for the next submission.
+#[derive(Clone, Copy)]
+enum Queued {
+    Poll(usize),
+    Send(usize),
+    /// Removes a submitted poll, named by its user data.
+    RemovePoll(u64),
+    /// Cancels a submitted send (its fd was deregistered, or the ring is
+    /// being dropped).
+    CancelSend(u64),
+}
+
+/// User data: the op's table in the top two bits, its key below. Removals
+/// and cancellations keep no state: their completions are ignored.
+const POLL_TAG: u64 = 0;
+const SEND_TAG: u64 = 1 << 62;
+const OTHER_TAG: u64 = 2 << 62;
+const TAG_MASK: u64 = 3 << 62;
+
+pub(crate) struct Uring {
+    ring: IoUring,
+    /// fd number -> registration (fds are small dense integers).
+    regs: Vec<Reg>,
+    polls: Slab<PollOp>,
+    sends: Slab<SendOp>,
+    queued: Vec<Queued>,
+    /// Level-triggered fds whose one-shot poll fired: re-armed next poll.
+    rearm: Vec<RawFd>,
+    /// Completions copied out of the ring, reused from turn to turn.
+    done: Vec<(u64, i32, u32)>,
+    next_generation: u32,
+}
+
+impl Uring {
+    fn build_ring(entries: u32) -> io::Result<IoUring> {
+        IoUring::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .build(entries)
+    }
+
+    /// Whether this kernel (and sandbox) lets a process use io_uring with
+    /// what this backend needs: single issuer, deferred task running (6.1)
+    /// and multishot polls (5.13). Checked once per process.
+    pub(crate) fn supported() -> bool {
+        static SUPPORTED: OnceLock<bool> = OnceLock::new();
+        *SUPPORTED.get_or_init(|| Uring::build_ring(2).is_ok())
+    }
+
+    pub(crate) fn new() -> io::Result<Uring> {
+        Ok(Uring {
+            ring: Uring::build_ring(RING_ENTRIES)?,
+            regs: Vec::new(),
+            polls: Slab::new(),
+            sends: Slab::new(),
+            queued: Vec::new(),
+            rearm: Vec::new(),
+            done: Vec::new(),
+            next_generation: 0,
+        })
+    }
+
+    fn reg_mut(&mut self, fd: RawFd) -> Option<&mut Reg> {
+        let reg = self.regs.get_mut(usize::try_from(fd).ok()?)?;
+        reg.live.then_some(reg)
+    }
+
+    /// The registration a completion belongs to, if it is still current.
+    fn current(&mut self, fd: RawFd, generation: u32) -> Option<&mut Reg> {
+        self.reg_mut(fd).filter(|r| r.generation == generation)
+    }
+
+    fn queue_poll(&mut self, fd: RawFd, generation: u32, interest: Interest) -> u32 {
+        let mut mask = 0;
+        if interest.is_readable() {
+            mask |= (libc::POLLIN | libc::POLLPRI) as u32;
+        }
+        if interest.is_writable() {
+            mask |= libc::POLLOUT as u32;
+        }
+        let multi = interest.is_edge();
+        if multi {
+            // As with epoll: a FIN that comes with the last data shares
+            // its edge, and only RDHUP tells a short read it missed it.
+            mask |= libc::POLLRDHUP as u32;
+        }
+        let key = self.polls.insert(PollOp {
+            fd,
+            generation,
+            mask,
+            multi,
+            queued: true,
+            dead: false,
+        });
+        self.queued.push(Queued::Poll(key));
+        key as u32
+    }
+
+    /// Stops a poll op: forgotten if still queued, else removed in the
+    /// kernel by a `POLL_REMOVE` submitted with the next batch.
+    fn cancel_poll(&mut self, key: usize) {
+        match self.polls.get_mut(key) {
+            Some(op) if op.queued => op.dead = true,
+            Some(_) => self.queued.push(Queued::RemovePoll(POLL_TAG | key as u64)),
+            None => {}
+        }
+    }
+
+    /// The submission entry for a queued op, or `None` to skip it.
+    fn entry(&mut self, queued: Queued) -> Option<squeue::Entry> {
+        let entry = match queued {
+            Queued::Poll(key) => {
+                let op = self.polls.get_mut(key)?;
+                if op.dead {
+                    self.polls.remove(key);
+                    return None;
+                }
+                op.queued = false;
+                opcode::PollAdd::new(types::Fd(op.fd), op.mask)
+                    .multi(op.multi)
+                    .build()
+                    .user_data(POLL_TAG | key as u64)
+            }
+            Queued::Send(key) => {
+                let op = self.sends.get_mut(key)?;
+                op.queued = false;
+                let rest = &op.data[op.sent..];
+                let len = rest.len().min(MAX_SEND) as u32;
+                let ioprio = if op.poll_first {
+                    RECVSEND_POLL_FIRST
+                } else {
+                    0
+                };
+                opcode::Send::new(types::Fd(op.fd), rest.as_ptr(), len)
+                    .flags(libc::MSG_NOSIGNAL)
+                    .ioprio(ioprio)
+                    .build()
+                    .user_data(SEND_TAG | key as u64)
+            }
+            Queued::RemovePoll(target) => {
+                opcode::PollRemove::new(target).build().user_data(OTHER_TAG)
+            }
+            Queued::CancelSend(target) => opcode::AsyncCancel::new(target)
+                .build()
+                .user_data(OTHER_TAG),
+        };
+        Some(entry)
+    }
+
+    /// Moves the queued ops into the submission queue, submitting (without
+    /// waiting) whenever it fills up.
+    fn push_queued(&mut self) -> io::Result<()> {
+        let mut queued = std::mem::take(&mut self.queued);
+        let mut result = Ok(());
+        for &q in &queued {
+            let Some(entry) = self.entry(q) else {
+                continue;
+            };
+            loop {
+                // SAFETY: the entry's fd is registered (its registration is
+                // current: ops of dropped ones are never queued) and its
+                // buffer, if any, is a `Bytes` held by the op until the
+                // op's last completion.
+                if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                    break;
+                }
+                if let Err(e) = self.ring.submit() {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        queued.clear();
+        self.queued = queued;
+        result
+    }
+
+    /// One `io_uring_enter`: submits what is in the submission queue, runs
+    /// deferred completions, and waits for one if `timeout` allows.
+    fn enter(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let to_submit = self.ring.submission().len() as u32;
+        let getevents = ENTER_GETEVENTS;
+        let submitter = self.ring.submitter();
+        let result = match timeout {
+            // Deferred task work runs only in an enter with GETEVENTS, even
+            // when it waits for nothing.
+            Some(Duration::ZERO) => {
+                // SAFETY: no argument is passed; the counts are ours.
+                unsafe { submitter.enter::<libc::sigset_t>(to_submit, 0, getevents, None) }
+            }
+            None => {
+                // SAFETY: as above.
+                unsafe { submitter.enter::<libc::sigset_t>(to_submit, 1, getevents, None) }
+            }
+            Some(d) => {
+                let ts = types::Timespec::from(d);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                let flags = getevents | ENTER_EXT_ARG;
+                // SAFETY: `args` is an io_uring_getevents_arg (the type is
+                // repr(transparent) over it) pointing at `ts`, both alive
+                // for the call, as EXT_ARG requires.
+                unsafe { submitter.enter(to_submit, 1, flags, Some(&args)) }
+            }
+        };
+        match result {
+            Ok(_) => Ok(()),
+            // The wait timed out (io_uring's timeouts are precise: no
+            // rounding, nothing ends early).
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Turns the completions waiting in the ring into events.
+    fn reap(&mut self, events: &mut Events) {
+        let mut done = std::mem::take(&mut self.done);
+        done.extend(
+            self.ring
+                .completion()
+                .map(|c| (c.user_data(), c.result(), c.flags())),
+        );
+        for &(data, res, flags) in &done {
+            let key = (data & !TAG_MASK) as usize;
+            match data & TAG_MASK {
+                POLL_TAG => self.poll_done(key, res, flags, events),
+                SEND_TAG => self.send_done(key, res, events),
+                _ => {} // a removal or cancellation
+            }
+        }
+        done.clear();
+        self.done = done;
+    }
+
+    fn poll_done(&mut self, key: usize, res: i32, flags: u32, events: &mut Events) {
+        let Some(op) = self.polls.get(key) else {
+            return;
+        };
+        let (fd, generation) = (op.fd, op.generation);
+        let finished = !op.multi || !cqueue::more(flags);
+        if finished {
+            self.polls.remove(key);
+        }
+        let Some(reg) = self.current(fd, generation) else {
+            return;
+        };
+        if reg.poll() != Some(key) {
+            return; // replaced by a modify; its removal is under way
+        }
+        let token = reg.token;
+        if finished {
+            reg.poll = NO_OP;
+        }
+        if res >= 0 {
+            if finished {
+                self.rearm.push(fd);
+            }
+            events.push(token, ready_of(res as u32));
+        } else if res != -libc::ECANCELED {
+            // A bad fd (closed without deregistering, say): report it once
+            // and stop watching, rather than re-arm a poll that fails again.
+            events.push(token, Ready::ERROR);
+        }
+    }
+
+    fn send_done(&mut self, key: usize, res: i32, events: &mut Events) {
+        let Some(op) = self.sends.get_mut(key) else {
+            return;
+        };
+        let retry = match res {
+            // The socket was full (a non-blocking socket's send is not
+            // parked by the kernel): try again once it is writable.
+            r if r == -libc::EAGAIN || r == 0 => {
+                op.poll_first = true;
+                true
+            }
+            r if r == -libc::EINTR => true,
+            r if r > 0 => {
+                op.sent += r as usize;
+                op.poll_first = false;
+                op.sent < op.data.len()
+            }
+            _ => false,
+        };
+        let (fd, generation) = (op.fd, op.generation);
+        let current = self
+            .current(fd, generation)
+            .is_some_and(|r| r.send() == Some(key));
+        if retry && current {
+            self.sends[key].queued = true;
+            self.queued.push(Queued::Send(key));
+            return;
+        }
+        self.sends.remove(key); // the bytes are freed here, and only here
+        if !current {
+            return;
+        }
+        let Some(reg) = self.current(fd, generation) else {
+            return;
+        };
+        reg.send = NO_OP;
+        if res < 0 {
+            reg.send_error = -res;
+        }
+        events.push(reg.token, Ready::SENT);
+    }
+
+    /// Re-arms the one-shot polls of level-triggered fds that fired, unless
+    /// their handler changed or dropped the registration meanwhile.
+    fn rearm(&mut self) {
+        let mut rearm = std::mem::take(&mut self.rearm);
+        for &fd in &rearm {
+            let Some(reg) = self.reg_mut(fd).copied() else {
+                continue;
+            };
+            if reg.poll != NO_OP {
+                continue;
+            }
+            let key = self.queue_poll(fd, reg.generation, reg.interest);
+            if let Some(reg) = self.reg_mut(fd) {
+                reg.poll = key;
+            }
+        }
+        rearm.clear();
+        self.rearm = rearm;
+    }
+
+    fn has_queued_send(&self, reg: &Reg) -> bool {
+        reg.send()
+            .and_then(|k| self.sends.get(k))
+            .is_some_and(|op| op.queued)
+    }
+}
+
+fn ready_of(mask: u32) -> Ready {
+    let bits = mask as libc::c_short;
+    let mut ready = Ready::EMPTY;
+    if bits & (libc::POLLIN | libc::POLLPRI) != 0 {
+        ready |= Ready::READABLE;
+    }
+    if bits & libc::POLLOUT != 0 {
+        ready |= Ready::WRITABLE;
+    }
+    if bits & (libc::POLLERR | libc::POLLNVAL) != 0 {
+        ready |= Ready::ERROR;
+    }
+    if bits & libc::POLLHUP != 0 {
+        ready |= Ready::HUP;
+    }
+    if bits & libc::POLLRDHUP != 0 {
+        ready |= Ready::READ_CLOSED;
+    }
+    ready
+}
+
+fn not_registered(fd: RawFd) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("fd {fd} is not registered"),
+    )
+}
+
+impl Poller for Uring {
+    fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+        let Ok(index) = usize::try_from(fd) else {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        };
+        if self.regs.len() <= index {
+            self.regs.resize(index + 1, Reg::VACANT);
+        }
+        if self.regs[index].live {
+            return Err(io::Error::from_raw_os_error(libc::EEXIST));
+        }
+        let generation = self.next_generation;
+        self.next_generation = generation.wrapping_add(1);
+        let poll = self.queue_poll(fd, generation, interest);
+        self.regs[index] = Reg {
+            token,
+            generation,
+            poll,
+            send: NO_OP,
+            send_error: 0,
+            interest,
+            live: true,
+        };
+        Ok(())
+    }
+
+    fn modify(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+        let reg = self.reg_mut(fd).ok_or_else(|| not_registered(fd))?;
+        reg.token = token; // completions look the token up when they come
+        if reg.interest == interest {
+            return Ok(());
+        }
+        reg.interest = interest;
+        let (old, generation) = (reg.poll(), reg.generation);
+        if let Some(old) = old {
+            self.cancel_poll(old);
+        }
+        let key = self.queue_poll(fd, generation, interest);
+        if let Some(reg) = self.reg_mut(fd) {
+            reg.poll = key;
+        }
+        Ok(())
+    }
+
+    fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
+        let reg = self
+            .reg_mut(fd)
+            .copied()
+            .ok_or_else(|| not_registered(fd))?;
+        self.regs[fd as usize] = Reg::VACANT;
+        if let Some(key) = reg.poll() {
+            self.cancel_poll(key);
+        }
+        if self.has_queued_send(&reg) {
+            self.flush()?;
+        }
+        // What the kernel could not take at once waits for a peer that may
+        // never read, and holds the socket open meanwhile: cancel it, as
+        // closing drops a plain stream's unsent queue.
+        if let Some(key) = reg.send()
+            && self.sends.contains(key)
+        {
+            self.queued.push(Queued::CancelSend(SEND_TAG | key as u64));
+        }
+        Ok(())
+    }
+
+    fn poll(&mut self, timeout: Option<Duration>, events: &mut Events) -> io::Result<()> {
+        events.clear();
+        self.rearm();
+        self.push_queued()?;
+        let entered = self.enter(timeout);
+        // Completions may be waiting even when the wait itself failed
+        // (EINTR): take them now, or they would sit until the next wait.
+        self.reap(events);
+        entered
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            max_fd: None,
+            reports_hup: true,
+            sub_millisecond_timeout: true,
+            edge_triggered: true,
+            sends: true,
+        }
+    }
+
+    fn send(&mut self, fd: RawFd, data: Bytes) -> Result<(), Bytes> {
+        let Some(reg) = self.reg_mut(fd) else {
+            return Err(data);
+        };
+        if reg.send != NO_OP {
+            return Err(data);
+        }
+        let generation = reg.generation;
+        let key = self.sends.insert(SendOp {
+            fd,
+            generation,
+            data,
+            sent: 0,
+            poll_first: false,
+            queued: true,
+        });
+        self.queued.push(Queued::Send(key));
+        if let Some(reg) = self.reg_mut(fd) {
+            reg.send = key as u32;
+        }
+        Ok(())
+    }
+
+    fn take_send_error(&mut self, fd: RawFd) -> Option<io::Error> {
+        let reg = self.reg_mut(fd)?;
+        let errno = std::mem::take(&mut reg.send_error);
+        (errno != 0).then(|| io::Error::from_raw_os_error(errno))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.queued.is_empty() && self.ring.submission().is_empty() {
+            return Ok(());
+        }
+        self.push_queued()?;
+        self.ring.submit()?;
+        Ok(())
+    }
+}
+
+impl Drop for Uring {
+    /// Hands over what is queued, then cancels the sends still in flight
+    /// and waits (briefly) for the kernel to let go of their buffers.
+    fn drop(&mut self) {
+        self.rearm.clear();
+        let _ = self.flush();
+        // Dropped registrations are never resubmitted, so a cancelled or
+        // finished send leaves the table for good.
+        self.regs.clear();
+        for (key, _) in &self.sends {
+            self.queued.push(Queued::CancelSend(SEND_TAG | key as u64));
+        }
+        let deadline = std::time::Instant::now() + DROP_CANCEL_WAIT;
+        let mut events = Events::default();
+        while !self.sends.is_empty() {
+            let now = std::time::Instant::now();
+            if now >= deadline || self.push_queued().is_err() {
+                break;
+            }
+            if self.enter(Some(deadline - now)).is_err() {
+                break;
+            }
+            self.reap(&mut events);
+        }
+        let sends = std::mem::take(&mut self.sends);
+        if !sends.is_empty() {
+            // The kernel may still read these buffers: leaking them is the
+            // safe way out of a ring that would not let go.
+            std::mem::forget(sends);
+        }
+    }
+}
