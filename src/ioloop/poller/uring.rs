@@ -557,11 +557,13 @@ impl Poller for Uring {
         }
         // What the kernel could not take at once waits for a peer that may
         // never read, and holds the socket open meanwhile: cancel it, as
-        // closing drops a plain stream's unsent queue.
+        // closing drops a plain stream's unsent queue. At once, not with
+        // the next poll: the loop may not poll again soon (or ever).
         if let Some(key) = reg.send()
             && self.sends.contains(key)
         {
             self.queued.push(Queued::CancelSend(SEND_TAG | key as u64));
+            self.flush()?;
         }
         Ok(())
     }
@@ -621,8 +623,10 @@ impl Poller for Uring {
             return Ok(());
         }
         self.push_queued()?;
-        self.ring.submit()?;
-        Ok(())
+        // Not a bare submit: a cancellation completes through deferred
+        // task work, and only then does the kernel let go of the socket.
+        // The completions wait in the ring for the next poll.
+        self.enter(Some(Duration::ZERO))
     }
 }
 
