@@ -10,17 +10,16 @@
 //!
 //! How it keeps the contract:
 //! - Nothing reaches the kernel before `poll` (or `flush`): operations wait
-//!   in `queued` as keys of the op table, and their submission entries are
-//!   built only then. A poll replaced or dropped before it was submitted is
+//!   in `queued`, and their submission entries are built only then. A poll replaced or dropped before it was submitted is
 //!   simply skipped.
 //! - Level-triggered: a one-shot poll that fired is re-armed at the start
 //!   of the next `poll`. If the fd is still ready, the new poll completes at
 //!   once, within the same system call.
-//! - A completion names its op (the user data is the op's key); the op
-//!   names its fd and the registration's generation, so a completion for a
-//!   registration that was modified or dropped since is ignored.
-//! - An op's key is reused only after its last completion, so a late
-//!   completion can never be taken for a newer op's.
+//! - A poll's completion carries its fd and the poll's number, which the
+//!   registration keeps for its current poll, so a completion of a poll
+//!   replaced since (by a modify) or of an earlier registration of the fd
+//!   is ignored. A send's completion carries its key in the send table,
+//!   reused only after that send's last completion.
 //! - `deregister` submits a send still queued for the fd before it
 //!   returns: the caller closes the fd next, and a later submission would
 //!   reach whatever file reuses the number. Whatever of it the socket could
@@ -74,25 +73,37 @@ const ENTER_EXT_ARG: u32 = 1 << 3;
 /// kernel may still read.
 const DROP_CANCEL_WAIT: Duration = Duration::from_secs(1);
 
-/// Marks "no op" in a registration's op fields.
+/// Marks "no send" in a registration.
 const NO_OP: u32 = u32::MAX;
 
-/// One watched fd: 32 bytes (there is one per connection, idle or not).
+/// Where a registration's poll stands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PollState {
+    /// None (a one-shot poll fired, or the fd is not watched).
+    Idle,
+    /// Waiting in `queued` for the next submission.
+    Queued,
+    /// In the kernel.
+    Armed,
+}
+
+/// One watched fd, and its poll: 24 bytes, all a watched fd costs while
+/// no send is in flight (there is one per connection, idle or not).
 #[derive(Clone, Copy)]
 struct Reg {
     token: Token,
-    /// Tells this registration's completions from an earlier one's (it
-    /// wraps after 2^32 registrations, long after any completion is due).
+    /// Tells this registration's sends from an earlier one's.
     generation: u32,
-    /// The poll op watching the fd (armed or queued), or [`NO_OP`].
-    poll: u32,
+    /// The current poll's number, carried in its user data: a completion
+    /// of a poll since replaced (by a modify) or of an earlier
+    /// registration carries another. Numbers wrap after 2^32 polls, long
+    /// after any old completion is due.
+    poll_seq: u32,
     /// The send in flight (one at a time keeps the bytes in order), or
     /// [`NO_OP`].
     send: u32,
-    /// The errno of the last failed send, for [`Poller::take_send_error`];
-    /// 0 if none.
-    send_error: i32,
     interest: Interest,
+    poll: PollState,
     /// The fd is watched (the table is indexed by fd number).
     live: bool,
 }
@@ -101,31 +112,15 @@ impl Reg {
     const VACANT: Reg = Reg {
         token: Token(0),
         generation: 0,
-        poll: NO_OP,
+        poll_seq: 0,
         send: NO_OP,
-        send_error: 0,
         interest: Interest::NONE,
+        poll: PollState::Idle,
         live: false,
     };
-    fn poll(&self) -> Option<usize> {
-        (self.poll != NO_OP).then_some(self.poll as usize)
-    }
     fn send(&self) -> Option<usize> {
         (self.send != NO_OP).then_some(self.send as usize)
     }
-}
-
-/// A poll request: 16 bytes, one per watched fd.
-struct PollOp {
-    fd: RawFd,
-    generation: u32,
-    mask: u32,
-    multi: bool,
-    /// In `queued`, not yet in the submission queue.
-    queued: bool,
-    /// Dropped before it was submitted: skipped, then freed, when the queue
-    /// is next drained (its key stays taken until then).
-    dead: bool,
 }
 
 /// A send request; its bytes stay here until its last completion.
@@ -141,7 +136,11 @@ struct SendOp {
 /// What waits for the next submission.
 #[derive(Clone, Copy)]
 enum Queued {
-    Poll(usize),
+    /// The poll numbered `seq` of `fd` (skipped if no longer current).
+    Poll {
+        fd: RawFd,
+        seq: u32,
+    },
     Send(usize),
     /// Removes a submitted poll, named by its user data.
     RemovePoll(u64),
@@ -150,25 +149,33 @@ enum Queued {
     CancelSend(u64),
 }
 
-/// User data: the op's table in the top two bits, its key below. Removals
-/// and cancellations keep no state: their completions are ignored.
-const POLL_TAG: u64 = 0;
-const SEND_TAG: u64 = 1 << 62;
-const OTHER_TAG: u64 = 2 << 62;
+/// User data. A poll's: bit 63 clear, the fd in bits 32-62 and its number
+/// below, so a poll needs no table of its own. A send's: the tag and its
+/// key. Removals and cancellations keep no state: their completions are
+/// ignored.
+const SEND_TAG: u64 = 2 << 62;
+const OTHER_TAG: u64 = 3 << 62;
 const TAG_MASK: u64 = 3 << 62;
+
+fn poll_data(fd: RawFd, seq: u32) -> u64 {
+    ((fd as u64) << 32) | seq as u64
+}
 
 pub(crate) struct Uring {
     ring: IoUring,
     /// fd number -> registration (fds are small dense integers).
     regs: Vec<Reg>,
-    polls: Slab<PollOp>,
     sends: Slab<SendOp>,
+    /// Failed sends' errnos, until [`Poller::take_send_error`] takes them
+    /// (rare: kept out of every registration).
+    send_errors: Vec<(RawFd, i32)>,
     queued: Vec<Queued>,
     /// Level-triggered fds whose one-shot poll fired: re-armed next poll.
     rearm: Vec<RawFd>,
     /// Completions copied out of the ring, reused from turn to turn.
     done: Vec<(u64, i32, u32)>,
     next_generation: u32,
+    next_poll_seq: u32,
 }
 
 impl Uring {
@@ -191,12 +198,13 @@ impl Uring {
         Ok(Uring {
             ring: Uring::build_ring(RING_ENTRIES)?,
             regs: Vec::new(),
-            polls: Slab::new(),
             sends: Slab::new(),
+            send_errors: Vec::new(),
             queued: Vec::new(),
             rearm: Vec::new(),
             done: Vec::new(),
             next_generation: 0,
+            next_poll_seq: 0,
         })
     }
 
@@ -205,61 +213,43 @@ impl Uring {
         reg.live.then_some(reg)
     }
 
-    /// The registration a completion belongs to, if it is still current.
+    /// The registration a send belongs to, if it is still current.
     fn current(&mut self, fd: RawFd, generation: u32) -> Option<&mut Reg> {
         self.reg_mut(fd).filter(|r| r.generation == generation)
     }
 
-    fn queue_poll(&mut self, fd: RawFd, generation: u32, interest: Interest) -> u32 {
-        let mut mask = 0;
-        if interest.is_readable() {
-            mask |= (libc::POLLIN | libc::POLLPRI) as u32;
+    /// Replaces `fd`'s poll with a new one for its current interest: the
+    /// old one is forgotten if still queued, else removed in the kernel by
+    /// a `POLL_REMOVE` submitted with the next batch.
+    fn queue_poll(&mut self, fd: RawFd) {
+        let seq = self.next_poll_seq;
+        self.next_poll_seq = seq.wrapping_add(1);
+        let Some(reg) = self.reg_mut(fd) else {
+            return;
+        };
+        let old = (reg.poll == PollState::Armed).then(|| poll_data(fd, reg.poll_seq));
+        reg.poll_seq = seq;
+        reg.poll = PollState::Queued;
+        if let Some(old) = old {
+            self.queued.push(Queued::RemovePoll(old));
         }
-        if interest.is_writable() {
-            mask |= libc::POLLOUT as u32;
-        }
-        let multi = interest.is_edge();
-        if multi {
-            // As with epoll: a FIN that comes with the last data shares
-            // its edge, and only RDHUP tells a short read it missed it.
-            mask |= libc::POLLRDHUP as u32;
-        }
-        let key = self.polls.insert(PollOp {
-            fd,
-            generation,
-            mask,
-            multi,
-            queued: true,
-            dead: false,
-        });
-        self.queued.push(Queued::Poll(key));
-        key as u32
-    }
-
-    /// Stops a poll op: forgotten if still queued, else removed in the
-    /// kernel by a `POLL_REMOVE` submitted with the next batch.
-    fn cancel_poll(&mut self, key: usize) {
-        match self.polls.get_mut(key) {
-            Some(op) if op.queued => op.dead = true,
-            Some(_) => self.queued.push(Queued::RemovePoll(POLL_TAG | key as u64)),
-            None => {}
-        }
+        self.queued.push(Queued::Poll { fd, seq });
     }
 
     /// The submission entry for a queued op, or `None` to skip it.
     fn entry(&mut self, queued: Queued) -> Option<squeue::Entry> {
         let entry = match queued {
-            Queued::Poll(key) => {
-                let op = self.polls.get_mut(key)?;
-                if op.dead {
-                    self.polls.remove(key);
-                    return None;
+            Queued::Poll { fd, seq } => {
+                let reg = self.reg_mut(fd)?;
+                if reg.poll_seq != seq || reg.poll != PollState::Queued {
+                    return None; // replaced, or the fd was dropped
                 }
-                op.queued = false;
-                opcode::PollAdd::new(types::Fd(op.fd), op.mask)
-                    .multi(op.multi)
+                reg.poll = PollState::Armed;
+                let (mask, multi) = poll_mask(reg.interest);
+                opcode::PollAdd::new(types::Fd(fd), mask)
+                    .multi(multi)
                     .build()
-                    .user_data(POLL_TAG | key as u64)
+                    .user_data(poll_data(fd, seq))
             }
             Queued::Send(key) => {
                 let op = self.sends.get_mut(key)?;
@@ -360,35 +350,27 @@ impl Uring {
                 .map(|c| (c.user_data(), c.result(), c.flags())),
         );
         for &(data, res, flags) in &done {
-            let key = (data & !TAG_MASK) as usize;
             match data & TAG_MASK {
-                POLL_TAG => self.poll_done(key, res, flags, events),
-                SEND_TAG => self.send_done(key, res, events),
-                _ => {} // a removal or cancellation
+                SEND_TAG => self.send_done((data & !TAG_MASK) as usize, res, events),
+                OTHER_TAG => {} // a removal or cancellation
+                _ => self.poll_done((data >> 32) as RawFd, data as u32, res, flags, events),
             }
         }
         done.clear();
         self.done = done;
     }
 
-    fn poll_done(&mut self, key: usize, res: i32, flags: u32, events: &mut Events) {
-        let Some(op) = self.polls.get(key) else {
+    fn poll_done(&mut self, fd: RawFd, seq: u32, res: i32, flags: u32, events: &mut Events) {
+        let Some(reg) = self.reg_mut(fd) else {
             return;
         };
-        let (fd, generation) = (op.fd, op.generation);
-        let finished = !op.multi || !cqueue::more(flags);
-        if finished {
-            self.polls.remove(key);
-        }
-        let Some(reg) = self.current(fd, generation) else {
-            return;
-        };
-        if reg.poll() != Some(key) {
-            return; // replaced by a modify; its removal is under way
+        if reg.poll_seq != seq || reg.poll != PollState::Armed {
+            return; // replaced by a modify, or of an earlier registration
         }
         let token = reg.token;
+        let finished = !cqueue::more(flags);
         if finished {
-            reg.poll = NO_OP;
+            reg.poll = PollState::Idle;
         }
         if res >= 0 {
             if finished {
@@ -438,10 +420,11 @@ impl Uring {
             return;
         };
         reg.send = NO_OP;
+        let token = reg.token;
         if res < 0 {
-            reg.send_error = -res;
+            self.send_errors.push((fd, -res));
         }
-        events.push(reg.token, Ready::SENT);
+        events.push(token, Ready::SENT);
     }
 
     /// Re-arms the one-shot polls of level-triggered fds that fired, unless
@@ -449,15 +432,8 @@ impl Uring {
     fn rearm(&mut self) {
         let mut rearm = std::mem::take(&mut self.rearm);
         for &fd in &rearm {
-            let Some(reg) = self.reg_mut(fd).copied() else {
-                continue;
-            };
-            if reg.poll != NO_OP {
-                continue;
-            }
-            let key = self.queue_poll(fd, reg.generation, reg.interest);
-            if let Some(reg) = self.reg_mut(fd) {
-                reg.poll = key;
+            if self.reg_mut(fd).is_some_and(|r| r.poll == PollState::Idle) {
+                self.queue_poll(fd);
             }
         }
         rearm.clear();
@@ -469,6 +445,24 @@ impl Uring {
             .and_then(|k| self.sends.get(k))
             .is_some_and(|op| op.queued)
     }
+}
+
+/// The poll mask for `interest`, and whether the poll is multishot.
+fn poll_mask(interest: Interest) -> (u32, bool) {
+    let mut mask = 0;
+    if interest.is_readable() {
+        mask |= (libc::POLLIN | libc::POLLPRI) as u32;
+    }
+    if interest.is_writable() {
+        mask |= libc::POLLOUT as u32;
+    }
+    let multi = interest.is_edge();
+    if multi {
+        // As with epoll: a FIN that comes with the last data shares its
+        // edge, and only RDHUP tells a short read it missed it.
+        mask |= libc::POLLRDHUP as u32;
+    }
+    (mask, multi)
 }
 
 fn ready_of(mask: u32) -> Ready {
@@ -512,16 +506,14 @@ impl Poller for Uring {
         }
         let generation = self.next_generation;
         self.next_generation = generation.wrapping_add(1);
-        let poll = self.queue_poll(fd, generation, interest);
         self.regs[index] = Reg {
             token,
             generation,
-            poll,
-            send: NO_OP,
-            send_error: 0,
             interest,
             live: true,
+            ..Reg::VACANT
         };
+        self.queue_poll(fd);
         Ok(())
     }
 
@@ -532,14 +524,7 @@ impl Poller for Uring {
             return Ok(());
         }
         reg.interest = interest;
-        let (old, generation) = (reg.poll(), reg.generation);
-        if let Some(old) = old {
-            self.cancel_poll(old);
-        }
-        let key = self.queue_poll(fd, generation, interest);
-        if let Some(reg) = self.reg_mut(fd) {
-            reg.poll = key;
-        }
+        self.queue_poll(fd);
         Ok(())
     }
 
@@ -549,8 +534,10 @@ impl Poller for Uring {
             .copied()
             .ok_or_else(|| not_registered(fd))?;
         self.regs[fd as usize] = Reg::VACANT;
-        if let Some(key) = reg.poll() {
-            self.cancel_poll(key);
+        self.send_errors.retain(|&(f, _)| f != fd);
+        if reg.poll == PollState::Armed {
+            self.queued
+                .push(Queued::RemovePoll(poll_data(fd, reg.poll_seq)));
         }
         if self.has_queued_send(&reg) {
             self.flush()?;
@@ -613,9 +600,9 @@ impl Poller for Uring {
     }
 
     fn take_send_error(&mut self, fd: RawFd) -> Option<io::Error> {
-        let reg = self.reg_mut(fd)?;
-        let errno = std::mem::take(&mut reg.send_error);
-        (errno != 0).then(|| io::Error::from_raw_os_error(errno))
+        let i = self.send_errors.iter().position(|&(f, _)| f == fd)?;
+        let (_, errno) = self.send_errors.swap_remove(i);
+        Some(io::Error::from_raw_os_error(errno))
     }
 
     fn flush(&mut self) -> io::Result<()> {
