@@ -18,7 +18,8 @@
 #   - RSS per idle keep-alive connection (N connections, default 5000, each
 #     having had one answer);
 # each load repeated N times (default 3), the median reported. Cyclone is
-# measured on each poller backend, as the HTTP layer alone
+# measured on each poller backend (io_uring where the kernel allows it),
+# as the HTTP layer alone
 # (examples/hello.rs) beside the whole web layer, and, for multi-core
 # scaling, with --threads 2 and --processes 2 (unpinned). A reference row,
 # "io_uring floor" (bench/peers/src/bin/uring_floor.rs), shows what the
@@ -70,9 +71,11 @@ nginx_conf "$tmp/nginx.conf" "$port" "$idle"
 # The servers, in report order: name|command (PORT is replaced)|path.
 servers=(
   "cyclone|target/release/cyclone serve --port PORT --log-level warn|/hello"
+  "cyclone (uring)|target/release/cyclone serve --port PORT --log-level warn --poller uring|/hello"
   "cyclone (poll)|target/release/cyclone serve --port PORT --log-level warn --poller poll|/hello"
   "cyclone (select)|target/release/cyclone serve --port PORT --log-level warn --poller select|/hello"
   "cyclone (http1 only)|target/release/examples/hello PORT|/hello"
+  "cyclone (http1, uring)|env CYCLONE_POLLER=uring target/release/examples/hello PORT|/hello"
   "nginx|nginx -c $tmp/nginx.conf|/hello"
   "hyper|$peers/hyper_hello PORT|/hello"
   "hyper (pipeline_flush)|$peers/hyper_hello PORT --pipeline-flush|/hello"
@@ -197,6 +200,8 @@ ngx_ka=${R[nginx,ka_cpu]}; ngx_pl=${R[nginx,pl_cpu]}
   echo "- the HTTP layer alone (no web framework, as the peers): keep-alive per CPU-s $(ratio "${R[$h,ka_cpu]}" "$ngx_ka") nginx, $(ratio "${R[$h,ka_cpu]}" "${R[may_minihttp,ka_cpu]}") may_minihttp; pipelined $(ratio "${R[$h,pl_cpu]}" "${R[may_minihttp,pl_cpu]}") may_minihttp"
   echo "- syscalls per request: ${R[cyclone,sc_ka]} keep-alive (target <= 2.0), ${R[cyclone,sc_pl]} pipelined (target <= 0.1)"
   echo "- RSS per idle keep-alive connection: ${R[cyclone,rss]} KiB (target <= 1)"
+  u='cyclone (uring)'
+  echo "- on the io_uring backend (\`--poller uring\`: writes sent by the loop with its next wait): syscalls per request ${R[$u,sc_ka]} keep-alive (target <= 2.0), ${R[$u,sc_pl]} pipelined (target <= 0.1); keep-alive per CPU-s $(ratio "${R[$u,ka_cpu]}" "$ngx_ka") nginx, $(ratio "${R[$u,ka_cpu]}" "${R[may_minihttp,ka_cpu]}") may_minihttp; pipelined $(ratio "${R[$u,pl_cpu]}" "${R[may_minihttp,pl_cpu]}") may_minihttp; RSS per idle connection ${R[$u,rss]} KiB"
   echo
   echo "## Multi-core (wrk -t1 -c64 on CPU 1, the server on CPUs 0-1)"
   echo

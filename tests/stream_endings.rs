@@ -38,17 +38,53 @@ fn read_to_end(mut peer: TcpStream) -> Vec<u8> {
 
 per_backend! {
     fn shutdown_write_right_after_a_write_sends_the_data_before_the_eof(lp) {
+        // The loop stops at once: nothing after the shutdown may be needed
+        // to get the data, then the EOF, to the peer.
         let (s, peer) = lp.run_sync(async {
             let (s, peer) = stream_and_tcp_peer();
             drop(s.write(&b"the last words"[..])); // not awaited
             s.shutdown_write().unwrap();
-            cyclone::sleep(Duration::from_millis(20)).await;
             (s, peer)
         });
         // The stream (and so the socket) is still open: only the shutdown
         // can end the peer's read.
         assert_eq!(read_to_end(peer), b"the last words");
         drop(s);
+    }
+
+    fn shutdown_write_after_two_writes_sends_both_before_the_eof(lp) {
+        let (s, peer) = lp.run_sync(async {
+            let (s, peer) = stream_and_tcp_peer();
+            drop(s.write(&b"first, "[..]));
+            drop(s.write(&b"second"[..]));
+            s.shutdown_write().unwrap();
+            (s, peer)
+        });
+        assert_eq!(read_to_end(peer), b"first, second");
+        drop(s);
+    }
+
+    fn close_after_two_writes_sends_both_before_the_eof(lp) {
+        let peer = lp.run_sync(async {
+            let (s, peer) = stream_and_tcp_peer();
+            drop(s.write(&b"first, "[..]));
+            drop(s.write(&b"second"[..]));
+            s.close();
+            peer
+        });
+        assert_eq!(read_to_end(peer), b"first, second");
+    }
+
+    fn a_stream_dropped_after_the_loop_stopped_closes_its_socket(lp) {
+        let (s, peer) = lp.run_sync(async {
+            let (s, peer) = stream_and_tcp_peer();
+            // Wait on the fd once, so that it is watched when we leave.
+            s.write(&b"hi"[..]).await.unwrap();
+            cyclone::sleep(Duration::from_millis(5)).await;
+            (s, peer)
+        });
+        drop(s); // the loop is not running
+        assert_eq!(read_to_end(peer), b"hi");
     }
 
     fn close_right_after_a_write_sends_the_data_before_the_eof(lp) {

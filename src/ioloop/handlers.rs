@@ -199,6 +199,10 @@ impl IOLoop {
             _ => poller.modify(fd, token, interest)?,
         }
         table.slab[slot].interest = interest;
+        drop((poller, table));
+        if interest.is_empty() {
+            self.flush_if_stopped();
+        }
         Ok(())
     }
 
@@ -225,8 +229,19 @@ impl IOLoop {
             // as stale events. Either way it is the caller's ordering bug.
             tracing::debug!("deregistering fd {fd}: {e} (close fds after remove_handler)");
         }
+        self.flush_if_stopped();
         drop(entry); // outside the borrows: it may own user code
         true
+    }
+
+    /// A backend that queues its work (io_uring: an armed poll holds its
+    /// fd's file, and so the socket, open) hands a deregistration over at
+    /// once when no poll is coming: the caller may close the fd next and
+    /// expect the peer to see it.
+    fn flush_if_stopped(&self) {
+        if !self.inner.running.get() && self.inner.caps.sends {
+            self.flush_poller();
+        }
     }
 
     /// Delivers one poller event, unless it is stale.

@@ -585,8 +585,15 @@ impl IOLoop {
         self.inner.poller.borrow_mut().take_send_error(fd)
     }
 
-    fn flush_poller(&self) {
-        if let Err(e) = self.inner.poller.borrow_mut().flush() {
+    /// Has the backend submit what it queued (io_uring) and take what
+    /// completes at once, for the next poll to report.
+    pub(crate) fn flush_poller(&self) {
+        // try_: this also runs while unwinding, perhaps from inside a
+        // poller borrow.
+        let Ok(mut poller) = self.inner.poller.try_borrow_mut() else {
+            return;
+        };
+        if let Err(e) = poller.flush() {
             tracing::warn!("submitting the poller's queued work: {e}");
         }
     }

@@ -87,9 +87,6 @@ struct State {
     /// completed yet (ring sends only; 0: none). They are out of `wq` but
     /// still counted in `wq_bytes` (unsent) until the kernel takes them.
     in_flight: usize,
-    /// `shutdown_write` was asked for while a send was in flight: done once
-    /// it completes, so that the EOF follows its bytes.
-    shutdown_pending: bool,
     queued_total: u64,
     written_total: u64,
     write_wakers: write::WriteWakers,
@@ -196,7 +193,6 @@ impl IOStream {
                 wq: VecDeque::new(),
                 wq_bytes: 0,
                 in_flight: 0,
-                shutdown_pending: false,
                 queued_total: 0,
                 written_total: 0,
                 write_wakers: write::WriteWakers::default(),
@@ -233,7 +229,9 @@ impl IOStream {
     }
 
     /// Makes a write fail with [`StreamError::BufferFull`] when it would
-    /// queue more than `bytes` unsent bytes (default: unlimited).
+    /// queue more than `bytes` unsent bytes (default: unlimited). On a loop
+    /// whose poller sends for the stream (io_uring), bytes handed to it
+    /// count as unsent until the kernel has taken them.
     pub fn set_max_write_buffer_size(&self, bytes: Option<usize>) {
         self.inner.st.borrow_mut().max_write_buffer_size = bytes;
     }
@@ -290,14 +288,11 @@ impl IOStream {
         if self.inner.owned.borrow().is_none() {
             return Err(StreamError::Closed(None).into());
         }
-        {
-            // A send in flight with the poller is the kernel's already, as
-            // a plain send's bytes would be: the EOF must follow it.
-            let mut st = self.inner.st.borrow_mut();
-            if st.in_flight > 0 {
-                st.shutdown_pending = true;
-                return Ok(());
-            }
+        if self.inner.st.borrow().in_flight > 0 {
+            // Bytes handed to the loop's poller count as the kernel's, as
+            // a plain send's would: have it submit them (they go into the
+            // socket now if it has room), so that the EOF follows them.
+            self.inner.lp.flush_poller();
         }
         crate::ioloop::sys::syscall!(shutdown(self.inner.fd, libc::SHUT_WR))?;
         Ok(())

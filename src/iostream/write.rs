@@ -133,21 +133,6 @@ impl Inner {
             std::mem::take(&mut st.write_wakers)
         };
         wakers.wake_all();
-        self.shutdown_if_due();
-    }
-
-    /// Makes a deferred `shutdown_write` once the send in flight is done.
-    fn shutdown_if_due(&self) {
-        {
-            let mut st = self.st.borrow_mut();
-            if st.closed || !st.shutdown_pending || st.in_flight > 0 {
-                return;
-            }
-            st.shutdown_pending = false;
-        }
-        if let Err(e) = syscall!(shutdown(self.fd, libc::SHUT_WR)) {
-            self.close(Some(e.into()));
-        }
     }
 }
 
@@ -303,7 +288,7 @@ impl IOStream {
     /// `max_write_buffer_size`, and with [`StreamError::Closed`] on a closed
     /// stream.
     pub fn write(&self, data: impl Into<Bytes>) -> Write<'_> {
-        let data = data.into();
+        let mut data = data.into();
         let inner = &self.inner;
         let until = {
             let mut st = inner.st.borrow_mut();
@@ -321,28 +306,29 @@ impl IOStream {
                     until: Ok(until),
                 };
             }
+            if st.wq.is_empty() && inner.ring_sends {
+                // The loop's poller sends it, or adds it to a send of this
+                // turn not submitted yet. The queue is not touched.
+                drop(st);
+                let len = data.len();
+                match inner.lp.submit_send(inner.fd, data) {
+                    Ok(()) => {
+                        let mut st = inner.st.borrow_mut();
+                        st.in_flight += len;
+                        st.wq_bytes += len;
+                        return Write {
+                            stream: self,
+                            until: Ok(until),
+                        };
+                    }
+                    Err(back) => data = back,
+                }
+                st = inner.st.borrow_mut();
+            }
             if st.wq.is_empty() && st.in_flight == 0 {
                 drop(st);
-                // Nothing queued: the loop's poller sends it whole, or one
-                // plain send, and the queue is only touched for what the
-                // kernel did not take.
-                let data = if inner.ring_sends {
-                    let len = data.len();
-                    match inner.lp.submit_send(inner.fd, data) {
-                        Ok(()) => {
-                            let mut st = inner.st.borrow_mut();
-                            st.in_flight = len;
-                            st.wq_bytes += len;
-                            return Write {
-                                stream: self,
-                                until: Ok(until),
-                            };
-                        }
-                        Err(data) => data,
-                    }
-                } else {
-                    data
-                };
+                // Nothing queued: one plain send, and the queue is only
+                // touched for what the kernel did not take.
                 let rest = match inner.send_now(&data) {
                     Ok(n) => data.slice(n..),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => data,

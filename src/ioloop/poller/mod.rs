@@ -110,8 +110,10 @@ impl Events {
     }
 }
 
-/// What a backend can do, asked at run time.
+/// What a backend can do, asked at run time. More may be added: match
+/// on the fields you need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Capabilities {
     /// The first fd number the backend cannot watch (`FD_SETSIZE` for
     /// select), or `None` if any fd works.

@@ -53,6 +53,12 @@ use crate::ioloop::token::Token;
 /// connection; past this, a turn submits in several calls.
 const RING_ENTRIES: u32 = 1024;
 
+/// Completion queue entries per submission entry: a turn of many ready
+/// connections brings a poll completion each besides its sends'. Past
+/// this the kernel keeps the overflow and hands it over later (the ring
+/// has `IORING_FEAT_NODROP` since 5.5), so this sizes the common case.
+const CQ_PER_SQ: u32 = 4;
+
 /// The most one send asks for: the entry's length field is 32 bits, and
 /// the kernel takes at most about 2 GiB per call anyway.
 const MAX_SEND: usize = 1 << 30;
@@ -67,6 +73,12 @@ const RECVSEND_POLL_FIRST: u16 = 1;
 /// the argument is an `io_uring_getevents_arg` (with the timeout).
 const ENTER_GETEVENTS: u32 = 1 << 0;
 const ENTER_EXT_ARG: u32 = 1 << 3;
+
+/// How often a flush enters the kernel before it gives up on a
+/// submission queue the kernel will not empty (it lacks memory for new
+/// requests): a partial sends's rest may be queued again by its own
+/// completion, so one try is not always enough.
+const FLUSH_TRIES: usize = 8;
 
 /// How long dropping the ring waits for sends still in flight to be
 /// cancelled before it leaks their buffers instead of freeing memory the
@@ -174,6 +186,8 @@ pub(crate) struct Uring {
     rearm: Vec<RawFd>,
     /// Completions copied out of the ring, reused from turn to turn.
     done: Vec<(u64, i32, u32)>,
+    /// Events of completions a `flush` took, reported by the next poll.
+    stash: Events,
     next_generation: u32,
     next_poll_seq: u32,
 }
@@ -183,6 +197,7 @@ impl Uring {
         IoUring::builder()
             .setup_single_issuer()
             .setup_defer_taskrun()
+            .setup_cqsize(entries * CQ_PER_SQ)
             .build(entries)
     }
 
@@ -203,6 +218,7 @@ impl Uring {
             queued: Vec::new(),
             rearm: Vec::new(),
             done: Vec::new(),
+            stash: Events::default(),
             next_generation: 0,
             next_poll_seq: 0,
         })
@@ -278,29 +294,33 @@ impl Uring {
     }
 
     /// Moves the queued ops into the submission queue, submitting (without
-    /// waiting) whenever it fills up.
+    /// waiting) whenever it fills up. On an error the ops not yet in the
+    /// queue stay queued, untouched, for the next try.
     fn push_queued(&mut self) -> io::Result<()> {
         let mut queued = std::mem::take(&mut self.queued);
         let mut result = Ok(());
+        let mut taken = 0;
         for &q in &queued {
+            if self.ring.submission().is_full()
+                && let Err(e) = self.ring.submit()
+            {
+                result = Err(e);
+                break;
+            }
+            taken += 1;
             let Some(entry) = self.entry(q) else {
                 continue;
             };
-            loop {
-                // SAFETY: the entry's fd is registered (its registration is
-                // current: ops of dropped ones are never queued) and its
-                // buffer, if any, is a `Bytes` held by the op until the
-                // op's last completion.
-                if unsafe { self.ring.submission().push(&entry) }.is_ok() {
-                    break;
-                }
-                if let Err(e) = self.ring.submit() {
-                    result = Err(e);
-                    break;
-                }
-            }
+            // SAFETY: the entry's fd is registered (its registration is
+            // current: ops of dropped ones are never queued) and its buffer,
+            // if any, is a `Bytes` held by the op until the op's last
+            // completion. The queue has room (checked above).
+            let pushed = unsafe { self.ring.submission().push(&entry) };
+            debug_assert!(pushed.is_ok());
         }
-        queued.clear();
+        queued.drain(..taken);
+        // Ops queued while this ran (none today) go after the leftovers.
+        queued.append(&mut self.queued);
         self.queued = queued;
         result
     }
@@ -334,9 +354,19 @@ impl Uring {
         };
         match result {
             Ok(_) => Ok(()),
-            // The wait timed out (io_uring's timeouts are precise: no
-            // rounding, nothing ends early).
-            Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(()),
+            // ETIME: the wait timed out (io_uring's timeouts are precise: no
+            // rounding, nothing ends early). EBUSY: completions overflowed
+            // and must be reaped first. EAGAIN: the kernel was short of
+            // memory for new requests; what it did not take stays in the
+            // submission queue for the next call.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EBUSY | libc::EAGAIN)
+                ) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }
@@ -372,12 +402,16 @@ impl Uring {
         if finished {
             reg.poll = PollState::Idle;
         }
-        if res >= 0 {
+        if res >= 0 || res == -libc::ECANCELED {
+            // (A current poll is cancelled only by the kernel, say on an
+            // overflow of its completions: it is simply armed again.)
             if finished {
                 self.rearm.push(fd);
             }
-            events.push(token, ready_of(res as u32));
-        } else if res != -libc::ECANCELED {
+            if res > 0 {
+                events.push(token, ready_of(res as u32));
+            }
+        } else {
             // A bad fd (closed without deregistering, say): report it once
             // and stop watching, rather than re-arm a poll that fails again.
             events.push(token, Ready::ERROR);
@@ -557,6 +591,16 @@ impl Poller for Uring {
 
     fn poll(&mut self, timeout: Option<Duration>, events: &mut Events) -> io::Result<()> {
         events.clear();
+        if !self.stash.is_empty() {
+            // Completions a flush took: report them now, and do not wait
+            // past them.
+            std::mem::swap(events, &mut self.stash);
+            self.rearm();
+            self.push_queued()?;
+            let entered = self.enter(Some(Duration::ZERO));
+            self.reap(events);
+            return entered;
+        }
         self.rearm();
         self.push_queued()?;
         let entered = self.enter(timeout);
@@ -580,8 +624,21 @@ impl Poller for Uring {
         let Some(reg) = self.reg_mut(fd) else {
             return Err(data);
         };
-        if reg.send != NO_OP {
-            return Err(data);
+        if let Some(key) = reg.send() {
+            // A send not submitted yet takes more bytes (a copy, and rare:
+            // two writes to one socket in one turn, neither awaited), so a
+            // turn's writes go out together as they would have in plain
+            // sends. One already in the kernel refuses them.
+            return match self.sends.get_mut(key) {
+                Some(op) if op.queued && op.sent == 0 => {
+                    let mut joined = bytes::BytesMut::with_capacity(op.data.len() + data.len());
+                    joined.extend_from_slice(&op.data);
+                    joined.extend_from_slice(&data);
+                    op.data = joined.freeze();
+                    Ok(())
+                }
+                _ => Err(data),
+            };
         }
         let generation = reg.generation;
         let key = self.sends.insert(SendOp {
@@ -609,11 +666,24 @@ impl Poller for Uring {
         if self.queued.is_empty() && self.ring.submission().is_empty() {
             return Ok(());
         }
-        self.push_queued()?;
-        // Not a bare submit: a cancellation completes through deferred
-        // task work, and only then does the kernel let go of the socket.
-        // The completions wait in the ring for the next poll.
-        self.enter(Some(Duration::ZERO))
+        // Until the submission queue is empty: an entry left in it after
+        // `deregister` returns could reach a reused fd number. Not a bare
+        // submit: a send that completes at once, or a cancellation, does so
+        // through deferred task work, which only an enter that asks for
+        // completions runs (and only then does the kernel let go of a
+        // cancelled send's socket). What completes is kept for the next
+        // poll.
+        for _ in 0..FLUSH_TRIES {
+            self.push_queued()?;
+            self.enter(Some(Duration::ZERO))?;
+            let mut stash = std::mem::take(&mut self.stash);
+            self.reap(&mut stash);
+            self.stash = stash;
+            if self.queued.is_empty() && self.ring.submission().is_empty() {
+                return Ok(());
+            }
+        }
+        Err(io::Error::from_raw_os_error(libc::EAGAIN))
     }
 }
 
@@ -636,8 +706,10 @@ impl Drop for Uring {
             if now >= deadline || self.push_queued().is_err() {
                 break;
             }
-            if self.enter(Some(deadline - now)).is_err() {
-                break;
+            match self.enter(Some(deadline - now)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
             }
             self.reap(&mut events);
         }
