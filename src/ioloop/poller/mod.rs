@@ -61,6 +61,36 @@ mod select;
 #[cfg(target_os = "linux")]
 mod uring;
 
+/// The readiness in a `poll(2)`-style event mask (`revents`, or an
+/// io_uring poll's result). `POLLRDHUP` shows only where it was asked for.
+pub(crate) fn ready_of_poll_bits(bits: libc::c_short) -> Ready {
+    let mut ready = Ready::EMPTY;
+    if bits & (libc::POLLIN | libc::POLLPRI) != 0 {
+        ready |= Ready::READABLE;
+    }
+    if bits & libc::POLLOUT != 0 {
+        ready |= Ready::WRITABLE;
+    }
+    if bits & (libc::POLLERR | libc::POLLNVAL) != 0 {
+        ready |= Ready::ERROR;
+    }
+    if bits & libc::POLLHUP != 0 {
+        ready |= Ready::HUP;
+    }
+    if bits & libc::POLLRDHUP != 0 {
+        ready |= Ready::READ_CLOSED;
+    }
+    ready
+}
+
+/// The error of a backend asked about an fd it does not watch.
+pub(crate) fn not_registered(fd: RawFd) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("fd {fd} is not registered"),
+    )
+}
+
 /// One ready fd, as reported by [`Poller::poll`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Event {

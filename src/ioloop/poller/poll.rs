@@ -4,8 +4,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use super::{Capabilities, Events, Poller};
-use crate::ioloop::interest::{Interest, Ready};
+use super::{Capabilities, Events, Poller, not_registered, ready_of_poll_bits};
+use crate::ioloop::interest::Interest;
 use crate::ioloop::sys;
 use crate::ioloop::token::Token;
 
@@ -46,13 +46,6 @@ fn poll_events(interest: Interest) -> libc::c_short {
         ev |= libc::POLLOUT;
     }
     ev
-}
-
-fn not_registered(fd: RawFd) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotFound,
-        format!("fd {fd} is not registered"),
-    )
 }
 
 impl Poller for Poll {
@@ -114,20 +107,7 @@ impl Poller for Poll {
             if r == 0 {
                 continue;
             }
-            let mut ready = Ready::EMPTY;
-            if r & (libc::POLLIN | libc::POLLPRI) != 0 {
-                ready |= Ready::READABLE;
-            }
-            if r & libc::POLLOUT != 0 {
-                ready |= Ready::WRITABLE;
-            }
-            if r & (libc::POLLERR | libc::POLLNVAL) != 0 {
-                ready |= Ready::ERROR;
-            }
-            if r & libc::POLLHUP != 0 {
-                ready |= Ready::HUP;
-            }
-            events.push(*token, ready);
+            events.push(*token, ready_of_poll_bits(r));
         }
         Ok(())
     }

@@ -44,7 +44,7 @@ use bytes::Bytes;
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use slab::Slab;
 
-use super::{Capabilities, Events, Poller};
+use super::{Capabilities, Events, Poller, not_registered, ready_of_poll_bits};
 use crate::ioloop::interest::{Interest, Ready};
 use crate::ioloop::token::Token;
 
@@ -409,7 +409,7 @@ impl Uring {
                 self.rearm.push(fd);
             }
             if res > 0 {
-                events.push(token, ready_of(res as u32));
+                events.push(token, ready_of_poll_bits(res as libc::c_short));
             }
         } else {
             // A bad fd (closed without deregistering, say): report it once
@@ -497,34 +497,6 @@ fn poll_mask(interest: Interest) -> (u32, bool) {
         mask |= libc::POLLRDHUP as u32;
     }
     (mask, multi)
-}
-
-fn ready_of(mask: u32) -> Ready {
-    let bits = mask as libc::c_short;
-    let mut ready = Ready::EMPTY;
-    if bits & (libc::POLLIN | libc::POLLPRI) != 0 {
-        ready |= Ready::READABLE;
-    }
-    if bits & libc::POLLOUT != 0 {
-        ready |= Ready::WRITABLE;
-    }
-    if bits & (libc::POLLERR | libc::POLLNVAL) != 0 {
-        ready |= Ready::ERROR;
-    }
-    if bits & libc::POLLHUP != 0 {
-        ready |= Ready::HUP;
-    }
-    if bits & libc::POLLRDHUP != 0 {
-        ready |= Ready::READ_CLOSED;
-    }
-    ready
-}
-
-fn not_registered(fd: RawFd) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotFound,
-        format!("fd {fd} is not registered"),
-    )
 }
 
 impl Poller for Uring {
