@@ -49,7 +49,7 @@ struct Args {
     /// Serve the files of this directory (with listings) instead of the demo site.
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
-    /// Poller backend: epoll, uring, poll or select (default: CYCLONE_POLLER, else epoll).
+    /// Poller backend: epoll, poll or select (default: CYCLONE_POLLER, else the best).
     #[arg(long)]
     poller: Option<String>,
     /// Fork this many worker processes sharing the socket (0: one per CPU).

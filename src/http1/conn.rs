@@ -139,8 +139,15 @@ impl Connection {
     /// window) must not hold the connection forever: the write has
     /// `write_timeout` to complete.
     async fn flush(&mut self) -> Result<(), Stop> {
-        let Some(data) = self.take_output() else {
+        if self.out.is_empty() {
             return Ok(());
+        }
+        // A large batch (a big body copied in) goes whole, leaving no view
+        // behind: the spare-buffer pool must not keep big allocations.
+        let data = if self.out.len() > LARGE_OUTPUT {
+            std::mem::take(&mut self.out).freeze()
+        } else {
+            self.out.split().freeze()
         };
         let stream = self.stream.clone();
         match self
@@ -151,39 +158,6 @@ impl Connection {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) | Err(_) => Err(Stop::Quiet),
         }
-    }
-
-    /// The pending output, to write; `None` if there is none.
-    fn take_output(&mut self) -> Option<Bytes> {
-        if self.out.is_empty() {
-            return None;
-        }
-        // A large batch (a big body copied in) goes whole, leaving no view
-        // behind: the spare-buffer pool must not keep big allocations.
-        Some(if self.out.len() > LARGE_OUTPUT {
-            std::mem::take(&mut self.out).freeze()
-        } else {
-            self.out.split().freeze()
-        })
-    }
-
-    /// Sends the pending output without waiting for the kernel to take it
-    /// when nothing else is on its way (the usual case): the connection
-    /// goes on to its next request, and `wait_for_request` keeps the
-    /// write's deadline. On io_uring a write completes with the loop's next
-    /// wait, and not waiting for it here saves the task a turn per request.
-    /// With output still on its way (a client slow to read), it waits as
-    /// [`Connection::flush`] does: that wait is the backpressure.
-    async fn flush_behind(&mut self) -> Result<(), Stop> {
-        if self.stream.writing() {
-            return self.flush().await;
-        }
-        if let Some(data) = self.take_output() {
-            // Dropping the future does not cancel the write; a failure
-            // closes the stream, which the next read sees.
-            drop(self.stream.write(data));
-        }
-        Ok(())
     }
 
     /// Serves requests until the connection ends.
@@ -229,19 +203,6 @@ impl Connection {
 
     fn flush_boxed(&mut self) -> Pin<Box<dyn Future<Output = Result<(), Stop>> + '_>> {
         Box::pin(self.flush())
-    }
-
-    /// How long an idle connection waits for its next request: the idle
-    /// timeout; while a response is still on its way (`behind`), the write
-    /// timeout first, then (`rest`) what is left of the idle timeout.
-    fn wait_limit(&self, behind: bool, rest: bool) -> Duration {
-        let cfg = &self.shared.config;
-        let first = cfg.idle_connection_timeout.min(cfg.write_timeout);
-        match (behind, rest) {
-            (true, _) => first,
-            (false, true) => cfg.idle_connection_timeout - first,
-            (false, false) => cfg.idle_connection_timeout,
-        }
     }
 
     fn end_boxed(&mut self, stop: Stop) -> Pin<Box<dyn Future<Output = ()> + '_>> {
@@ -405,7 +366,7 @@ impl Connection {
         }
         // Pipelined requests waiting: answer them into the same buffer.
         if self.stream.buffered() == 0 || self.out.len() >= MAX_PENDING_OUTPUT {
-            self.flush_behind().await?;
+            self.flush().await?;
         }
         Ok(true)
     }
@@ -431,21 +392,9 @@ impl Connection {
         }
         // Idle: the server may close it at once on shutdown.
         let key = self.shared.idle.borrow_mut().insert(self.stream.closer());
+        let idle = self.shared.config.idle_connection_timeout;
         let stream = self.stream.clone();
-        // A response written behind (`flush_behind`) and still on its way
-        // must be taken within `write_timeout`, as an awaited write. (Only
-        // a flag is kept across the wait: this future is every idle
-        // connection's.)
-        let mut behind = stream.writing();
-        let mut rest = false;
-        let waited = loop {
-            let limit = self.wait_limit(behind, rest);
-            match self.timer.within(limit, stream.wait_for_data()).await {
-                // It went out in time: wait out the idle time.
-                Err(_) if behind && !stream.writing() => (behind, rest) = (false, true),
-                waited => break waited,
-            }
-        };
+        let waited = self.timer.within(idle, stream.wait_for_data()).await;
         let _ = self.shared.idle.borrow_mut().try_remove(key);
         Ok(matches!(waited, Ok(Ok(_))))
     }
