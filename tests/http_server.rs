@@ -318,6 +318,37 @@ per_backend! {
         assert!(gone, "the connection outlived write_timeout");
     }
 
+    fn a_single_response_the_client_never_reads_is_dropped_after_write_timeout(lp) {
+        // One request, no pipelining: the response is written behind (not
+        // awaited) and the connection waits for the next request; the
+        // write's deadline must hold all the same.
+        let gone = lp.run_sync_timeout(async {
+            let config = HttpConfig { write_timeout: Duration::from_millis(100), ..HttpConfig::default() };
+            let server = HttpServer::with_config(config, |_req: Request| async move {
+                Response::text(vec![b'x'; 8 << 20]) // more than loopback buffers hold
+            });
+            let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+            let client = std::thread::spawn(move || {
+                let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                std::thread::sleep(Duration::from_millis(1500)); // never reads
+                drop(c);
+            });
+            while server.tcp().connection_count() == 0 {
+                cyclone::sleep(Duration::from_millis(1)).await;
+            }
+            let t0 = std::time::Instant::now();
+            while server.tcp().connection_count() > 0 && t0.elapsed() < Duration::from_secs(1) {
+                cyclone::sleep(Duration::from_millis(5)).await;
+            }
+            let gone = server.tcp().connection_count() == 0;
+            common::thread_finished(&client).await;
+            server.tcp().stop();
+            gone
+        }, LIMIT).unwrap();
+        assert!(gone, "the connection outlived write_timeout");
+    }
+
     fn unsupported_version_is_505(lp) {
         refused(&lp, "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505);
     }

@@ -579,6 +579,21 @@ impl IOLoop {
         i.poller.borrow_mut().send(fd, data)
     }
 
+    /// Adds `data` to `fd`'s send handed over by [`IOLoop::submit_send`]
+    /// if the backend has not submitted it yet: then one [`Ready::SENT`]
+    /// reports both. Gives `data` back otherwise.
+    pub(crate) fn join_send(
+        &self,
+        fd: std::os::fd::RawFd,
+        data: bytes::Bytes,
+    ) -> Result<(), bytes::Bytes> {
+        let i = &self.inner;
+        if !i.caps.sends {
+            return Err(data);
+        }
+        i.poller.borrow_mut().join_send(fd, data)
+    }
+
     /// Why the last send [`IOLoop::submit_send`] made on `fd` failed, if
     /// it did (told once).
     pub(crate) fn take_send_error(&self, fd: std::os::fd::RawFd) -> Option<std::io::Error> {

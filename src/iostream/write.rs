@@ -307,11 +307,20 @@ impl IOStream {
                 };
             }
             if st.wq.is_empty() && inner.ring_sends {
-                // The loop's poller sends it, or adds it to a send of this
-                // turn not submitted yet. The queue is not touched.
+                // The loop's poller sends it, or adds it to our send in
+                // flight if that is not submitted yet. (Only ours: the
+                // poller may be done with our last send before we hear of
+                // it, and a new one then would be counted with it.) The
+                // queue is not touched.
+                let joining = st.in_flight > 0;
                 drop(st);
                 let len = data.len();
-                match inner.lp.submit_send(inner.fd, data) {
+                let handed = if joining {
+                    inner.lp.join_send(inner.fd, data)
+                } else {
+                    inner.lp.submit_send(inner.fd, data)
+                };
+                match handed {
                     Ok(()) => {
                         let mut st = inner.st.borrow_mut();
                         st.in_flight += len;

@@ -29,7 +29,8 @@
 //!
 //! 5. Optionally, sends on the loop's behalf (`capabilities().sends`):
 //!    `send(fd, data)` queues one send of `data` on the watched socket `fd`
-//!    (one at a time per fd), submitted with the next `poll` (or `flush`),
+//!    (one at a time per fd; `join_send` adds to one not submitted yet),
+//!    submitted with the next `poll` (or `flush`),
 //!    and reported by that or a later `poll` as a [`Ready::SENT`] event for
 //!    the fd's token once every byte is taken or the send failed; the
 //!    failure is then told by `take_send_error(fd)`. `deregister` hands a
@@ -178,6 +179,12 @@ pub trait Poller {
     /// docs. Gives `data` back if the backend makes no sends, `fd` is not
     /// watched, or a send of its is still in flight.
     fn send(&mut self, fd: RawFd, data: Bytes) -> Result<(), Bytes> {
+        let _ = fd;
+        Err(data)
+    }
+    /// Appends `data` to `fd`'s send if that send is not submitted yet (its
+    /// [`Ready::SENT`] then covers both); gives `data` back otherwise.
+    fn join_send(&mut self, fd: RawFd, data: Bytes) -> Result<(), Bytes> {
         let _ = fd;
         Err(data)
     }

@@ -74,6 +74,10 @@ const RECVSEND_POLL_FIRST: u16 = 1;
 const ENTER_GETEVENTS: u32 = 1 << 0;
 const ENTER_EXT_ARG: u32 = 1 << 3;
 
+/// The most bytes a joined send is copied up to: past it, a write waits
+/// its turn in the stream's queue (uncopied) like any other.
+const JOIN_LIMIT: usize = 64 * 1024;
+
 /// How often a flush enters the kernel before it gives up on a
 /// submission queue the kernel will not empty (it lacks memory for new
 /// requests): a partial sends's rest may be queued again by its own
@@ -304,7 +308,11 @@ impl Uring {
             if self.ring.submission().is_full()
                 && let Err(e) = self.ring.submit()
             {
-                result = Err(e);
+                // EBUSY/EAGAIN: the kernel is short of room; the rest
+                // stays queued for the next call.
+                if !matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN)) {
+                    result = Err(e);
+                }
                 break;
             }
             taken += 1;
@@ -316,7 +324,7 @@ impl Uring {
             // if any, is a `Bytes` held by the op until the op's last
             // completion. The queue has room (checked above).
             let pushed = unsafe { self.ring.submission().push(&entry) };
-            debug_assert!(pushed.is_ok());
+            debug_assert!(pushed.is_ok(), "room was checked above");
         }
         queued.drain(..taken);
         // Ops queued while this ran (none today) go after the leftovers.
@@ -568,10 +576,10 @@ impl Poller for Uring {
             // past them.
             std::mem::swap(events, &mut self.stash);
             self.rearm();
-            self.push_queued()?;
+            let pushed = self.push_queued();
             let entered = self.enter(Some(Duration::ZERO));
             self.reap(events);
-            return entered;
+            return pushed.and(entered);
         }
         self.rearm();
         self.push_queued()?;
@@ -596,21 +604,8 @@ impl Poller for Uring {
         let Some(reg) = self.reg_mut(fd) else {
             return Err(data);
         };
-        if let Some(key) = reg.send() {
-            // A send not submitted yet takes more bytes (a copy, and rare:
-            // two writes to one socket in one turn, neither awaited), so a
-            // turn's writes go out together as they would have in plain
-            // sends. One already in the kernel refuses them.
-            return match self.sends.get_mut(key) {
-                Some(op) if op.queued && op.sent == 0 => {
-                    let mut joined = bytes::BytesMut::with_capacity(op.data.len() + data.len());
-                    joined.extend_from_slice(&op.data);
-                    joined.extend_from_slice(&data);
-                    op.data = joined.freeze();
-                    Ok(())
-                }
-                _ => Err(data),
-            };
+        if reg.send != NO_OP {
+            return Err(data);
         }
         let generation = reg.generation;
         let key = self.sends.insert(SendOp {
@@ -626,6 +621,25 @@ impl Poller for Uring {
             reg.send = key as u32;
         }
         Ok(())
+    }
+
+    fn join_send(&mut self, fd: RawFd, data: Bytes) -> Result<(), Bytes> {
+        // A send not submitted yet takes more bytes (a copy, and rare: two
+        // writes to one socket in one turn, the first not awaited), so that
+        // a turn's writes go out together as plain sends would have.
+        let Some(key) = self.reg_mut(fd).and_then(|r| r.send()) else {
+            return Err(data);
+        };
+        match self.sends.get_mut(key) {
+            Some(op) if op.queued && op.sent == 0 && op.data.len() + data.len() <= JOIN_LIMIT => {
+                let mut joined = bytes::BytesMut::with_capacity(op.data.len() + data.len());
+                joined.extend_from_slice(&op.data);
+                joined.extend_from_slice(&data);
+                op.data = joined.freeze();
+                Ok(())
+            }
+            _ => Err(data),
+        }
     }
 
     fn take_send_error(&mut self, fd: RawFd) -> Option<io::Error> {
@@ -651,7 +665,9 @@ impl Poller for Uring {
             let mut stash = std::mem::take(&mut self.stash);
             self.reap(&mut stash);
             self.stash = stash;
-            if self.queued.is_empty() && self.ring.submission().is_empty() {
+            // Queued ops left are other fds' partial sends, queued again by
+            // their completions: they wait for the next poll.
+            if self.ring.submission().is_empty() {
                 return Ok(());
             }
         }
