@@ -288,64 +288,16 @@ per_backend! {
     }
 
     fn a_client_that_never_reads_is_disconnected_after_write_timeout(lp) {
-        let gone = lp.run_sync_timeout(async {
-            let config = HttpConfig { write_timeout: Duration::from_millis(100), ..HttpConfig::default() };
-            let server = HttpServer::with_config(config, |_req: Request| async move {
-                Response::text(vec![b'x'; 256 * 1024]) // more than loopback buffers hold
-            });
-            let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
-            let client = std::thread::spawn(move || {
-                let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-                for _ in 0..64 {
-                    let _ = c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-                }
-                std::thread::sleep(Duration::from_millis(1500)); // never reads
-                drop(c);
-            });
-            while server.tcp().connection_count() == 0 {
-                cyclone::sleep(Duration::from_millis(1)).await;
-            }
-            // Well before the client gives up, the server has let go.
-            let t0 = std::time::Instant::now();
-            while server.tcp().connection_count() > 0 && t0.elapsed() < Duration::from_secs(1) {
-                cyclone::sleep(Duration::from_millis(5)).await;
-            }
-            let gone = server.tcp().connection_count() == 0;
-            common::thread_finished(&client).await;
-            server.tcp().stop();
-            gone
-        }, LIMIT).unwrap();
+        // 64 pipelined requests, each answered with more than loopback
+        // buffers hold.
+        let gone = disconnected_when_never_reading(&lp, 256 * 1024, 64);
         assert!(gone, "the connection outlived write_timeout");
     }
 
     fn a_single_response_the_client_never_reads_is_dropped_after_write_timeout(lp) {
-        // One request, no pipelining: the response is written behind (not
-        // awaited) and the connection waits for the next request; the
-        // write's deadline must hold all the same.
-        let gone = lp.run_sync_timeout(async {
-            let config = HttpConfig { write_timeout: Duration::from_millis(100), ..HttpConfig::default() };
-            let server = HttpServer::with_config(config, |_req: Request| async move {
-                Response::text(vec![b'x'; 8 << 20]) // more than loopback buffers hold
-            });
-            let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
-            let client = std::thread::spawn(move || {
-                let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-                c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-                std::thread::sleep(Duration::from_millis(1500)); // never reads
-                drop(c);
-            });
-            while server.tcp().connection_count() == 0 {
-                cyclone::sleep(Duration::from_millis(1)).await;
-            }
-            let t0 = std::time::Instant::now();
-            while server.tcp().connection_count() > 0 && t0.elapsed() < Duration::from_secs(1) {
-                cyclone::sleep(Duration::from_millis(5)).await;
-            }
-            let gone = server.tcp().connection_count() == 0;
-            common::thread_finished(&client).await;
-            server.tcp().stop();
-            gone
-        }, LIMIT).unwrap();
+        // One request, no pipelining: the one response's write must time
+        // out all the same.
+        let gone = disconnected_when_never_reading(&lp, 8 << 20, 1);
         assert!(gone, "the connection outlived write_timeout");
     }
 
@@ -622,4 +574,44 @@ mod behind_a_proxy_and_shutdown {
             assert_eq!(slow[0].header("connection"), Some("close"));
         }
     }
+}
+
+/// Whether a server with a 100 ms `write_timeout` lets go, within a
+/// second, of a client that sends `requests` requests for `body` bytes
+/// each and never reads (the client gives up only after 1.5 s).
+fn disconnected_when_never_reading(lp: &IOLoop, body: usize, requests: usize) -> bool {
+    lp.run_sync_timeout(
+        async move {
+            let config = HttpConfig {
+                write_timeout: Duration::from_millis(100),
+                ..HttpConfig::default()
+            };
+            let server = HttpServer::with_config(config, move |_req: Request| async move {
+                Response::text(vec![b'x'; body])
+            });
+            let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+            let client = std::thread::spawn(move || {
+                let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                for _ in 0..requests {
+                    let _ = c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+                }
+                std::thread::sleep(Duration::from_millis(1500)); // never reads
+                drop(c);
+            });
+            while server.tcp().connection_count() == 0 {
+                cyclone::sleep(Duration::from_millis(1)).await;
+            }
+            // Well before the client gives up, the server has let go.
+            let t0 = std::time::Instant::now();
+            while server.tcp().connection_count() > 0 && t0.elapsed() < Duration::from_secs(1) {
+                cyclone::sleep(Duration::from_millis(5)).await;
+            }
+            let gone = server.tcp().connection_count() == 0;
+            common::thread_finished(&client).await;
+            server.tcp().stop();
+            gone
+        },
+        LIMIT,
+    )
+    .unwrap()
 }

@@ -563,35 +563,22 @@ impl IOLoop {
 
     /// Hands `data` to the backend to send on the watched socket `fd` with
     /// the loop's next wait (io_uring), reported to `fd`'s handler as
-    /// [`Ready::SENT`]. Gives `data` back when the backend makes no sends,
-    /// the loop is not running (nothing would submit it), `fd` is not
-    /// watched, or a send of its is in flight: the caller then writes
-    /// itself.
+    /// [`Ready::SENT`]; with `join`, adds it to `fd`'s send if the backend
+    /// has not submitted that yet (one `SENT` then reports both). Gives
+    /// `data` back when the backend makes no sends, the loop is not running
+    /// (nothing would submit it), `fd` is not watched, or the send in
+    /// flight rules it out: the caller then writes itself.
     pub(crate) fn submit_send(
         &self,
         fd: std::os::fd::RawFd,
         data: bytes::Bytes,
+        join: bool,
     ) -> Result<(), bytes::Bytes> {
         let i = &self.inner;
         if !i.caps.sends || !i.running.get() {
             return Err(data);
         }
-        i.poller.borrow_mut().send(fd, data)
-    }
-
-    /// Adds `data` to `fd`'s send handed over by [`IOLoop::submit_send`]
-    /// if the backend has not submitted it yet: then one [`Ready::SENT`]
-    /// reports both. Gives `data` back otherwise.
-    pub(crate) fn join_send(
-        &self,
-        fd: std::os::fd::RawFd,
-        data: bytes::Bytes,
-    ) -> Result<(), bytes::Bytes> {
-        let i = &self.inner;
-        if !i.caps.sends {
-            return Err(data);
-        }
-        i.poller.borrow_mut().join_send(fd, data)
+        i.poller.borrow_mut().send(fd, data, join)
     }
 
     /// Why the last send [`IOLoop::submit_send`] made on `fd` failed, if

@@ -96,13 +96,24 @@ impl Inner {
             next_batch(&st.wq)
         };
         let len = batch.len();
-        if self.lp.submit_send(self.fd, batch).is_err() {
+        if self.hand_over(batch).is_err() {
             return false;
         }
-        let mut st = self.st.borrow_mut();
-        st.in_flight = len;
-        pop_front_bytes(&mut st.wq, len);
+        pop_front_bytes(&mut self.st.borrow_mut().wq, len);
         true
+    }
+
+    /// Hands `data` to the loop's poller: a send of its own, or added to
+    /// our send in flight if that is not submitted yet. (Only to ours: the
+    /// poller may be done with our last send before we hear of it, and a
+    /// new send then would be counted with it.) The bytes are in flight
+    /// once it returns `Ok`.
+    fn hand_over(&self, data: Bytes) -> Result<(), Bytes> {
+        let join = self.st.borrow().in_flight > 0;
+        let len = data.len();
+        self.lp.submit_send(self.fd, data, join)?;
+        self.st.borrow_mut().in_flight += len;
+        Ok(())
     }
 
     /// The poller's send completed: its bytes are out of the queue, and
@@ -307,24 +318,12 @@ impl IOStream {
                 };
             }
             if st.wq.is_empty() && inner.ring_sends {
-                // The loop's poller sends it, or adds it to our send in
-                // flight if that is not submitted yet. (Only ours: the
-                // poller may be done with our last send before we hear of
-                // it, and a new one then would be counted with it.) The
-                // queue is not touched.
-                let joining = st.in_flight > 0;
+                // The loop's poller takes it; the queue is not touched.
                 drop(st);
                 let len = data.len();
-                let handed = if joining {
-                    inner.lp.join_send(inner.fd, data)
-                } else {
-                    inner.lp.submit_send(inner.fd, data)
-                };
-                match handed {
+                match inner.hand_over(data) {
                     Ok(()) => {
-                        let mut st = inner.st.borrow_mut();
-                        st.in_flight += len;
-                        st.wq_bytes += len;
+                        inner.st.borrow_mut().wq_bytes += len;
                         return Write {
                             stream: self,
                             until: Ok(until),

@@ -29,7 +29,8 @@
 //!
 //! 5. Optionally, sends on the loop's behalf (`capabilities().sends`):
 //!    `send(fd, data)` queues one send of `data` on the watched socket `fd`
-//!    (one at a time per fd; `join_send` adds to one not submitted yet),
+//!    (one at a time per fd; `send(.., join)` adds to one not submitted
+//!    yet),
 //!    submitted with the next `poll` (or `flush`),
 //!    and reported by that or a later `poll` as a [`Ready::SENT`] event for
 //!    the fd's token once every byte is taken or the send failed; the
@@ -176,16 +177,13 @@ pub trait Poller {
     /// What this backend can do.
     fn capabilities(&self) -> Capabilities;
     /// Queues a send of `data` on the watched socket `fd`; see the module
-    /// docs. Gives `data` back if the backend makes no sends, `fd` is not
-    /// watched, or a send of its is still in flight.
-    fn send(&mut self, fd: RawFd, data: Bytes) -> Result<(), Bytes> {
-        let _ = fd;
-        Err(data)
-    }
-    /// Appends `data` to `fd`'s send if that send is not submitted yet (its
-    /// [`Ready::SENT`] then covers both); gives `data` back otherwise.
-    fn join_send(&mut self, fd: RawFd, data: Bytes) -> Result<(), Bytes> {
-        let _ = fd;
+    /// docs. With `join`, appends `data` to `fd`'s send instead, if that is
+    /// not submitted yet (its [`Ready::SENT`] then covers both). Gives
+    /// `data` back if the backend makes no sends, `fd` is not watched, or
+    /// (without `join`) a send of its is still in flight, or (with `join`)
+    /// its send cannot take more.
+    fn send(&mut self, fd: RawFd, data: Bytes, join: bool) -> Result<(), Bytes> {
+        let _ = (fd, join);
         Err(data)
     }
     /// Why the last send on `fd` failed, once (cleared by reading it).

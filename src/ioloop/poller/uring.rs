@@ -482,6 +482,26 @@ impl Uring {
         self.rearm = rearm;
     }
 
+    /// Appends `data` to `fd`'s send, if it is not submitted yet.
+    fn join_send(&mut self, fd: RawFd, data: Bytes) -> Result<(), Bytes> {
+        // A send not submitted yet takes more bytes (a copy, and rare: two
+        // writes to one socket in one turn, the first not awaited), so that
+        // a turn's writes go out together as plain sends would have.
+        let Some(key) = self.reg_mut(fd).and_then(|r| r.send()) else {
+            return Err(data);
+        };
+        match self.sends.get_mut(key) {
+            Some(op) if op.queued && op.sent == 0 && op.data.len() + data.len() <= JOIN_LIMIT => {
+                let mut joined = bytes::BytesMut::with_capacity(op.data.len() + data.len());
+                joined.extend_from_slice(&op.data);
+                joined.extend_from_slice(&data);
+                op.data = joined.freeze();
+                Ok(())
+            }
+            _ => Err(data),
+        }
+    }
+
     fn has_queued_send(&self, reg: &Reg) -> bool {
         reg.send()
             .and_then(|k| self.sends.get(k))
@@ -600,7 +620,10 @@ impl Poller for Uring {
         }
     }
 
-    fn send(&mut self, fd: RawFd, data: Bytes) -> Result<(), Bytes> {
+    fn send(&mut self, fd: RawFd, data: Bytes, join: bool) -> Result<(), Bytes> {
+        if join {
+            return self.join_send(fd, data);
+        }
         let Some(reg) = self.reg_mut(fd) else {
             return Err(data);
         };
@@ -621,25 +644,6 @@ impl Poller for Uring {
             reg.send = key as u32;
         }
         Ok(())
-    }
-
-    fn join_send(&mut self, fd: RawFd, data: Bytes) -> Result<(), Bytes> {
-        // A send not submitted yet takes more bytes (a copy, and rare: two
-        // writes to one socket in one turn, the first not awaited), so that
-        // a turn's writes go out together as plain sends would have.
-        let Some(key) = self.reg_mut(fd).and_then(|r| r.send()) else {
-            return Err(data);
-        };
-        match self.sends.get_mut(key) {
-            Some(op) if op.queued && op.sent == 0 && op.data.len() + data.len() <= JOIN_LIMIT => {
-                let mut joined = bytes::BytesMut::with_capacity(op.data.len() + data.len());
-                joined.extend_from_slice(&op.data);
-                joined.extend_from_slice(&data);
-                op.data = joined.freeze();
-                Ok(())
-            }
-            _ => Err(data),
-        }
     }
 
     fn take_send_error(&mut self, fd: RawFd) -> Option<io::Error> {
