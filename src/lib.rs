@@ -22,6 +22,7 @@ pub mod ioloop;
 pub mod iostream;
 pub mod netutil;
 pub mod process;
+pub(crate) mod sys;
 pub mod tcpclient;
 pub mod tcpserver;
 pub mod web;

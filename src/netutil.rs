@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use crate::ioloop::sys::syscall;
 use crate::ioloop::{IOLoop, Interest, TimeoutHandle};
+use crate::sys::syscall;
 
 /// Connections accepted per readiness event before going back to the loop:
 /// enough to drain a burst in one turn (nginx-like batch sizes), few enough
@@ -249,7 +249,7 @@ where
 {
     let listener: OwnedFd = listener.into();
     let fd = listener.as_raw_fd();
-    crate::ioloop::sys::set_nonblocking(fd)?;
+    crate::sys::set_nonblocking(fd)?;
     let state = Rc::new(AcceptState {
         lp: lp.clone(),
         listener: RefCell::new(Some(listener)),

@@ -7,14 +7,10 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::ioloop::sys::syscall;
+use crate::sys::syscall;
 
 /// The worker id of this process, once [`fork_processes`] made it one.
 static TASK_ID: AtomicUsize = AtomicUsize::new(usize::MAX);
-
-/// Set when the first `IOLoop` of the process is created: forking after
-/// that would copy a loop (and its epoll fd) into every child.
-pub(crate) static LOOP_CREATED: AtomicBool = AtomicBool::new(false);
 
 /// Set by the supervisor's SIGTERM/SIGINT handler.
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -66,7 +62,7 @@ fn threads_in_process() -> usize {
 /// child keeps only the calling thread, and a loop's epoll set would be
 /// shared with every child. Both are checked.
 pub fn fork_processes(n: usize, max_restarts: usize) -> io::Result<usize> {
-    if LOOP_CREATED.load(Ordering::SeqCst) {
+    if crate::ioloop::loop_was_created() {
         return Err(io::Error::other(
             "fork_processes: an IOLoop already exists in this process; fork first",
         ));

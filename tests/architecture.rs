@@ -127,13 +127,13 @@ fn check(files: &[(String, String)]) -> Vec<String> {
                 continue;
             }
             edges.entry(path).or_default().insert(target);
-            if let Some(target_rank) = layer_of(target) {
-                if target_rank > rank {
-                    problems.push(format!(
-                        "{path} -> {target}: an arrow up (layer {rank} uses layer {target_rank}) via `{}`",
-                        reference.join("::")
-                    ));
-                }
+            if let Some(target_rank) = layer_of(target)
+                && target_rank > rank
+            {
+                problems.push(format!(
+                    "{path} -> {target}: an arrow up (layer {rank} uses layer {target_rank}) via `{}`",
+                    reference.join("::")
+                ));
             }
         }
     }
@@ -204,12 +204,12 @@ fn resolve(
     let module = path[..split].join("::");
     // A name the module imported from elsewhere in the crate: follow it
     // (bounded, in case two tables name each other).
-    if let (Some(name), Some(table)) = (path.get(split), tables.get(&module)) {
-        if let Some(target) = table.get(name).filter(|_| depth < 16) {
-            let mut next = target.clone();
-            next.extend_from_slice(&path[split + 1..]);
-            return resolve(&next, modules, tables, depth + 1);
-        }
+    if let (Some(name), Some(table)) = (path.get(split), tables.get(&module))
+        && let Some(target) = table.get(name).filter(|_| depth < 16)
+    {
+        let mut next = target.clone();
+        next.extend_from_slice(&path[split + 1..]);
+        return resolve(&next, modules, tables, depth + 1);
     }
     module
 }
@@ -331,9 +331,12 @@ fn absolutize(segments: &[String], module: &[String], in_bin: bool) -> Option<Ve
     Some(out)
 }
 
+/// A path as written, and the name it is imported as (`as` alias).
+type UsePath = (Vec<String>, Option<String>);
+
 /// Reads `a::b::{c, d::{e as f}}` starting at `start`; returns each full path
 /// with its alias, and the index just past the path.
-fn path_tree(tokens: &[String], start: usize) -> (Vec<(Vec<String>, Option<String>)>, usize) {
+fn path_tree(tokens: &[String], start: usize) -> (Vec<UsePath>, usize) {
     let mut prefix = vec![tokens[start].clone()];
     let mut i = start + 1;
     while tokens.get(i).is_some_and(|t| t == "::") {

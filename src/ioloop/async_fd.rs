@@ -15,7 +15,8 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use super::interest::{Interest, Ready};
-use super::{IOLoop, WeakLoop, sys};
+use super::{IOLoop, WeakLoop};
+use crate::sys;
 
 #[derive(Default)]
 struct Direction {

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 
 use super::IOLoop;
 use super::error::Error;
-use super::executor::TaskKey;
+use super::task_key::TaskKey;
 
 thread_local! {
     /// Loops running on this thread, innermost last.

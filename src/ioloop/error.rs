@@ -3,7 +3,7 @@
 use std::io;
 use std::os::fd::RawFd;
 
-use super::poller::Backend;
+use super::backend::Backend;
 
 /// Everything the loop can refuse or fail at. Match on the variant; the
 /// message is for people.

@@ -23,15 +23,8 @@ use slab::Slab;
 use super::error::Timeout;
 use super::guard::{Work, panic_message};
 use super::remote::RemoteShared;
+use super::task_key::TaskKey;
 use super::{IOLoop, current, remote_wake};
-
-/// Identifies a task: its slab slot and the generation of the spawn that
-/// owns the slot, so a late wake for a finished task is ignored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct TaskKey {
-    slot: u32,
-    generation: u32,
-}
 
 type LocalFuture = Pin<Box<dyn Future<Output = ()>>>;
 

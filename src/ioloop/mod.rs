@@ -1,6 +1,6 @@
 //! The IOLoop: one thread, one loop.
 //!
-//! An [`IOLoop`] watches file descriptors through a [`Poller`] chosen at run
+//! An [`IOLoop`] watches file descriptors through a poller [`Backend`] chosen at run
 //! time, runs callbacks and timeouts, and dispatches each ready fd to its
 //! handler. It is also a futures executor ([`IOLoop::spawn`],
 //! [`IOLoop::run_sync`]), so callback code and `async` code mix on one loop.
@@ -50,6 +50,7 @@
 //! ```
 
 mod async_fd;
+mod backend;
 mod current;
 mod error;
 mod executor;
@@ -61,7 +62,7 @@ pub mod poller;
 mod remote;
 mod signal;
 mod sleep;
-pub(crate) mod sys;
+mod task_key;
 mod timers;
 mod token;
 mod waker;
@@ -70,30 +71,32 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub use async_fd::{Async, Readable, Writable};
+pub use backend::Backend;
 pub use error::{Error, Timeout};
 pub use executor::{JoinError, JoinHandle};
 pub(crate) use guard::CatchUnwind;
 pub(crate) use guard::panic_message as panic_message_of;
 pub use interest::{Interest, Ready};
 pub use periodic::PeriodicCallback;
-pub use poller::{Backend, Capabilities, Poller};
+pub use poller::Capabilities;
+use poller::Poller;
 pub use remote::Remote;
 pub(crate) use sleep::far_future;
 pub use sleep::{Sleep, TimeoutFuture, Within, sleep, sleep_until, timeout};
 pub use timers::TimeoutHandle;
 pub use token::Token;
 
-pub(crate) use executor::TaskKey;
 use executor::Tasks;
 use guard::Work;
 use handlers::HandlerTable;
 use poller::Events;
 use remote::{RemoteItem, RemoteShared};
 use signal::SignalState;
+pub(crate) use task_key::TaskKey;
 use timers::{TimerAction, Timers};
 
 type Callback = Box<dyn FnOnce()>;
@@ -105,6 +108,16 @@ const EVENTS_CAPACITY: usize = 1024;
 /// Gives each loop a process-unique id, so a task waker can tell whether the
 /// loop running on its thread is its own.
 static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Set when the first `IOLoop` of the process is created: forking after
+/// that would copy a loop (and its epoll fd) into every child, so
+/// [`fork_processes`](crate::process::fork_processes) refuses.
+static LOOP_CREATED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process has created an `IOLoop` yet.
+pub(crate) fn loop_was_created() -> bool {
+    LOOP_CREATED.load(Ordering::SeqCst)
+}
 
 pub(crate) struct Inner {
     id: u64,
@@ -180,7 +193,7 @@ impl Builder {
     /// Creates the loop. Without an explicit backend, `CYCLONE_POLLER`
     /// chooses one; an unknown name there is an error, not a silent default.
     pub fn build(self) -> Result<IOLoop, Error> {
-        crate::process::LOOP_CREATED.store(true, Ordering::SeqCst);
+        LOOP_CREATED.store(true, Ordering::SeqCst);
         let backend = match self.backend {
             Some(b) => b,
             None => Backend::from_env()?,
@@ -578,13 +591,16 @@ impl IOLoop {
         if !i.caps.sends || !i.running.get() {
             return Err(data);
         }
-        i.poller.borrow_mut().send(fd, data, join)
+        match i.poller.borrow_mut().sender() {
+            Some(sender) => sender.send(fd, data, join),
+            None => Err(data),
+        }
     }
 
     /// Why the last send [`IOLoop::submit_send`] made on `fd` failed, if
     /// it did (told once).
     pub(crate) fn take_send_error(&self, fd: std::os::fd::RawFd) -> Option<std::io::Error> {
-        self.inner.poller.borrow_mut().take_send_error(fd)
+        self.inner.poller.borrow_mut().sender()?.take_send_error(fd)
     }
 
     /// Has the backend submit what it queued (io_uring) and take what
@@ -595,7 +611,10 @@ impl IOLoop {
         let Ok(mut poller) = self.inner.poller.try_borrow_mut() else {
             return;
         };
-        if let Err(e) = poller.flush() {
+        let Some(sender) = poller.sender() else {
+            return;
+        };
+        if let Err(e) = sender.flush() {
             tracing::warn!("submitting the poller's queued work: {e}");
         }
     }

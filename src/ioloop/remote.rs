@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::error::Error;
-use super::executor::TaskKey;
+use super::task_key::TaskKey;
 use super::waker::WakerFd;
 
 /// Work queued from another thread.

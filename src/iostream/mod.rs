@@ -167,7 +167,7 @@ impl IOStream {
 
     fn with_loop(fd: OwnedFd, kind: Kind, lp: &IOLoop) -> io::Result<IOStream> {
         let raw = fd.as_raw_fd();
-        crate::ioloop::sys::set_nonblocking(raw)?;
+        crate::sys::set_nonblocking(raw)?;
         let caps = lp.capabilities();
         let edge = caps.edge_triggered;
         let initial = if edge {
@@ -249,7 +249,7 @@ impl IOStream {
         }
         let v: libc::c_int = nodelay.into();
         // SAFETY: passes a live c_int of the size given.
-        crate::ioloop::sys::syscall!(setsockopt(
+        crate::sys::syscall!(setsockopt(
             self.inner.fd,
             libc::IPPROTO_TCP,
             libc::TCP_NODELAY,
@@ -294,7 +294,7 @@ impl IOStream {
             // socket now if it has room), so that the EOF follows them.
             self.inner.lp.flush_poller();
         }
-        crate::ioloop::sys::syscall!(shutdown(self.inner.fd, libc::SHUT_WR))?;
+        crate::sys::syscall!(shutdown(self.inner.fd, libc::SHUT_WR))?;
         Ok(())
     }
 

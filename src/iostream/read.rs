@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use regex::bytes::Regex;
 
 use super::{IOStream, Inner, Kind, State, StreamError};
-use crate::ioloop::sys::syscall;
+use crate::sys::syscall;
 
 thread_local! {
     /// Every stream on this thread reads through this buffer and keeps only

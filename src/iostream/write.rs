@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::{IOStream, Inner, Kind, StreamError};
-use crate::ioloop::sys::syscall;
+use crate::sys::syscall;
 
 /// Chunks gathered into one `sendmsg`/`writev`: the kernel's `UIO_MAXIOV`
 /// is 1024; 64 covers any realistic queue while keeping the iovec array

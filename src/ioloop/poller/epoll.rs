@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::{Capabilities, Events, Poller};
 use crate::ioloop::interest::{Interest, Ready};
-use crate::ioloop::sys::{self, syscall};
 use crate::ioloop::token::Token;
+use crate::sys::{self, syscall};
 
 /// Events fetched per `epoll_wait`: enough that one wait drains a busy
 /// server's ready list (more stay queued in the kernel for the next wait),

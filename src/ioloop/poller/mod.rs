@@ -2,8 +2,9 @@
 //!
 //! # The backend contract
 //!
-//! A backend is one file implementing [`Poller`]. That is the whole list;
-//! the loop needs nothing else and changes for no backend.
+//! A backend is one file (or folder) implementing [`Poller`]: the five
+//! methods below are the whole list a new backend must write; the loop
+//! needs nothing else and changes for no backend.
 //!
 //! 1. `register(fd, token, interest)` starts watching `fd`. `interest` is
 //!    never empty (the loop parks a handler by deregistering it). Watching
@@ -27,24 +28,30 @@
 //! 4. `capabilities()` says what the backend can do, so the loop and the
 //!    tests adapt at run time instead of guessing.
 //!
-//! 5. Optionally, sends on the loop's behalf (`capabilities().sends`):
-//!    `send(fd, data)` queues one send of `data` on the watched socket `fd`
-//!    (one at a time per fd; `send(.., join)` adds to one not submitted
-//!    yet),
-//!    submitted with the next `poll` (or `flush`),
-//!    and reported by that or a later `poll` as a [`Ready::SENT`] event for
-//!    the fd's token once every byte is taken or the send failed; the
-//!    failure is then told by `take_send_error(fd)`. `deregister` hands a
-//!    queued send to the kernel before it returns (the caller closes the fd
-//!    next), and a dropped registration's send is never resubmitted.
-//!    `flush` submits whatever is queued without waiting; the loop calls it
-//!    when it stops polling. Backends without sends keep the defaults, which
-//!    refuse every send.
+//!
+//! # An optional capability: sends made by the loop
+//!
+//! A backend that can submit socket writes together with its wait
+//! (io_uring) also implements [`Sender`], returns itself from
+//! [`Poller::sender`] and says `sends: true` in its capabilities. The loop
+//! asks for it and falls back to plain writes where it gets `None`, the
+//! default, so a backend without sends writes nothing for it.
+//!
+//! - `send(fd, data, join)` queues one send of `data` on the watched
+//!   socket `fd` (one at a time per fd; with `join`, adds to one not
+//!   submitted yet), submitted with the next `poll` (or `flush`), and
+//!   reported by that or a later `poll` as a [`Ready::SENT`] event for the
+//!   fd's token once every byte is taken or the send failed; the failure is
+//!   then told once by `take_send_error(fd)`.
+//! - `deregister` hands a queued send to the kernel before it returns (the
+//!   caller closes the fd next), and a dropped registration's send is
+//!   never resubmitted.
+//! - `flush` submits whatever is queued (sends and registrations) without
+//!   waiting; the loop calls it when it stops polling.
 //!
 //! The io_uring backend queues `POLL_ADD`/`POLL_REMOVE` and sends, and
 //! `poll` submits them together with the wait in one `io_uring_enter`.
 
-use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
 use std::str::FromStr;
@@ -52,6 +59,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::backend::Backend;
+pub use super::backend::POLLER_ENV;
 use super::error::Error;
 use super::interest::{Interest, Ready};
 use super::token::Token;
@@ -95,50 +104,46 @@ pub(crate) fn not_registered(fd: RawFd) -> io::Error {
 
 /// One ready fd, as reported by [`Poller::poll`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Event {
+pub(crate) struct Event {
     /// The token the fd was registered (or last modified) with.
-    pub token: Token,
+    pub(crate) token: Token,
     /// What the fd is ready for.
-    pub ready: Ready,
+    pub(crate) ready: Ready,
 }
 
 /// The events of one `poll`, reused from turn to turn so that polling
 /// allocates nothing in the steady state.
 #[derive(Debug, Default)]
-pub struct Events {
+pub(crate) struct Events {
     list: Vec<Event>,
 }
 
 impl Events {
     /// An empty list with room for `capacity` events.
-    pub fn with_capacity(capacity: usize) -> Events {
+    pub(crate) fn with_capacity(capacity: usize) -> Events {
         Events {
             list: Vec::with_capacity(capacity),
         }
     }
-    /// Appends an event (backends only).
-    pub fn push(&mut self, token: Token, ready: Ready) {
+    /// Appends an event.
+    pub(crate) fn push(&mut self, token: Token, ready: Ready) {
         self.list.push(Event { token, ready });
     }
     /// Removes every event, keeping the allocation.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.list.clear();
     }
     /// The number of events.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.list.len()
     }
     /// Whether there are no events.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
     /// The event at `index`.
-    pub fn get(&self, index: usize) -> Option<Event> {
+    pub(crate) fn get(&self, index: usize) -> Option<Event> {
         self.list.get(index).copied()
-    }
-    /// Iterates over the events.
-    pub fn iter(&self) -> impl Iterator<Item = &Event> {
-        self.list.iter()
     }
 }
 
@@ -158,14 +163,14 @@ pub struct Capabilities {
     /// Whether [`Interest::EDGE`] is supported (epoll's `EPOLLET`).
     /// Backends without it must not be asked for it.
     pub edge_triggered: bool,
-    /// Whether the backend sends on the loop's behalf ([`Poller::send`]):
+    /// Whether the backend sends on the loop's behalf ([`Poller::sender`]):
     /// writes to sockets then cost no system call of their own.
     pub sends: bool,
 }
 
 /// The system-call interface behind the loop. See the module docs for the
 /// contract every backend meets.
-pub trait Poller {
+pub(crate) trait Poller {
     /// Starts watching `fd` for `interest`, reporting events with `token`.
     fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()>;
     /// Changes what a watched fd is watched for, and its token.
@@ -176,45 +181,27 @@ pub trait Poller {
     fn poll(&mut self, timeout: Option<Duration>, events: &mut Events) -> io::Result<()>;
     /// What this backend can do.
     fn capabilities(&self) -> Capabilities;
-    /// Queues a send of `data` on the watched socket `fd`; see the module
-    /// docs. With `join`, appends `data` to `fd`'s send instead, if that is
-    /// not submitted yet (its [`Ready::SENT`] then covers both). Gives
-    /// `data` back if the backend makes no sends, `fd` is not watched, or
-    /// (without `join`) a send of its is still in flight, or (with `join`)
-    /// its send cannot take more.
-    fn send(&mut self, fd: RawFd, data: Bytes, join: bool) -> Result<(), Bytes> {
-        let _ = (fd, join);
-        Err(data)
-    }
-    /// Why the last send on `fd` failed, once (cleared by reading it).
-    fn take_send_error(&mut self, fd: RawFd) -> Option<io::Error> {
-        let _ = fd;
+    /// The backend's sends, if it makes them (the optional capability in
+    /// the module docs); `None` by default.
+    fn sender(&mut self) -> Option<&mut dyn Sender> {
         None
     }
+}
+
+/// Sends made on the loop's behalf, submitted with its next wait: the
+/// optional part of the backend contract (see the module docs).
+pub(crate) trait Sender {
+    /// Queues a send of `data` on the watched socket `fd`. With `join`,
+    /// appends `data` to `fd`'s send instead, if that is not submitted yet
+    /// (its [`Ready::SENT`] then covers both). Gives `data` back if `fd` is
+    /// not watched, or (without `join`) a send of its is still in flight,
+    /// or (with `join`) its send cannot take more.
+    fn send(&mut self, fd: RawFd, data: Bytes, join: bool) -> Result<(), Bytes>;
+    /// Why the last send on `fd` failed, once (cleared by reading it).
+    fn take_send_error(&mut self, fd: RawFd) -> Option<io::Error>;
     /// Submits queued work (sends, registrations) without waiting.
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+    fn flush(&mut self) -> io::Result<()>;
 }
-
-/// The poller backends Cyclone ships.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Backend {
-    /// Linux `epoll(7)`: O(ready) waits; the default on Linux.
-    Epoll,
-    /// POSIX `poll(2)`: O(watched) per wait, any fd number.
-    Poll,
-    /// POSIX `select(2)`: O(highest fd) per wait, fds below `FD_SETSIZE`.
-    Select,
-    /// Linux io_uring (6.1 or later): readiness through multishot polls,
-    /// and socket writes batched into the loop's wait, so that answering a
-    /// request makes no system call of its own. Available where the
-    /// kernel and sandbox allow io_uring.
-    Uring,
-}
-
-/// The environment variable that picks a backend at run time.
-pub const POLLER_ENV: &str = "CYCLONE_POLLER";
 
 impl Backend {
     /// Every backend available on this platform, best first.
@@ -251,16 +238,6 @@ impl Backend {
         }
     }
 
-    /// The name used by `CYCLONE_POLLER` and `--poller`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Epoll => "epoll",
-            Backend::Poll => "poll",
-            Backend::Select => "select",
-            Backend::Uring => "uring",
-        }
-    }
-
     /// Creates a poller of this kind.
     pub(crate) fn open(self) -> Result<Box<dyn Poller>, Error> {
         match self {
@@ -292,11 +269,5 @@ impl FromStr for Backend {
             return Err(Error::BackendUnavailable(backend));
         }
         Ok(backend)
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::{Capabilities, Events, Poller, not_registered, ready_of_poll_bits};
 use crate::ioloop::interest::Interest;
-use crate::ioloop::sys;
 use crate::ioloop::token::Token;
+use crate::sys;
 
 /// Marks an fd that has no entry in `fds`.
 const ABSENT: u32 = u32::MAX;

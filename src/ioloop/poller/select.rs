@@ -147,7 +147,7 @@ impl Poller for Select {
         });
         let tv_ptr = tv.as_mut().map_or(std::ptr::null_mut(), |t| t as *mut _);
         // SAFETY: the three sets are live copies and `tv_ptr` is null or live.
-        let n = match crate::ioloop::sys::syscall!(select(
+        let n = match crate::sys::syscall!(select(
             self.max_fd + 1,
             &mut read,
             &mut write,

@@ -1,7 +1,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use crate::ioloop::sys::syscall;
+use crate::sys::syscall;
 
 /// An eventfd: writes add to a counter, a read returns and clears it, so
 /// any number of wake-ups cost the loop one read.

@@ -1,7 +1,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use crate::ioloop::sys::{self, syscall};
+use crate::sys::{self, syscall};
 
 /// A self-pipe for platforms without eventfd.
 pub(crate) struct WakerFd {

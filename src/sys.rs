@@ -1,4 +1,5 @@
-//! System-call plumbing shared by the loop, its pollers and its wakers.
+//! System-call plumbing: the lowest layer, shared by the loop, its pollers
+//! and wakers, streams, listeners and worker processes.
 //!
 //! Every raw call goes through [`syscall!`], which turns the C convention
 //! (`-1` and `errno`) into an `io::Result`, so nobody checks errno by hand.
