@@ -46,7 +46,6 @@ use std::os::fd::RawFd;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use bytes::Bytes;
 use io_uring::IoUring;
 use slab::Slab;
 
@@ -57,6 +56,8 @@ use crate::ioloop::token::Token;
 mod readiness;
 mod ring;
 mod send;
+
+use send::SendOp;
 
 /// Submission queue entries (the completion queue gets twice as many):
 /// one turn of a busy loop queues a send and maybe a re-arm per
@@ -122,16 +123,6 @@ impl Reg {
     fn send(&self) -> Option<usize> {
         (self.send != NO_OP).then_some(self.send as usize)
     }
-}
-
-/// A send request; its bytes stay here until its last completion.
-struct SendOp {
-    fd: RawFd,
-    generation: u32,
-    data: Bytes,
-    sent: usize,
-    poll_first: bool,
-    queued: bool,
 }
 
 /// What waits for the next submission.

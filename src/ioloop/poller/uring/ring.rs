@@ -169,7 +169,7 @@ impl Uring {
     }
 
     /// Submits everything queued and runs what completes at once, keeping
-    /// its events for the next poll; see [`Sender::flush`](crate::ioloop::poller::Sender::flush).
+    /// its events for the next poll (the backend's `Sender::flush`).
     pub(super) fn flush_queued(&mut self) -> io::Result<()> {
         if self.queued.is_empty() && self.ring.submission().is_empty() {
             return Ok(());

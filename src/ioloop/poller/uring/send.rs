@@ -7,7 +7,7 @@ use std::os::fd::RawFd;
 
 use bytes::Bytes;
 
-use super::{NO_OP, Queued, Reg, SendOp, Uring};
+use super::{NO_OP, Queued, Reg, Uring};
 use crate::ioloop::interest::Ready;
 use crate::ioloop::poller::{Events, Sender};
 
@@ -24,7 +24,20 @@ pub(super) const RECVSEND_POLL_FIRST: u16 = 1;
 /// its turn in the stream's queue (uncopied) like any other.
 const JOIN_LIMIT: usize = 64 * 1024;
 
+/// A send request; its bytes stay here until its last completion.
+pub(super) struct SendOp {
+    pub(super) fd: RawFd,
+    pub(super) generation: u32,
+    pub(super) data: Bytes,
+    pub(super) sent: usize,
+    pub(super) poll_first: bool,
+    pub(super) queued: bool,
+}
+
 impl Uring {
+    /// A send's completion: its rest queued again if the socket took part
+    /// of it (or was full), else the op freed and, if its registration is
+    /// still the one that sent, `SENT` reported (and a failure kept).
     pub(super) fn send_done(&mut self, key: usize, res: i32, events: &mut Events) {
         let Some(op) = self.sends.get_mut(key) else {
             return;
