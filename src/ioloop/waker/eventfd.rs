@@ -1,3 +1,5 @@
+//! The loop's wake-up fd on Linux: an eventfd.
+
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 

@@ -1,3 +1,5 @@
+//! The loop's wake-up fd where there is no eventfd: a self-pipe.
+
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
