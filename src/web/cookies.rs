@@ -7,6 +7,8 @@ use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use super::url::encode_path_part;
+
 /// The `SameSite` attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SameSite {
@@ -61,7 +63,7 @@ impl Cookie {
     /// A cookie whose value may hold any text: it is percent-encoded, and
     /// [`Request::cookie`](super::Request::cookie) decodes it.
     pub fn encoded(name: impl Into<String>, value: &str) -> Cookie {
-        Cookie::new(name, super::app::encode_path_part(value))
+        Cookie::new(name, encode_path_part(value))
     }
 
     /// `Path`.

@@ -11,20 +11,27 @@
 //! ([`Request::path_kwarg`]). A pattern without regex syntax is compared
 //! as a plain string.
 
-mod app;
+mod application;
+mod conditional;
 pub mod cookies;
 mod error;
 mod handler;
 pub mod multipart;
 mod request;
 mod response;
+mod router;
+mod settings;
 mod static_files;
+mod url;
+mod xsrf;
 
-pub use app::{Application, Settings, mask_xsrf_token, xsrf_token};
+pub use application::Application;
 pub use cookies::{Cookie, SameSite};
 pub use error::HttpError;
 pub use handler::RequestHandler;
 pub use multipart::UploadedFile;
 pub use request::Request;
 pub use response::{IntoResponse, error_page, html_escape};
+pub use settings::Settings;
 pub use static_files::{StaticFileHandler, content_type};
+pub use xsrf::{mask_xsrf_token, xsrf_token};

@@ -5,7 +5,8 @@ use bytes::Bytes;
 use http::StatusCode;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, LOCATION, SET_COOKIE};
 
-use super::{Cookie, HttpError};
+use super::cookies::Cookie;
+use super::error::HttpError;
 use crate::http1::Response;
 
 impl Response {
@@ -185,6 +186,12 @@ impl IntoResponse for HttpError {
 impl<E: Into<HttpError>> IntoResponse for Result<Response, E> {
     fn into_response(self) -> Result<Response, HttpError> {
         self.map_err(Into::into)
+    }
+}
+
+impl<E: Into<HttpError>> IntoResponse for Result<String, E> {
+    fn into_response(self) -> Result<Response, HttpError> {
+        self.map(Response::text).map_err(Into::into)
     }
 }
 

@@ -14,9 +14,12 @@ use http::header::{
 };
 use http::{HeaderValue, Method, StatusCode};
 
-use super::app::{Compression, etag_matches};
+use super::conditional::{Compression, accepts_gzip, etag_matches};
+use super::error::HttpError;
+use super::handler::method_not_allowed;
+use super::request::Request;
 use super::response::html_escape;
-use super::{HttpError, Request};
+use super::url::encode_path_part;
 use crate::http1::{BodyStream, Response};
 
 /// Files up to this size are read whole; larger ones are sent in pieces
@@ -93,7 +96,7 @@ impl StaticFileHandler {
     /// Answers `req`, whose first capture is the path under the root.
     pub fn serve(&self, req: &Request) -> Result<Response, HttpError> {
         if req.method != Method::GET && req.method != Method::HEAD {
-            return Err(super::handler::method_not_allowed(&[Method::GET]));
+            return Err(method_not_allowed(&[Method::GET]));
         }
         let rel = req.path_arg(0).unwrap_or("");
         let path = self.resolve(rel)?;
@@ -213,7 +216,7 @@ impl StaticFileHandler {
             let ct = HeaderValue::from_static(content_type(path));
             let compression = Compression::of(
                 req.settings(),
-                super::app::accepts_gzip(req),
+                accepts_gzip(req),
                 || Some(&ct),
                 (size <= PIECE as u64).then_some(size),
             );
@@ -426,7 +429,7 @@ fn listing(url_path: &str, dir: &Path) -> Result<Response, HttpError> {
     }
     for (is_dir, name) in entries {
         let slash = if is_dir { "/" } else { "" };
-        let href = super::app::encode_path_part(&name);
+        let href = encode_path_part(&name);
         body.push_str(&format!(
             "<li><a href=\"{href}{slash}\">{}{slash}</a></li>",
             html_escape(&name)
