@@ -182,7 +182,7 @@ fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
 /// mixed in, then a final avalanche so every digit depends on every byte.
 /// Kept by hand: it runs on every 200 body, and a crate's general hasher
 /// would cost more for nothing a validator needs.
-fn body_hash(body: &[u8]) -> u64 {
+pub(crate) fn body_hash(body: &[u8]) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
     let mut h = body.len() as u64;
     let mut chunks = body.chunks_exact(8);
