@@ -187,7 +187,9 @@ impl Cookie {
 
 /// Every `name=value` pair of the `Cookie` fields, in order. Pairs
 /// without `=` are skipped; surrounding double quotes are removed.
-pub fn parse_cookie_header<'a>(values: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
+pub(crate) fn parse_cookie_header<'a>(
+    values: impl Iterator<Item = &'a str>,
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for header in values {
         for pair in header.split(';') {

@@ -129,7 +129,7 @@ impl Response {
 
 /// An error page for `e`: `<status> <phrase>` as HTML, with `trace`
 /// (debug mode) below it.
-pub fn error_page(e: &HttpError, trace: Option<&str>) -> Response {
+pub(crate) fn error_page(e: &HttpError, trace: Option<&str>) -> Response {
     let code = e.status.as_u16();
     let phrase = html_escape(e.phrase());
     let mut body = format!(

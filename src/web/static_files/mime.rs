@@ -3,7 +3,7 @@
 use std::path::Path;
 
 /// The media type for `path`'s extension (text with `charset=utf-8`).
-pub fn content_type(path: &Path) -> &'static str {
+pub(crate) fn content_type(path: &Path) -> &'static str {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())

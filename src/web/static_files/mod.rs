@@ -14,7 +14,6 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
-pub use mime::content_type;
 use range::{Range, requested_range};
 use source::{Found, Opened, PIECE, Source};
 
