@@ -185,6 +185,8 @@ impl Cookie {
     }
 }
 
+// By hand rather than the `cookie` crate: this lenient split is all the
+// server reads, and Set-Cookie needs the validation `invalid` does anyway.
 /// Every `name=value` pair of the `Cookie` fields, in order. Pairs
 /// without `=` are skipped; surrounding double quotes are removed.
 pub(crate) fn parse_cookie_header<'a>(
