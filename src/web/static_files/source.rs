@@ -35,11 +35,21 @@ pub(crate) enum Source {
 }
 
 /// One file compiled into the binary.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct EmbeddedFile {
     bytes: &'static [u8],
     /// Its content's hash: the same bytes keep the same tag across builds.
     etag: String,
+}
+
+impl std::fmt::Debug for EmbeddedFile {
+    // Its size, not its bytes: a handler's Debug must stay readable.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedFile")
+            .field("len", &self.bytes.len())
+            .field("etag", &self.etag)
+            .finish()
+    }
 }
 
 /// What a path names.
