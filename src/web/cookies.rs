@@ -7,6 +7,8 @@ use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use super::url::encode_path_part;
+
 /// The `SameSite` attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SameSite {
@@ -61,7 +63,7 @@ impl Cookie {
     /// A cookie whose value may hold any text: it is percent-encoded, and
     /// [`Request::cookie`](super::Request::cookie) decodes it.
     pub fn encoded(name: impl Into<String>, value: &str) -> Cookie {
-        Cookie::new(name, super::app::encode_path_part(value))
+        Cookie::new(name, encode_path_part(value))
     }
 
     /// `Path`.
@@ -183,9 +185,13 @@ impl Cookie {
     }
 }
 
+// By hand rather than the `cookie` crate: this lenient split is all the
+// server reads, and Set-Cookie needs the validation `invalid` does anyway.
 /// Every `name=value` pair of the `Cookie` fields, in order. Pairs
 /// without `=` are skipped; surrounding double quotes are removed.
-pub fn parse_cookie_header<'a>(values: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
+pub(crate) fn parse_cookie_header<'a>(
+    values: impl Iterator<Item = &'a str>,
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for header in values {
         for pair in header.split(';') {

@@ -3,7 +3,8 @@
 //! or a [`RequestHandler`] — and turns what it returns (a
 //! [`Response`](crate::http1::Response) or an [`HttpError`]) into the
 //! answer, adding ETags and `304`s, optional gzip, XSRF checks and an
-//! access log line. [`StaticFileHandler`] serves a directory.
+//! access log line. [`StaticFileHandler`] serves a directory, or files
+//! compiled into the binary.
 //!
 //! Route patterns are regular expressions over the whole path, as in
 //! Tornado: `r"/user/(\d+)"` passes `"7"` for `/user/7`
@@ -11,20 +12,27 @@
 //! ([`Request::path_kwarg`]). A pattern without regex syntax is compared
 //! as a plain string.
 
-mod app;
+mod application;
+mod conditional;
 pub mod cookies;
 mod error;
 mod handler;
-pub mod multipart;
+mod multipart;
 mod request;
 mod response;
+mod router;
+mod settings;
 mod static_files;
+mod url;
+mod xsrf;
 
-pub use app::{Application, Settings, mask_xsrf_token, xsrf_token};
+pub use application::Application;
 pub use cookies::{Cookie, SameSite};
 pub use error::HttpError;
 pub use handler::RequestHandler;
 pub use multipart::UploadedFile;
 pub use request::Request;
-pub use response::{IntoResponse, error_page, html_escape};
-pub use static_files::{StaticFileHandler, content_type};
+pub use response::{IntoResponse, html_escape};
+pub use settings::Settings;
+pub use static_files::StaticFileHandler;
+pub use xsrf::{mask_xsrf_token, xsrf_token};

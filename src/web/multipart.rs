@@ -3,14 +3,14 @@
 
 use bytes::Bytes;
 
-use super::HttpError;
+use super::error::HttpError;
 
 /// The most parts a body may have: a body of tiny parts must not cost a
 /// huge number of allocations.
-pub const MAX_PARTS: usize = 1_000;
+pub(crate) const MAX_PARTS: usize = 1_000;
 
 /// The largest head of one part (its header lines).
-pub const MAX_PART_HEAD: usize = 8 * 1024;
+pub(crate) const MAX_PART_HEAD: usize = 8 * 1024;
 
 /// An uploaded file from a `multipart/form-data` body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub struct UploadedFile {
 }
 
 /// The boundary of a `multipart/form-data` content type, if it is one.
-pub fn boundary(content_type: &str) -> Option<String> {
+pub(crate) fn boundary(content_type: &str) -> Option<String> {
     let mut params = content_type.split(';');
     let kind = params.next()?.trim();
     if !kind.eq_ignore_ascii_case("multipart/form-data") {
@@ -114,10 +114,13 @@ fn params(value: &str) -> Vec<(String, String)> {
 }
 
 /// Form fields: (name, value) pairs in order.
-pub type Fields = Vec<(String, String)>;
+pub(crate) type Fields = Vec<(String, String)>;
 
 /// Splits `body` into fields (name, value) and files.
-pub fn parse(body: &Bytes, boundary: &str) -> Result<(Fields, Vec<UploadedFile>), HttpError> {
+pub(crate) fn parse(
+    body: &Bytes,
+    boundary: &str,
+) -> Result<(Fields, Vec<UploadedFile>), HttpError> {
     let delimiter = format!("--{boundary}");
     let next_delimiter = format!("\r\n--{boundary}");
     let finder = memchr::memmem::Finder::new(next_delimiter.as_bytes());

@@ -6,10 +6,11 @@ use std::rc::Rc;
 
 use http::header::{CONTENT_TYPE, COOKIE};
 
-use super::app::Settings;
-use super::cookies;
+use super::cookies::{self, Cookie};
+use super::error::HttpError;
 use super::multipart::{self, UploadedFile};
-use super::{Cookie, HttpError};
+use super::settings::Settings;
+use super::url::percent_decode;
 use crate::http1;
 
 /// A request as a web handler sees it. It dereferences to the
@@ -275,31 +276,4 @@ impl Request {
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
-}
-
-/// `%XX` decoding, lenient: a `%` not followed by two hex digits stays as
-/// it is (one bad escape does not leave the rest encoded). Invalid UTF-8
-/// becomes U+FFFD.
-pub(crate) fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        // Digits only: from_str_radix would also take a sign ("%+f").
-        let hex = b
-            .get(i + 1..i + 3)
-            .filter(|h| h.iter().all(u8::is_ascii_hexdigit));
-        match (b[i], hex) {
-            (b'%', Some(h)) => {
-                let digit = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
-                out.push(digit(h[0]) << 4 | digit(h[1]));
-                i += 3;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

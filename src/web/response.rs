@@ -5,7 +5,8 @@ use bytes::Bytes;
 use http::StatusCode;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, LOCATION, SET_COOKIE};
 
-use super::{Cookie, HttpError};
+use super::cookies::Cookie;
+use super::error::HttpError;
 use crate::http1::Response;
 
 impl Response {
@@ -128,7 +129,7 @@ impl Response {
 
 /// An error page for `e`: `<status> <phrase>` as HTML, with `trace`
 /// (debug mode) below it.
-pub fn error_page(e: &HttpError, trace: Option<&str>) -> Response {
+pub(crate) fn error_page(e: &HttpError, trace: Option<&str>) -> Response {
     let code = e.status.as_u16();
     let phrase = html_escape(e.phrase());
     let mut body = format!(
@@ -185,6 +186,12 @@ impl IntoResponse for HttpError {
 impl<E: Into<HttpError>> IntoResponse for Result<Response, E> {
     fn into_response(self) -> Result<Response, HttpError> {
         self.map_err(Into::into)
+    }
+}
+
+impl<E: Into<HttpError>> IntoResponse for Result<String, E> {
+    fn into_response(self) -> Result<Response, HttpError> {
+        self.map(Response::text).map_err(Into::into)
     }
 }
 

@@ -1,0 +1,452 @@
+//! [`Application`]: routes and settings, and what happens around every
+//! handler: routing and the XSRF check before it, then the request's end
+//! (errors and panics as pages, compression and ETags, the access log).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::Instant;
+
+use http::header::IF_NONE_MATCH;
+use http::{HeaderValue, Method, StatusCode};
+
+use super::conditional::{accepts_gzip, finish};
+use super::error::HttpError;
+use super::handler::{self, RequestHandler};
+use super::request::Request;
+use super::response::{IntoResponse, error_page};
+use super::router::Router;
+use super::settings::Settings;
+use super::static_files::StaticFileHandler;
+use super::xsrf::xsrf_ok;
+use crate::http1::{self, HttpConfig, HttpServer, Response};
+
+type Outcome = Result<Response, HttpError>;
+
+/// The target of the access log lines (`RUST_LOG=cyclone::access=off`
+/// silences them).
+const ACCESS: &str = "cyclone::access";
+/// A route's handler, type-erased. It takes the request and the end of
+/// the request's processing (`Pending`, taken out of the slot once the
+/// handler's future exists) and returns one boxed future that runs the
+/// handler and then that end.
+type Endpoint = Rc<dyn Fn(Request, &mut Option<Pending>) -> BoxedResponse>;
+type BoxedResponse = Pin<Box<dyn Future<Output = Response>>>;
+
+/// A web application: an ordered list of routes (the first match wins)
+/// and settings. Route patterns are regular expressions matched against
+/// the whole path, as in Tornado; each group is a capture passed to the
+/// handler ([`Request::path_args`], named ones through
+/// [`Request::path_kwarg`]).
+///
+/// ```no_run
+/// use cyclone::http1::Response;
+/// use cyclone::web::{Application, HttpError, Request};
+///
+/// async fn user(req: Request) -> Result<Response, HttpError> {
+///     Ok(Response::text(format!("user {}", req.path_arg(0).unwrap_or(""))))
+/// }
+///
+/// let app = Application::new()
+///     .route("/", |_req: Request| async { Response::html("<h1>Home</h1>") })
+///     .named_route("user", r"/user/(\d+)", user);
+/// assert_eq!(app.reverse_url("user", &["7"]).as_deref(), Some("/user/7"));
+/// let server = app.into_server();
+/// server.listen(8888, Some("127.0.0.1")).unwrap();
+/// cyclone::IOLoop::current().start().unwrap();
+/// ```
+pub struct Application {
+    router: Router<Endpoint>,
+    default: Option<Endpoint>,
+    settings: Settings,
+    config: HttpConfig,
+}
+
+impl Default for Application {
+    fn default() -> Application {
+        Application::new()
+    }
+}
+
+fn endpoint<F, Fut, R>(f: F) -> Endpoint
+where
+    F: Fn(Request) -> Fut + 'static,
+    Fut: Future<Output = R> + 'static,
+    R: IntoResponse,
+{
+    Rc::new(move |req, pending| finishing(f(req), pending))
+}
+
+/// `fut` followed by the request's end, in one allocation, built in
+/// place. `pending` is taken only after `fut` exists: if making it
+/// panicked, the caller still has it.
+fn finishing<Fut>(fut: Fut, pending: &mut Option<Pending>) -> BoxedResponse
+where
+    Fut: Future<Output: IntoResponse> + 'static,
+{
+    let b: Box<Finishing<Fut>> = Box::write(
+        Box::new_uninit(),
+        Finishing {
+            inner: fut,
+            pending: pending.take(),
+        },
+    );
+    Box::into_pin(b as Box<dyn Future<Output = Response>>)
+}
+
+pin_project_lite::pin_project! {
+    /// A handler's future, then `end`: a panic while polling it becomes
+    /// a 500 here, with the web layer's page and access line.
+    struct Finishing<F> {
+        #[pin]
+        inner: F,
+        pending: Option<Pending>,
+    }
+}
+
+impl<F: Future<Output: IntoResponse>> Future for Finishing<F> {
+    type Output = Response;
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Response> {
+        let this = self.project();
+        let inner = this.inner;
+        // `into_response` is user code too: inside the catch.
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            inner.poll(cx).map(IntoResponse::into_response)
+        }));
+        let outcome = match polled {
+            Ok(std::task::Poll::Pending) => return std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(r)) => Ok(r),
+            Err(p) => Err(crate::ioloop::panic_message_of(&*p).to_string()),
+        };
+        match this.pending.take() {
+            Some(p) => std::task::Poll::Ready(end(outcome, p)),
+            // Polled again after completing: a caller bug, answered safely.
+            None => std::task::Poll::Ready(error_page(
+                &HttpError::new(StatusCode::INTERNAL_SERVER_ERROR),
+                None,
+            )),
+        }
+    }
+}
+
+impl Application {
+    /// No routes (every request: 404), default settings.
+    pub fn new() -> Application {
+        Application {
+            router: Router::new(),
+            default: None,
+            settings: Settings::default(),
+            config: HttpConfig::default(),
+        }
+    }
+
+    fn add(mut self, name: Option<&str>, pattern: &str, endpoint: Endpoint) -> Application {
+        self.router.add(name, pattern, endpoint);
+        self
+    }
+
+    /// Routes `pattern` to an async function (or closure) of [`Request`]
+    /// returning a [`Response`], a `Result<Response, HttpError>`, an
+    /// [`HttpError`] or text.
+    ///
+    /// # Panics
+    /// If `pattern` is not a valid regular expression.
+    pub fn route<F, Fut, R>(self, pattern: &str, f: F) -> Application
+    where
+        F: Fn(Request) -> Fut + 'static,
+        Fut: Future<Output = R> + 'static,
+        R: IntoResponse,
+    {
+        self.add(None, pattern, endpoint(f))
+    }
+
+    /// [`route`](Self::route) with a name for [`reverse_url`](Self::reverse_url).
+    pub fn named_route<F, Fut, R>(self, name: &str, pattern: &str, f: F) -> Application
+    where
+        F: Fn(Request) -> Fut + 'static,
+        Fut: Future<Output = R> + 'static,
+        R: IntoResponse,
+    {
+        self.add(Some(name), pattern, endpoint(f))
+    }
+
+    /// Routes `pattern` to a [`RequestHandler`]; `factory` makes a fresh
+    /// handler for each request.
+    pub fn handler<H, F>(self, pattern: &str, factory: F) -> Application
+    where
+        H: RequestHandler,
+        F: Fn() -> H + 'static,
+    {
+        let ep: Endpoint =
+            Rc::new(move |req, pending| finishing(handler::run(factory(), req), pending));
+        self.add(None, pattern, ep)
+    }
+
+    /// Serves the files of `handler` (a directory, or files compiled into
+    /// the binary) at `prefix` (`"/static/"`): see [`StaticFileHandler`].
+    pub fn static_files(mut self, prefix: &str, handler: StaticFileHandler) -> Application {
+        // "/static" itself: on to "/static/", as for any directory.
+        if let Some(bare) = prefix.strip_suffix('/').filter(|b| !b.is_empty()) {
+            let to = prefix.to_string();
+            self = self.add(
+                None,
+                &regex::escape(bare),
+                endpoint(move |_req: Request| {
+                    let to = to.clone();
+                    async move { Response::redirect_with(StatusCode::MOVED_PERMANENTLY, &to) }
+                }),
+            );
+        }
+        let handler = Rc::new(handler);
+        let pattern = format!("{}(.*)", regex::escape(prefix));
+        let ep: Endpoint = Rc::new(move |req, pending| {
+            let h = handler.clone();
+            finishing(async move { h.serve(&req) }, pending)
+        });
+        self.add(None, &pattern, ep)
+    }
+
+    /// Adds `routes`' routes for requests whose host (the `Host` header
+    /// without its port) matches the regex `host_pattern`, as Tornado's
+    /// `add_handlers`. Routes keep their order: put host-specific ones
+    /// before catch-all ones.
+    ///
+    /// # Panics
+    /// If `host_pattern` is not a valid regular expression.
+    pub fn host(mut self, host_pattern: &str, routes: Application) -> Application {
+        self.router.add_for_host(host_pattern, routes.router);
+        self
+    }
+
+    /// Answers requests no route matches (default: a 404 page).
+    pub fn default_handler<F, Fut, R>(mut self, f: F) -> Application
+    where
+        F: Fn(Request) -> Fut + 'static,
+        Fut: Future<Output = R> + 'static,
+        R: IntoResponse,
+    {
+        self.default = Some(endpoint(f));
+        self
+    }
+
+    /// Replaces the settings.
+    pub fn settings(mut self, settings: Settings) -> Application {
+        self.settings = settings;
+        self
+    }
+
+    /// Sets the key for signed cookies.
+    pub fn cookie_secret(mut self, secret: impl Into<Vec<u8>>) -> Application {
+        self.settings.cookie_secret = Some(secret.into());
+        self
+    }
+
+    /// Debug mode: a panic's message and backtrace in the 500 page.
+    pub fn debug(mut self, on: bool) -> Application {
+        self.settings.debug = on;
+        self
+    }
+
+    /// XSRF protection for POST, PUT, PATCH and DELETE (see
+    /// [`xsrf_token`](super::xsrf_token)).
+    pub fn xsrf_cookies(mut self, on: bool) -> Application {
+        self.settings.xsrf_cookies = on;
+        self
+    }
+
+    /// Gzip text responses for clients that accept it.
+    pub fn compress_response(mut self, on: bool) -> Application {
+        self.settings.compress_response = on;
+        self
+    }
+
+    /// The HTTP server's limits and timeouts.
+    pub fn http_config(mut self, config: HttpConfig) -> Application {
+        self.config = config;
+        self
+    }
+
+    /// The URL of named route `name` with its groups filled with `args`
+    /// (percent-encoded), in order; `None` if there is no such route, the
+    /// count differs, or the pattern has regex syntax outside its groups.
+    pub fn reverse_url(&self, name: &str, args: &[&str]) -> Option<String> {
+        self.router.reverse_url(name, args)
+    }
+
+    /// An [`HttpServer`] serving this application.
+    pub fn into_server(self) -> HttpServer {
+        if self.settings.debug {
+            install_trace_hook();
+        }
+        let config = self.config.clone();
+        let app = Rc::new(Shared {
+            router: self.router,
+            default: self.default,
+            settings: Rc::new(self.settings),
+        });
+        HttpServer::with_boxed_handler(config, move |req| dispatch(&app, req))
+    }
+}
+
+/// The application as its server holds it.
+struct Shared {
+    router: Router<Endpoint>,
+    default: Option<Endpoint>,
+    settings: Rc<Settings>,
+}
+
+thread_local! {
+    /// The last panic on this thread with its backtrace, kept by the hook
+    /// debug mode installs, for the 500 page.
+    static PANIC_TRACE: std::cell::RefCell<Option<(String, String)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// In debug mode, panics also record their message and backtrace for the
+/// 500 page (Tornado shows the traceback). The hook chains to the one
+/// installed before, so panics are still reported as usual; it is
+/// installed once per process.
+fn install_trace_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = crate::ioloop::panic_message_of(info.payload()).to_string();
+            let trace = format!("{info}\n\n{}", std::backtrace::Backtrace::force_capture());
+            let _ = PANIC_TRACE.try_with(|t| *t.borrow_mut() = Some((message, trace)));
+            previous(info);
+        }));
+    });
+}
+
+/// What the end of a request needs from its start.
+struct Pending {
+    method: Method,
+    settings: Rc<Settings>,
+    wants_gzip: bool,
+    if_none_match: Option<HeaderValue>,
+    /// For the access line: start time, target, client (only when some
+    /// line would be written: errors always are).
+    access: Option<(Instant, http::Uri, Option<std::net::IpAddr>)>,
+}
+
+/// The web side of one request. Routing and the handler call happen at
+/// once, outside any future; the server gets one boxed future: the
+/// handler's, followed by the end (`Finishing`).
+fn dispatch(app: &Shared, req: http1::Request) -> BoxedResponse {
+    let settings = app.settings.clone();
+    let mut pending = Some(Pending {
+        method: req.method.clone(),
+        wants_gzip: settings.compress_response && accepts_gzip(&req),
+        if_none_match: req.headers.get(IF_NONE_MATCH).cloned(),
+        access: tracing::enabled!(target: ACCESS, tracing::Level::ERROR)
+            .then(|| (Instant::now(), req.uri.clone(), req.remote_ip)),
+        settings: settings.clone(),
+    });
+    let refused = |e: HttpError, pending: &mut Option<Pending>| -> BoxedResponse {
+        let resp = match pending.take() {
+            Some(p) => end(Ok(Err(e)), p),
+            None => error_page(&e, None),
+        };
+        Box::pin(std::future::ready(resp))
+    };
+    let (ep, args, kwargs) = match app.router.find(&req) {
+        Some(found) => found,
+        None => match &app.default {
+            Some(ep) => (ep, Vec::new(), Vec::new()),
+            None => return refused(HttpError::new(StatusCode::NOT_FOUND), &mut pending),
+        },
+    };
+    let wreq = Request::new(req, args, kwargs, settings);
+    let unsafe_method = matches!(
+        wreq.method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    if wreq.settings().xsrf_cookies && unsafe_method && !xsrf_ok(&wreq) {
+        let e = HttpError::new(StatusCode::FORBIDDEN)
+            .reason("XSRF cookie does not match the request's token");
+        return refused(e, &mut pending);
+    }
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ep(wreq, &mut pending))) {
+        Ok(fut) => fut,
+        Err(p) => {
+            let msg = crate::ioloop::panic_message_of(&*p).to_string();
+            let resp = match pending.take() {
+                Some(pending) => end(Err(msg), pending),
+                None => error_page(&HttpError::new(StatusCode::INTERNAL_SERVER_ERROR), None),
+            };
+            Box::pin(std::future::ready(resp))
+        }
+    }
+}
+
+/// Turns errors and panics into pages, adds the ETag / 304 and
+/// compression, writes the access line.
+fn end(outcome: Result<Outcome, String>, p: Pending) -> Response {
+    let method = &p.method;
+    let mut resp = match outcome {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            if let Some(m) = &e.log_message {
+                tracing::warn!("{} {method}: {m}", e.status.as_u16());
+            }
+            error_page(&e, None)
+        }
+        Err(panic) => {
+            tracing::error!("handler for {method} panicked: {panic}");
+            let e = HttpError::new(StatusCode::INTERNAL_SERVER_ERROR);
+            if p.settings.debug {
+                // The hook saw the panic on this thread just before it
+                // was caught: its trace is this one's.
+                // Only the trace of this very panic: a stale one (a panic
+                // resumed without the hook, or an earlier request's) is not
+                // shown.
+                let trace = PANIC_TRACE
+                    .with(|t| t.borrow_mut().take())
+                    .filter(|(message, _)| *message == panic)
+                    .map_or(panic, |(_, trace)| trace);
+                error_page(&e, Some(&trace))
+            } else {
+                error_page(&e, None)
+            }
+        }
+    };
+    finish(
+        &mut resp,
+        method,
+        &p.settings,
+        p.wants_gzip,
+        p.if_none_match.as_ref(),
+    );
+    if let Some((started, target, remote)) = p.access {
+        // The clock is read, and the line formatted, only if the line is
+        // written (at warn, a 200's is not).
+        let ms = || started.elapsed().as_secs_f64() * 1000.0;
+        let status = resp.status.as_u16();
+        let who = Who(remote);
+        // Tornado's log_request: the level follows the status class.
+        match status {
+            0..400 => {
+                tracing::info!(target: ACCESS, "{status} {method} {target} ({who}) {:.2}ms", ms())
+            }
+            400..500 => {
+                tracing::warn!(target: ACCESS, "{status} {method} {target} ({who}) {:.2}ms", ms())
+            }
+            _ => {
+                tracing::error!(target: ACCESS, "{status} {method} {target} ({who}) {:.2}ms", ms())
+            }
+        }
+    }
+    resp
+}
+
+/// The client in an access line: its IP, or `unix` for a Unix socket.
+struct Who(Option<std::net::IpAddr>);
+
+impl std::fmt::Display for Who {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => f.write_str("unix"),
+        }
+    }
+}
