@@ -30,7 +30,7 @@ use super::error::RequestError;
 use super::framing::{self, BodyKind};
 use super::message::{Request, Response};
 use super::parse::parse_head;
-use super::server::{App, DelegateFactory, Shared};
+use super::service::{App, DelegateFactory, Shared};
 use super::spares::{self, Spares};
 use super::writer::{ResponseWriter, WriterState};
 use crate::ioloop::{CatchUnwind, Sleep};
@@ -345,7 +345,7 @@ impl Connection {
             Err(p) => Err(p),
         };
         // A shutdown may have begun while the handler ran.
-        let keep_alive = keep_alive && !self.shared.draining.get();
+        let keep_alive = keep_alive && !self.shared.draining();
         {
             let response = match answered {
                 Ok(r) => r,
@@ -387,7 +387,7 @@ impl Connection {
             spare.clear();
             spares::put(&SPARE_OUT, spare);
         }
-        if self.shared.draining.get() {
+        if self.shared.draining() {
             return Ok(false);
         }
         // Idle: the server may close it at once on shutdown.
@@ -434,8 +434,7 @@ impl Connection {
         } else {
             head.version == Version::HTTP_11 // RFC 9112 §9.3's defaults
         };
-        let keep_alive =
-            !cfg.no_keep_alive && !te_on_1_0 && !self.shared.draining.get() && persists;
+        let keep_alive = !cfg.no_keep_alive && !te_on_1_0 && !self.shared.draining() && persists;
         let body = Body {
             kind,
             send_continue: seen.expect
@@ -691,7 +690,7 @@ impl Connection {
         }
         self.flush().await?; // earlier pipelined responses go first
         let state = Rc::new(std::cell::RefCell::new(WriterState::default()));
-        let keep_alive = keep_alive && !self.shared.draining.get();
+        let keep_alive = keep_alive && !self.shared.draining();
         let writer = ResponseWriter::new(
             self.stream.clone(),
             request.version,

@@ -5,6 +5,7 @@
 //! head), [`framing`] (body framing and chunked coding), [`encode`]
 //! (response heads), `conn` (the connection state machine), [`server`].
 
+mod config;
 mod conn;
 pub mod decompress;
 pub mod delegate;
@@ -14,12 +15,14 @@ pub mod framing;
 mod message;
 pub mod parse;
 pub mod server;
+mod service;
 mod spares;
 pub mod writer;
 pub mod xheaders;
 
+pub use config::HttpConfig;
 pub use delegate::{HeadersAction, HttpDelegate};
 pub use error::RequestError;
 pub use message::{BodyStream, Headers, Request, Response};
-pub use server::{HttpConfig, HttpServer};
+pub use server::HttpServer;
 pub use writer::ResponseWriter;
