@@ -29,8 +29,9 @@ pub struct HttpConfig {
     /// Close every connection after one response.
     pub no_keep_alive: bool,
     /// Behind a reverse proxy: take the client's address and scheme from
-    /// X-Real-Ip / X-Forwarded-For / X-Forwarded-Proto (see
-    /// [`xheaders::apply`](super::xheaders::apply)).
+    /// X-Real-Ip / X-Forwarded-For / X-Forwarded-Proto. X-Forwarded-For
+    /// is read from the right, skipping `trusted_downstream` proxies; an
+    /// X-Real-Ip wins; invalid values are ignored.
     pub xheaders: bool,
     /// Proxies whose X-Forwarded-For entries are skipped.
     pub trusted_downstream: Vec<std::net::IpAddr>,

@@ -1,24 +1,30 @@
-//! HTTP/1.1 (RFC 9112): request parsing and framing, the connection state
-//! machine, and [`HttpServer`].
+//! HTTP/1.1 (RFC 9112): [`HttpServer`], the [`Request`] and [`Response`]
+//! its handlers see, and [`HttpDelegate`] / [`ResponseWriter`] for bodies
+//! streamed either way.
 //!
-//! One file per concern, as in hyper's `proto/h1`: [`parse`] (the request
-//! head), [`framing`] (body framing and chunked coding), [`encode`]
-//! (response heads), `conn` (the connection state machine), [`server`].
+//! One file per concern, as in hyper's `proto/h1`: `parse` (the request
+//! head), `framing` (body framing and chunked coding), `encode` (response
+//! heads), `conn` (the connection state machine), `server`. The internals
+//! are private; `cyclone::fuzzing` re-exports what the fuzz targets need.
 
 mod config;
 mod conn;
-pub mod decompress;
-pub mod delegate;
-pub mod encode;
+mod decompress;
+mod delegate;
+pub(crate) mod encode;
 mod error;
+// Public only for tests/http_robustness.rs, which names
+// `cyclone::http1::{framing, parse}`; `cyclone::fuzzing` is the way in.
+#[doc(hidden)]
 pub mod framing;
 mod message;
+#[doc(hidden)]
 pub mod parse;
-pub mod server;
+mod server;
 mod service;
 mod spares;
-pub mod writer;
-pub mod xheaders;
+mod writer;
+mod xheaders;
 
 pub use config::HttpConfig;
 pub use delegate::{HeadersAction, HttpDelegate};
