@@ -9,20 +9,25 @@
 
 mod config;
 mod conn;
+mod decode;
 mod decompress;
 mod delegate;
+mod delegate_driver;
 pub(crate) mod encode;
 mod error;
 // Public only for tests/http_robustness.rs, which names
 // `cyclone::http1::{framing, parse}`; `cyclone::fuzzing` is the way in.
 #[doc(hidden)]
 pub mod framing;
+mod io;
 mod message;
 #[doc(hidden)]
 pub mod parse;
+mod request;
 mod server;
 mod service;
 mod spares;
+mod streamed;
 mod writer;
 mod xheaders;
 
