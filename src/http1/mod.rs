@@ -2,10 +2,16 @@
 //! its handlers see, and [`HttpDelegate`] / [`ResponseWriter`] for bodies
 //! streamed either way.
 //!
-//! One file per concern, as in hyper's `proto/h1`: `parse` (the request
-//! head), `framing` (body framing and chunked coding), `encode` (response
-//! heads), `conn` (the connection state machine), `server`. The internals
-//! are private; `cyclone::fuzzing` re-exports what the fuzz targets need.
+//! One file per concern, as in hyper's `proto/h1`. Lowest first:
+//! `parse` (the request head) and `framing` (which body framing a head
+//! declares; chunk lines); `encode` (response heads, the Date cache);
+//! `io` (a connection's stream, output batch and timer); `decode` (reading
+//! a body as its framing says); `request` (a head to a [`Request`]);
+//! `streamed` (sending a [`BodyStream`]) and `delegate_driver` (driving an
+//! [`HttpDelegate`]); `conn` (the keep-alive/pipelining state machine);
+//! `server` on top, with `service` (what answers requests) and `config`
+//! below everything that reads them. The internals are private;
+//! `cyclone::fuzzing` re-exports what the fuzz targets need.
 
 mod config;
 mod conn;

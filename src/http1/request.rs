@@ -109,3 +109,48 @@ fn expects_continue(headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn persistence_follows_rfc_9112_section_9_3() {
+        let cases: &[(Version, &[(&'static str, &'static str)], bool)] = &[
+            (Version::HTTP_11, &[], true),
+            (Version::HTTP_11, &[("connection", "Close")], false),
+            (Version::HTTP_11, &[("connection", "te, close")], false),
+            (Version::HTTP_11, &[("connection", "keep-alive")], true),
+            (Version::HTTP_10, &[], false),
+            (Version::HTTP_10, &[("connection", "Keep-Alive")], true),
+            (
+                Version::HTTP_10,
+                &[("connection", "x"), ("connection", "keep-alive")],
+                true,
+            ),
+        ];
+        for (version, h, want) in cases {
+            assert_eq!(
+                wants_keep_alive(*version, &headers(h)),
+                *want,
+                "{version:?} {h:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_100_continue_is_waited_for() {
+        assert!(expects_continue(&headers(&[("expect", "100-Continue ")])));
+        assert!(!expects_continue(&headers(&[("expect", "200-ok")])));
+        assert!(!expects_continue(&headers(&[])));
+    }
+}
