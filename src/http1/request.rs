@@ -115,7 +115,7 @@ mod tests {
     use super::*;
     use http::HeaderValue;
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    fn headers(pairs: Fields) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
             h.append(*k, HeaderValue::from_static(v));
@@ -123,9 +123,11 @@ mod tests {
         h
     }
 
+    type Fields = &'static [(&'static str, &'static str)];
+
     #[test]
     fn persistence_follows_rfc_9112_section_9_3() {
-        let cases: &[(Version, &[(&'static str, &'static str)], bool)] = &[
+        let cases: &[(Version, Fields, bool)] = &[
             (Version::HTTP_11, &[], true),
             (Version::HTTP_11, &[("connection", "Close")], false),
             (Version::HTTP_11, &[("connection", "te, close")], false),
