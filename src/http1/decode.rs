@@ -72,26 +72,19 @@ pub(crate) async fn read_whole(io: &mut Io, body: Body) -> Result<Bytes, Stop> {
 }
 
 /// The body handed to `sink` in pieces of at most [`BODY_PIECE`] bytes as
-/// they arrive (a delegate's request), within `body_timeout` (408 after
-/// it). The caller has already called [`start_body`].
+/// they arrive (a delegate's request), `max` bytes at most. The caller has
+/// called [`start_body`] and bounds this with `body_timeout` on its own
+/// timer (a wrapper here would nest one more future in the caller's).
 pub(crate) async fn read_in_pieces(
-    io: &mut Io,
-    body: Body,
+    stream: &IOStream,
+    kind: BodyKind,
+    max: usize,
     mut sink: impl FnMut(Bytes),
 ) -> Result<(), Stop> {
-    let shared = io.shared.clone();
-    let cfg = &shared.config;
-    let stream = io.stream.clone();
-    let read = async {
-        match body.kind {
-            BodyKind::Empty => Ok(()),
-            BodyKind::Length(n) => read_pieces(&stream, n, &mut sink).await,
-            BodyKind::Chunked => read_chunked(&stream, cfg.max_body_size, &mut sink).await,
-        }
-    };
-    match io.timer.within(cfg.body_timeout, read).await {
-        Ok(r) => r,
-        Err(_) => Err(Stop::Respond(StatusCode::REQUEST_TIMEOUT, "")),
+    match kind {
+        BodyKind::Empty => Ok(()),
+        BodyKind::Length(n) => read_pieces(stream, n, &mut sink).await,
+        BodyKind::Chunked => read_chunked(stream, max, &mut sink).await,
     }
 }
 

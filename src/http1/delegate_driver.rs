@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::StatusCode;
 
 use super::decode::{self, Body};
-use super::delegate::{HeadersAction, HttpDelegate};
+use super::delegate::HeadersAction;
 use super::encode::Persist;
 use super::io::{Io, Stop};
 use super::message::Request;
@@ -31,6 +31,7 @@ pub(crate) async fn serve_with_delegate(
     persist: Persist,
 ) -> Result<Persist, Stop> {
     let shared = io.shared.clone();
+    let cfg = &shared.config;
     let guard = |f: &mut dyn FnMut()| std::panic::catch_unwind(AssertUnwindSafe(f)).is_ok();
     let mut made = None;
     if !guard(&mut || made = Some(factory())) {
@@ -50,7 +51,35 @@ pub(crate) async fn serve_with_delegate(
         return Ok(Persist::Close);
     }
     decode::start_body(io, body).await?;
-    deliver_body(io, body, &mut *delegate).await?;
+    // The body to `data_received`, piece by piece. A delegate that panics
+    // is answered with 500 (further pieces are dropped); a body that will
+    // never be complete (client gone, bad framing, timeout) is told to the
+    // delegate, whatever the reason. (Inline, not a function of its own:
+    // a nested future would enlarge this one, boxed per request, by
+    // about 150 bytes.)
+    let mut panicked = false;
+    let d = &mut delegate;
+    let mut deliver = |piece: Bytes| {
+        if !panicked
+            && std::panic::catch_unwind(AssertUnwindSafe(|| d.data_received(piece))).is_err()
+        {
+            panicked = true;
+        }
+    };
+    let stream = io.stream.clone();
+    let read = decode::read_in_pieces(&stream, body.kind, cfg.max_body_size, &mut deliver);
+    let read = match io.timer.within(cfg.body_timeout, read).await {
+        Ok(r) => r,
+        Err(_) => Err(Stop::Respond(StatusCode::REQUEST_TIMEOUT, "")),
+    };
+    if panicked {
+        tracing::error!("delegate panicked in data_received");
+        return Err(Stop::Respond(StatusCode::INTERNAL_SERVER_ERROR, ""));
+    }
+    if let Err(stop) = read {
+        delegate.on_connection_close();
+        return Err(stop);
+    }
     io.flush().await?; // earlier pipelined responses go first
     let state = Rc::new(RefCell::new(WriterState::default()));
     let persist = if shared.draining() {
@@ -77,33 +106,4 @@ pub(crate) async fn serve_with_delegate(
         Progress::HeadWritten => Err(Stop::Quiet),
         Progress::Finished => Ok(st.persist),
     }
-}
-
-/// The body to `delegate.data_received`, piece by piece. A delegate that
-/// panics is answered with 500 (further pieces are dropped); a body that
-/// will never be complete (client gone, bad framing, timeout) is told to
-/// the delegate, whatever the reason.
-async fn deliver_body(
-    io: &mut Io,
-    body: Body,
-    delegate: &mut dyn HttpDelegate,
-) -> Result<(), Stop> {
-    let mut panicked = false;
-    let deliver = |piece: Bytes| {
-        if !panicked
-            && std::panic::catch_unwind(AssertUnwindSafe(|| delegate.data_received(piece))).is_err()
-        {
-            panicked = true;
-        }
-    };
-    let read = decode::read_in_pieces(io, body, deliver).await;
-    if panicked {
-        tracing::error!("delegate panicked in data_received");
-        return Err(Stop::Respond(StatusCode::INTERNAL_SERVER_ERROR, ""));
-    }
-    if let Err(stop) = read {
-        delegate.on_connection_close();
-        return Err(stop);
-    }
-    Ok(())
 }

@@ -12,9 +12,9 @@ use crate::iostream::{IOStream, StreamError};
 /// How far a response written through a [`ResponseWriter`] got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Progress {
-    /// Nothing sent: the connection may still answer with an error.
+    /// No head written: the connection may still answer with an error.
     Nothing,
-    /// The head went out but not the end of the body: only closing the
+    /// The head is written, the response not finished: only closing the
     /// connection tells the client the response is cut short.
     HeadWritten,
     /// The whole response went out.
