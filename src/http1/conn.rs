@@ -21,6 +21,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -69,7 +70,7 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(stream: IOStream, peer: PeerAddr, shared: std::rc::Rc<Shared>) -> Connection {
+    pub(crate) fn new(stream: IOStream, peer: PeerAddr, shared: Rc<Shared>) -> Connection {
         Connection {
             io: Io::new(stream, shared),
             peer,
