@@ -15,9 +15,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use cyclone::IOLoop;
+use cyclone::fuzzing::{Persist, encode_response, parse_head};
 use cyclone::http1::Response;
-use cyclone::http1::encode::{Persist, encode_response};
-use cyclone::http1::parse::parse_head;
 use http::{Method, Version};
 
 /// Rounds per figure; the best is reported.

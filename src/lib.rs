@@ -17,6 +17,8 @@
 //! ```
 #![warn(missing_docs)]
 
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http1;
 pub mod ioloop;
 pub mod iostream;

@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = cyclone::http1::framing::parse_chunk_size(data);
+    let _ = cyclone::fuzzing::parse_chunk_size(data);
 });

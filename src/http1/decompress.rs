@@ -13,7 +13,7 @@ use super::error::RequestError;
 /// Inflates `body` if `headers` say it is gzip; then the request looks as
 /// if it had been sent plain: Content-Encoding moves to
 /// X-Consumed-Content-Encoding and Content-Length is the new length.
-pub fn gunzip_request(
+pub(crate) fn gunzip_request(
     headers: &mut HeaderMap,
     body: Bytes,
     max: usize,

@@ -2,7 +2,8 @@
 //! everything appended to one output buffer (pipelined responses share it).
 
 use std::cell::RefCell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, SERVER, TRANSFER_ENCODING};
@@ -22,14 +23,20 @@ fn put_date(out: &mut BytesMut) {
     DATE_LINE.with(|cell| {
         let mut cell = cell.borrow_mut();
         if cell.0 != now {
-            cell.1.clear();
-            cell.1.extend_from_slice(b"Date: ");
-            cell.1.extend_from_slice(imf_fixdate(now).as_bytes());
-            cell.1.extend_from_slice(b"\r\n");
+            date_line(now, &mut cell.1);
             cell.0 = now;
         }
         out.extend_from_slice(&cell.1);
     });
+}
+
+/// Replaces `line` with `Date: <IMF-fixdate>\r\n` (RFC 9110 §5.6.7, e.g.
+/// `Sun, 06 Nov 1994 08:49:37 GMT`) for `unix_secs`.
+fn date_line(unix_secs: u64, line: &mut Vec<u8>) {
+    let date = httpdate::HttpDate::from(UNIX_EPOCH + Duration::from_secs(unix_secs));
+    line.clear();
+    // Writing to a Vec cannot fail.
+    let _ = write!(line, "Date: {date}\r\n");
 }
 
 /// The wall clock in whole seconds, from the coarse clock: a Date header
@@ -50,36 +57,6 @@ fn unix_seconds_coarse() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// RFC 9110 §5.6.7 IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
-pub fn imf_fixdate(unix_secs: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = unix_secs / 86_400;
-    let secs = unix_secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
-        day,
-        MONTHS[(month - 1) as usize],
-        year,
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
 }
 
 /// The status line for `status` (common ones from static bytes).
@@ -248,6 +225,13 @@ pub fn encode_response(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn imf_fixdate(unix_secs: u64) -> String {
+        let mut line = Vec::new();
+        date_line(unix_secs, &mut line);
+        let line = String::from_utf8(line).unwrap();
+        line["Date: ".len()..line.len() - 2].to_string()
+    }
 
     #[test]
     fn imf_fixdate_matches_rfc_examples() {

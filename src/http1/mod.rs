@@ -1,25 +1,45 @@
-//! HTTP/1.1 (RFC 9112): request parsing and framing, the connection state
-//! machine, and [`HttpServer`].
+//! HTTP/1.1 (RFC 9112): [`HttpServer`], the [`Request`] and [`Response`]
+//! its handlers see, and [`HttpDelegate`] / [`ResponseWriter`] for bodies
+//! streamed either way.
 //!
-//! One file per concern, as in hyper's `proto/h1`: [`parse`] (the request
-//! head), [`framing`] (body framing and chunked coding), [`encode`]
-//! (response heads), `conn` (the connection state machine), [`server`].
+//! One file per concern, as in hyper's `proto/h1`. Lowest first:
+//! `parse` (the request head) and `framing` (which body framing a head
+//! declares; chunk lines); `encode` (response heads, the Date cache);
+//! `io` (a connection's stream, output batch and timer); `decode` (reading
+//! a body as its framing says); `request` (a head to a [`Request`]);
+//! `streamed` (sending a [`BodyStream`]) and `delegate_driver` (driving an
+//! [`HttpDelegate`]); `conn` (the keep-alive/pipelining state machine);
+//! `server` on top, with `service` (what answers requests) and `config`
+//! below everything that reads them. The internals are private;
+//! `cyclone::fuzzing` re-exports what the fuzz targets need.
 
+mod config;
 mod conn;
-pub mod decompress;
-pub mod delegate;
-pub mod encode;
+mod decode;
+mod decompress;
+mod delegate;
+mod delegate_driver;
+pub(crate) mod encode;
 mod error;
+// Public only for tests/http_robustness.rs, which names
+// `cyclone::http1::{framing, parse}`; `cyclone::fuzzing` is the way in.
+#[doc(hidden)]
 pub mod framing;
+mod io;
 mod message;
+#[doc(hidden)]
 pub mod parse;
-pub mod server;
+mod request;
+mod server;
+mod service;
 mod spares;
-pub mod writer;
-pub mod xheaders;
+mod streamed;
+mod writer;
+mod xheaders;
 
+pub use config::HttpConfig;
 pub use delegate::{HeadersAction, HttpDelegate};
 pub use error::RequestError;
 pub use message::{BodyStream, Headers, Request, Response};
-pub use server::{HttpConfig, HttpServer};
+pub use server::HttpServer;
 pub use writer::ResponseWriter;

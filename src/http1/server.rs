@@ -8,95 +8,16 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::config::HttpConfig;
 use super::conn::Connection;
 use super::delegate::HttpDelegate;
 use super::message::{Request, Response};
+use super::service::{App, DelegateFactory, Handler, Phase, Shared};
 use crate::tcpserver::TcpServer;
-
-pub(crate) type Handler = dyn Fn(Request) -> Pin<Box<dyn Future<Output = Response>>>;
-pub(crate) type DelegateFactory = dyn Fn() -> Box<dyn HttpDelegate>;
-
-/// What answers requests: a whole-request handler or streaming delegates.
-#[derive(Clone)]
-pub(crate) enum App {
-    Simple(Rc<Handler>),
-    Delegate(Rc<DelegateFactory>),
-}
-
-/// What the server and its connections share: one pointer per
-/// connection, not one per field (an idle connection's every byte counts).
-pub(crate) struct Shared {
-    pub(crate) config: HttpConfig,
-    /// `config.server_name`, shared with each streamed response's writer
-    /// (made once, not copied per response).
-    pub(crate) server_name: Rc<str>,
-    pub(crate) app: App,
-    /// Shutting down: finish the request in flight, then close.
-    pub(crate) draining: std::cell::Cell<bool>,
-    /// Connections waiting for their next request, closable at once.
-    pub(crate) idle: std::cell::RefCell<slab::Slab<crate::iostream::StreamCloser>>,
-}
 
 /// Read-buffer room beyond the head and body limits: one read chunk, so a
 /// request exactly at both limits still fits with the next bytes behind it.
 const READ_SLACK: usize = 64 * 1024;
-
-/// Limits and timeouts. The defaults follow nginx's where it has one.
-#[derive(Debug, Clone)]
-pub struct HttpConfig {
-    /// The largest request head (request line and headers); larger: 431.
-    pub max_header_size: usize,
-    /// The most header lines; more: 431.
-    pub max_headers: usize,
-    /// The largest request body; larger: 413 (before reading it when
-    /// Content-Length says so).
-    pub max_body_size: usize,
-    /// How long a keep-alive connection may wait for its next request
-    /// (nginx `keepalive_timeout`: 75 s).
-    pub idle_connection_timeout: Duration,
-    /// How long the whole request head may take to arrive once it started
-    /// (nginx `client_header_timeout`: 60 s); defeats slowloris. 408.
-    pub header_timeout: Duration,
-    /// How long the body may take (nginx `client_body_timeout`: 60 s). 408.
-    pub body_timeout: Duration,
-    /// How long one write of the response may wait for the client to read
-    /// (nginx `send_timeout`: 60 s); then the connection is closed.
-    pub write_timeout: Duration,
-    /// The `Server` header value (empty: none).
-    pub server_name: String,
-    /// Close every connection after one response.
-    pub no_keep_alive: bool,
-    /// Behind a reverse proxy: take the client's address and scheme from
-    /// X-Real-Ip / X-Forwarded-For / X-Forwarded-Proto (see
-    /// [`xheaders::apply`](super::xheaders::apply)).
-    pub xheaders: bool,
-    /// Proxies whose X-Forwarded-For entries are skipped.
-    pub trusted_downstream: Vec<std::net::IpAddr>,
-    /// Inflate `Content-Encoding: gzip` request bodies before the handler
-    /// sees them (limited by `max_body_size` after inflating).
-    pub decompress_request: bool,
-}
-
-impl Default for HttpConfig {
-    fn default() -> HttpConfig {
-        HttpConfig {
-            max_header_size: 64 * 1024,
-            max_headers: 100,
-            // Tornado's default is 100 MiB; bodies here are held in memory,
-            // so the default is the more conservative 10 MiB.
-            max_body_size: 10 * 1024 * 1024,
-            idle_connection_timeout: Duration::from_secs(75),
-            header_timeout: Duration::from_secs(60),
-            body_timeout: Duration::from_secs(60),
-            write_timeout: Duration::from_secs(60),
-            server_name: "Cyclone".to_string(),
-            no_keep_alive: false,
-            xheaders: false,
-            trusted_downstream: Vec::new(),
-            decompress_request: false,
-        }
-    }
-}
 
 /// An HTTP/1.1 server. The handler is an async function from [`Request`]
 /// to [`Response`].
@@ -168,13 +89,7 @@ impl HttpServer {
         // Never buffer more than one request's worth, even while a
         // long-polling handler only listens for the client's close.
         let max_buffer = config.max_header_size + config.max_body_size + READ_SLACK;
-        let shared = Rc::new(Shared {
-            server_name: Rc::from(config.server_name.as_str()),
-            config,
-            app,
-            draining: Default::default(),
-            idle: Default::default(),
-        });
+        let shared = Rc::new(Shared::new(config, app));
         let s = shared.clone();
         let tcp = TcpServer::new(move |stream, peer| {
             let _ = stream.set_nodelay(true);
@@ -188,7 +103,7 @@ impl HttpServer {
     /// at once, let requests in flight finish (their responses say
     /// `Connection: close`) for up to `deadline`, then close the rest.
     pub async fn shutdown(&self, deadline: Duration) {
-        self.shared.draining.set(true);
+        self.shared.phase.set(Phase::Draining);
         self.tcp.stop();
         let idle: Vec<_> = self.shared.idle.borrow_mut().drain().collect();
         for closer in idle {

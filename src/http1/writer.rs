@@ -9,13 +9,34 @@ use http::{HeaderMap, Method, StatusCode, Version};
 use super::encode::{HeadFraming, Persist, encode_head, has_body};
 use crate::iostream::{IOStream, StreamError};
 
-/// What the connection needs to know after the delegate is done.
-#[derive(Debug, Default)]
+/// How far a response written through a [`ResponseWriter`] got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Progress {
+    /// No head written: the connection may still answer with an error.
+    Nothing,
+    /// The head is written, the response not finished: only closing the
+    /// connection tells the client the response is cut short.
+    HeadWritten,
+    /// The whole response went out.
+    Finished,
+}
+
+/// What the connection needs to know after the writer is done with.
+#[derive(Debug)]
 pub(crate) struct WriterState {
-    pub(crate) head_written: bool,
-    pub(crate) finished: bool,
-    /// The connection may carry another request after this response.
-    pub(crate) keep_alive: bool,
+    pub(crate) progress: Progress,
+    /// Whether the connection may carry another request after this
+    /// response.
+    pub(crate) persist: Persist,
+}
+
+impl Default for WriterState {
+    fn default() -> WriterState {
+        WriterState {
+            progress: Progress::Nothing,
+            persist: Persist::Close,
+        }
+    }
 }
 
 /// How the body being written is delimited.
@@ -41,7 +62,7 @@ pub struct ResponseWriter {
     stream: Rc<IOStream>,
     version: Version,
     method: Method,
-    keep_alive: bool,
+    persist: Persist,
     server_name: Rc<str>,
     framing: Option<Framing>,
     /// A head not yet sent: it goes out with the first piece of body.
@@ -58,16 +79,16 @@ impl ResponseWriter {
         stream: Rc<IOStream>,
         version: Version,
         method: Method,
-        keep_alive: bool,
+        persist: Persist,
         server_name: Rc<str>,
         state: Rc<RefCell<WriterState>>,
     ) -> ResponseWriter {
-        state.borrow_mut().keep_alive = keep_alive;
+        state.borrow_mut().persist = persist;
         ResponseWriter {
             stream,
             version,
             method,
-            keep_alive,
+            persist,
             server_name,
             framing: None,
             pending: BytesMut::new(),
@@ -97,14 +118,9 @@ impl ResponseWriter {
             (true, Some(n), _) => (Framing::Length(n), HeadFraming::Length(n)),
             (true, None, Version::HTTP_11) => (Framing::Chunked, HeadFraming::Chunked),
             (true, None, _) => {
-                self.keep_alive = false;
+                self.persist = Persist::Close;
                 (Framing::UntilClose, HeadFraming::None)
             }
-        };
-        let persist = if self.keep_alive {
-            Persist::KeepAlive
-        } else {
-            Persist::Close
         };
         encode_head(
             &mut self.pending,
@@ -112,13 +128,13 @@ impl ResponseWriter {
             status,
             headers,
             head,
-            persist,
+            self.persist,
             self.server_name.as_bytes(),
         );
         self.framing = Some(framing);
         let mut st = self.state.borrow_mut();
-        st.head_written = true;
-        st.keep_alive = self.keep_alive;
+        st.progress = Progress::HeadWritten;
+        st.persist = self.persist;
         Ok(())
     }
 
@@ -160,13 +176,13 @@ impl ResponseWriter {
         let tail = match framing {
             Framing::Chunked => Bytes::from_static(b"0\r\n\r\n"),
             Framing::Length(left) if left > 0 => {
-                self.state.borrow_mut().keep_alive = false;
+                self.state.borrow_mut().persist = Persist::Close;
                 return Err(protocol_error("body shorter than its Content-Length"));
             }
             _ => Bytes::new(),
         };
         self.stream.write_chunks([head, tail]).await?;
-        self.state.borrow_mut().finished = true;
+        self.state.borrow_mut().progress = Progress::Finished;
         Ok(())
     }
 }

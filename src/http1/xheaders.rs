@@ -14,7 +14,7 @@ use http::HeaderMap;
 /// present, wins. Invalid values are ignored. Computed afresh for every
 /// request, so nothing leaks from one request to the next on a keep-alive
 /// connection.
-pub fn apply(
+pub(crate) fn apply(
     headers: &HeaderMap,
     peer: Option<IpAddr>,
     trusted: &[IpAddr],
