@@ -8,12 +8,13 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cyclone::IOLoop;
+use cyclone::{Backend, IOLoop};
 
 /// Generates one `#[test]` per backend (modules `epoll`, `poll`, `select`,
 /// `uring`) for each `fn name(lp) { body }`, with `lp` a fresh loop on that
 /// backend. Where the kernel or sandbox refuses io_uring, the `uring` tests
-/// say so on stderr and pass without running: the platform lacks the mode.
+/// say so on stderr and pass without running: the platform lacks the mode
+/// (unless [`REQUIRE_ENV`] names it: see [`backend_runs_here`]).
 #[macro_export]
 macro_rules! per_backend {
     ($($(#[$meta:meta])* fn $name:ident($lp:ident) $body:block)*) => {
@@ -30,8 +31,7 @@ macro_rules! per_backend {
                 $(#[$meta])*
                 #[test]
                 fn $name() {
-                    if !cyclone::Backend::available().contains(&cyclone::Backend::$backend) {
-                        eprintln!("skipped: the {} backend is not available here", stringify!($m));
+                    if !$crate::common::backend_runs_here(cyclone::Backend::$backend) {
                         return;
                     }
                     let $lp = cyclone::IOLoop::builder()
@@ -44,6 +44,51 @@ macro_rules! per_backend {
             )*
         }
     };
+}
+
+/// The environment variable listing the backends a run must not skip,
+/// comma-separated (`epoll,poll,select,uring`); `.ci/run` sets it, so a
+/// machine where a backend fails to start fails CI instead of skipping it.
+pub const REQUIRE_ENV: &str = "CYCLONE_REQUIRE_BACKENDS";
+
+/// Whether a test for `backend` runs here: true where it is available.
+/// Otherwise the skip is said on stderr, or, where [`REQUIRE_ENV`] names
+/// the backend, the test fails. Every skip site goes through here.
+pub fn backend_runs_here(backend: Backend) -> bool {
+    let available = Backend::available();
+    if available.contains(&backend) {
+        return true;
+    }
+    let required = std::env::var(REQUIRE_ENV).ok();
+    if let Err(why) = check_required(available, required.as_deref()) {
+        panic!("{why}");
+    }
+    eprintln!(
+        "skipped: the {backend} backend is not available here (set {REQUIRE_ENV} to make this a failure)"
+    );
+    false
+}
+
+/// Checks `required` (the value of [`REQUIRE_ENV`], if set) against the
+/// `available` backends: an error names a required backend that is not
+/// available, or a name that is no backend at all.
+pub fn check_required(available: &[Backend], required: Option<&str>) -> Result<(), String> {
+    let Some(list) = required else {
+        return Ok(());
+    };
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        // Parsing checks this machine's backends too; only the name matters here.
+        let backend = match name.parse::<Backend>() {
+            Ok(b) | Err(cyclone::Error::BackendUnavailable(b)) => b,
+            Err(e) => return Err(format!("{REQUIRE_ENV}={list}: {e}")),
+        };
+        if !available.contains(&backend) {
+            return Err(format!(
+                "the {backend} backend is required ({REQUIRE_ENV}={list}) but is not available here"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The longest any single test lets a loop run before calling it hung.
