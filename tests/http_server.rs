@@ -270,12 +270,15 @@ per_backend! {
                 head.push(byte[0]);
             }
             assert!(head.starts_with(b"HTTP/1.1 413 "));
-            // Keep sending the body after the answer, twice, with a
-            // pause: a server that closed would reset the second write.
+            // Keep sending the body after the answer, twice, each time
+            // once the server has taken the last piece off its socket
+            // (read it, or closed): a server that closed would reset the
+            // second write.
+            let server_took_it = || common::unread_by_server(port) == 0;
             let mut ok = c.write_all(&[b'z'; 4096]).is_ok();
-            std::thread::sleep(Duration::from_millis(50));
+            common::wait_until("the server to take the body's first piece", server_took_it);
             ok &= c.write_all(&[b'z'; 4096]).is_ok();
-            std::thread::sleep(Duration::from_millis(50));
+            common::wait_until("the server to take the body's second piece", server_took_it);
             ok &= c.write_all(&[b'z'; 4096]).is_ok();
             // A reset connection cannot even be shut down.
             ok &= c.shutdown(Shutdown::Write).is_ok();
@@ -529,21 +532,35 @@ mod behind_a_proxy_and_shutdown {
         }
 
         fn shutdown_closes_idle_connections_at_once_and_finishes_in_flight_ones(lp) {
+            use std::sync::atomic::{AtomicBool, Ordering};
             let (idle_eof, in_flight) = lp.run_sync_timeout(async {
-                let server = HttpServer::new(|req: Request| async move {
-                    if req.path() == "/slow" {
-                        cyclone::sleep(Duration::from_millis(50)).await;
+                let slow_started = std::rc::Rc::new(std::cell::Cell::new(false));
+                let started = slow_started.clone();
+                let server = HttpServer::new(move |req: Request| {
+                    let started = started.clone();
+                    async move {
+                        if req.path() == "/slow" {
+                            started.set(true);
+                            cyclone::sleep(Duration::from_millis(50)).await;
+                        }
+                        Response::text("done")
                     }
-                    Response::text("done")
                 });
                 let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
                 // An idle keep-alive connection (one request answered) and
                 // one whose request is in flight when shutdown begins.
+                let idle_answered = std::sync::Arc::new(AtomicBool::new(false));
+                let answered = idle_answered.clone();
                 let idle = std::thread::spawn(move || {
                     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
                     c.set_read_timeout(Some(LIMIT)).unwrap();
                     c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
                     let mut got = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !got.ends_with(b"\r\n\r\ndone") && c.read(&mut byte).unwrap_or(0) == 1 {
+                        got.push(byte[0]);
+                    }
+                    answered.store(true, Ordering::SeqCst); // now it is idle
                     let _ = c.read_to_end(&mut got); // returns at EOF
                     got
                 });
@@ -558,7 +575,10 @@ mod behind_a_proxy_and_shutdown {
                 while server.tcp().connection_count() < 2 {
                     cyclone::sleep(Duration::from_millis(1)).await;
                 }
-                cyclone::sleep(Duration::from_millis(10)).await; // first answer sent
+                common::until("the idle connection's answer and the slow request", || {
+                    idle_answered.load(Ordering::SeqCst) && slow_started.get()
+                })
+                .await;
                 let t0 = std::time::Instant::now();
                 server.shutdown(Duration::from_secs(5)).await;
                 assert!(t0.elapsed() < Duration::from_secs(5), "did not wait for the deadline");

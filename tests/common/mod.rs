@@ -108,6 +108,59 @@ pub fn start_bounded(lp: &IOLoop) {
     assert!(!hung.get(), "loop did not stop within {HANG:?}");
 }
 
+/// Waits, polling every millisecond, until `cond` holds; fails the test
+/// naming `what` if it does not within [`HANG`]. For a test thread (a
+/// blocking client); on the loop use [`until`].
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + HANG;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up after {HANG:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// [`wait_until`] on the loop: polls `cond` every millisecond without
+/// blocking the loop.
+pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + HANG;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up after {HANG:?} waiting for {what}"
+        );
+        cyclone::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Bytes that arrived at this machine's TCP connections on local `port`
+/// (a test server's) and that the server has not read yet: the sum of
+/// their receive queues in `/proc/net/tcp{,6}`. 0 once the server has
+/// taken everything it was sent (or closed the connections).
+pub fn unread_by_server(port: u16) -> usize {
+    const LISTEN: &str = "0A"; // a listener's queue counts connections, not bytes
+    let port = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let f: Vec<&str> = line.split_whitespace().collect();
+                    let (local, state, queues) = (f.get(1)?, f.get(3)?, f.get(4)?);
+                    if !local.ends_with(&port) || *state == LISTEN {
+                        return None;
+                    }
+                    usize::from_str_radix(queues.split(':').nth(1)?, 16).ok()
+                })
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
 /// Runs `lp` for `d`, then stops it.
 pub fn run_for(lp: &IOLoop, d: Duration) {
     let l = lp.clone();
