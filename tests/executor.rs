@@ -270,3 +270,28 @@ mod sleep_reset {
         }
     }
 }
+
+/// Regression tests for the executor (run_sync): each pins a fixed bug and is named
+/// after it (moved here from the former tests/regressions.rs).
+mod regressions {
+    #[allow(unused_imports)]
+    use super::*;
+    #[allow(unused_imports)]
+    use std::{cell::Cell, rc::Rc, time::Duration};
+
+    crate::per_backend! {
+        // run_sync used to check for completion only between turns, so a
+        // future that finished on the first turn left the loop blocked in poll
+        // with nothing to wake it.
+        fn run_sync_returns_when_the_future_finishes_with_no_other_work(lp) {
+            assert_eq!(lp.run_sync(async { 1 }), 1);
+        }
+
+        // The same for run_sync_timeout: the deadline timer fired, then the loop
+        // polled forever.
+        fn run_sync_timeout_fires_with_no_other_work(lp) {
+            let r = lp.run_sync_timeout(std::future::pending::<()>(), Duration::from_millis(5));
+            assert!(r.is_err());
+        }
+    }
+}

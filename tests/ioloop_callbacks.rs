@@ -120,3 +120,17 @@ per_backend! {
         t.join().unwrap();
     }
 }
+
+// Regression test for Remote: it pins a fixed bug and is named after it
+// (moved here from the former tests/regressions.rs).
+#[test]
+fn remote_of_a_dropped_loop_refuses_callbacks() {
+    // The thread's first loop stays alive as its current loop; this test
+    // needs a loop that is really dropped.
+    let _current = cyclone::IOLoop::current();
+    let lp = cyclone::IOLoop::builder().build().unwrap();
+    let remote = lp.remote();
+    drop(lp);
+    assert!(remote.add_callback(|| {}).is_err());
+    let _ = start_bounded;
+}

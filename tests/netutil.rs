@@ -202,3 +202,26 @@ per_backend! {
         let _ = client.write(b"x");
     }
 }
+
+/// Regression tests for the accept handler: each pins a fixed bug and is named
+/// after it (moved here from the former tests/regressions.rs).
+mod regressions {
+    #[allow(unused_imports)]
+    use super::*;
+    #[allow(unused_imports)]
+    use std::{cell::Cell, rc::Rc, time::Duration};
+
+    crate::per_backend! {
+        // Dropping the last AcceptHandle closed the listener but left it in the
+        // handler table: the fd number could not be registered again, and
+        // poll/select reported the closed fd on every turn (a spin).
+        fn dropping_the_accept_handle_removes_its_handler(lp) {
+            let before = lp.stats().handlers;
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let h = cyclone::netutil::add_accept_handler(&lp, l, |_, _| {}).unwrap();
+            assert_eq!(lp.stats().handlers, before + 1);
+            drop(h);
+            assert_eq!(lp.stats().handlers, before);
+        }
+    }
+}
