@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod web;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -189,7 +190,17 @@ impl Write for LogCapture {
 
 /// Runs `f` with `tracing` output captured (this thread only) and returns
 /// what was logged.
+///
+/// `tracing` caches per call site whether anyone listens. A call site first
+/// reached by another test's thread while this one installs its subscriber
+/// could be cached as "nobody" and this test would capture nothing; so a
+/// process-wide subscriber that listens to nothing but asks every time is
+/// installed first, and the cache is rebuilt under this thread's capture.
 pub fn capture_logs(f: impl FnOnce()) -> String {
+    static ASK_EVERY_TIME: std::sync::Once = std::sync::Once::new();
+    ASK_EVERY_TIME.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(AskEveryTime);
+    });
     let cap = LogCapture::default();
     let writer = cap.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -197,8 +208,36 @@ pub fn capture_logs(f: impl FnOnce()) -> String {
         .with_max_level(tracing::Level::DEBUG)
         .with_writer(move || writer.clone())
         .finish();
-    tracing::subscriber::with_default(subscriber, f);
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::callsite::rebuild_interest_cache();
+        f()
+    });
     cap.text()
+}
+
+/// A subscriber that records nothing and keeps every call site's interest
+/// at "sometimes", so that the thread-local capture of [`capture_logs`] is
+/// always asked.
+struct AskEveryTime;
+
+impl tracing::Subscriber for AskEveryTime {
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        false
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
 }
 
 /// Two connected, non-blocking Unix stream sockets.
