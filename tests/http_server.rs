@@ -463,9 +463,12 @@ mod behind_a_proxy_and_shutdown {
             let noticed = lp.run_sync_timeout(async {
                 let (tx, rx) = futures::channel::oneshot::channel::<bool>();
                 let tx = std::rc::Rc::new(std::cell::RefCell::new(Some(tx)));
+                let waiting = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let w = waiting.clone();
                 let server = HttpServer::new(move |req: Request| {
-                    let tx = tx.clone();
+                    let (tx, w) = (tx.clone(), w.clone());
                     async move {
+                        w.store(true, std::sync::atomic::Ordering::SeqCst);
                         // Waits for news that never comes, or the client's exit.
                         req.connection.closed().await;
                         if let Some(tx) = tx.borrow_mut().take() {
@@ -478,7 +481,9 @@ mod behind_a_proxy_and_shutdown {
                 let client = std::thread::spawn(move || {
                     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
                     c.write_all(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-                    std::thread::sleep(Duration::from_millis(30));
+                    common::wait_until("the handler to wait for news", || {
+                        waiting.load(std::sync::atomic::Ordering::SeqCst)
+                    });
                     drop(c); // the client gives up
                 });
                 let noticed = rx.await.unwrap();

@@ -138,8 +138,10 @@ per_backend! {
         let addr = socks[0].local_addr().unwrap();
         let n = ACCEPTS_PER_WAKEUP + 20;
         let clients: Vec<TcpStream> = (0..n).map(|_| TcpStream::connect(addr).unwrap()).collect();
-        // Let the kernel finish every handshake before the loop looks.
-        std::thread::sleep(Duration::from_millis(50));
+        // Every handshake is done before the loop looks.
+        common::wait_until("every connection in the accept queue", || {
+            common::waiting_to_be_accepted(addr.port()) == n
+        });
         let turns = Rc::new(RefCell::new(Vec::new()));
         let (t, l) = (turns.clone(), lp.clone());
         let held = Rc::new(RefCell::new(Vec::new()));
@@ -162,7 +164,9 @@ per_backend! {
         let addr = socks[0].local_addr().unwrap();
         let _c1 = TcpStream::connect(addr).unwrap();
         let _c2 = TcpStream::connect(addr).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
+        common::wait_until("both connections in the accept queue", || {
+            common::waiting_to_be_accepted(addr.port()) == 2
+        });
         let count = Rc::new(Cell::new(0));
         let slot: Rc<RefCell<Option<netutil::AcceptHandle>>> = Rc::default();
         let (c, s) = (count.clone(), slot.clone());

@@ -136,12 +136,11 @@ pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// Bytes that arrived at this machine's TCP connections on local `port`
-/// (a test server's) and that the server has not read yet: the sum of
-/// their receive queues in `/proc/net/tcp{,6}`. 0 once the server has
-/// taken everything it was sent (or closed the connections).
-pub fn unread_by_server(port: u16) -> usize {
-    const LISTEN: &str = "0A"; // a listener's queue counts connections, not bytes
+/// This machine's TCP sockets on local `port` (a test server's), from
+/// `/proc/net/tcp{,6}`: each one's state (`0A` listening, `01`
+/// established, ...) and receive queue (bytes not yet read; for a listener,
+/// connections not yet accepted).
+fn tcp_sockets(port: u16) -> Vec<(String, usize)> {
     let port = format!(":{port:04X}");
     ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
@@ -152,14 +151,55 @@ pub fn unread_by_server(port: u16) -> usize {
                 .filter_map(|line| {
                     let f: Vec<&str> = line.split_whitespace().collect();
                     let (local, state, queues) = (f.get(1)?, f.get(3)?, f.get(4)?);
-                    if !local.ends_with(&port) || *state == LISTEN {
+                    if !local.ends_with(&port) {
                         return None;
                     }
-                    usize::from_str_radix(queues.split(':').nth(1)?, 16).ok()
+                    let rx = usize::from_str_radix(queues.split(':').nth(1)?, 16).ok()?;
+                    Some((state.to_string(), rx))
                 })
                 .collect::<Vec<_>>()
         })
+        .collect()
+}
+
+/// The state of a listening socket in `/proc/net/tcp`.
+const LISTEN: &str = "0A";
+
+/// Bytes that arrived at the server's connections on local `port` that
+/// the server has not read yet. 0 once it has taken everything it was sent
+/// (or closed the connections).
+pub fn unread_by_server(port: u16) -> usize {
+    tcp_sockets(port)
+        .into_iter()
+        .filter(|(state, _)| state != LISTEN)
+        .map(|(_, rx)| rx)
         .sum()
+}
+
+/// Connections to the listener on local `port` whose handshake is done and
+/// that wait in its accept queue.
+pub fn waiting_to_be_accepted(port: u16) -> usize {
+    tcp_sockets(port)
+        .into_iter()
+        .filter(|(state, _)| state == LISTEN)
+        .map(|(_, rx)| rx)
+        .sum()
+}
+
+/// This thread's id, for [`thread_is_asleep`] from another thread.
+pub fn thread_id() -> libc::pid_t {
+    // SAFETY: gettid(2) has no arguments and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// Whether thread `tid` of this process is blocked in a system call (state
+/// `S` in `/proc/self/task/TID/stat`): for a loop thread with nothing to
+/// do, in its poll.
+pub fn thread_is_asleep(tid: libc::pid_t) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
+    // "tid (comm) S ...": the state follows the last ')'.
+    stat.rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('S'))
 }
 
 /// Runs `lp` for `d`, then stops it.
