@@ -372,51 +372,56 @@ per_backend! {
     }
 }
 
-#[test]
-fn curl_gets_the_demo_page_when_installed() {
-    if std::process::Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        return; // curl is optional; the raw-socket tests cover the protocol
+mod with_curl {
+    use super::*;
+
+    crate::per_backend! {
+        fn curl_gets_the_demo_page_when_installed(lp) {
+            if std::process::Command::new("curl")
+                .arg("--version")
+                .output()
+                .is_err()
+            {
+                // curl is optional; the raw-socket tests cover the protocol.
+                eprintln!("skipped: curl is not installed");
+                return;
+            }
+            let out = lp
+                .run_sync_timeout(
+                    async {
+                        let server = HttpServer::new(demo);
+                        let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+                        let child = std::thread::spawn(move || {
+                            std::process::Command::new("curl")
+                                .args([
+                                    "-s",
+                                    "--max-time",
+                                    "10",
+                                    "-X",
+                                    "POST",
+                                    "--data-binary",
+                                    "from curl",
+                                ])
+                                .arg(format!("http://127.0.0.1:{port}/echo"))
+                                .output()
+                                .unwrap()
+                        });
+                        common::thread_finished(&child).await;
+                        server.tcp().stop();
+                        child.join().unwrap()
+                    },
+                    LIMIT,
+                )
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "from curl");
+        }
     }
-    let lp = IOLoop::new().unwrap();
-    let out = lp
-        .run_sync_timeout(
-            async {
-                let server = HttpServer::new(demo);
-                let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
-                let child = std::thread::spawn(move || {
-                    std::process::Command::new("curl")
-                        .args([
-                            "-s",
-                            "--max-time",
-                            "10",
-                            "-X",
-                            "POST",
-                            "--data-binary",
-                            "from curl",
-                        ])
-                        .arg(format!("http://127.0.0.1:{port}/echo"))
-                        .output()
-                        .unwrap()
-                });
-                common::thread_finished(&child).await;
-                server.tcp().stop();
-                child.join().unwrap()
-            },
-            LIMIT,
-        )
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "from curl");
 }
 
 mod behind_a_proxy_and_shutdown {
     use super::*;
 
-    fn who(config: HttpConfig, raw: &'static [u8]) -> String {
-        let lp = IOLoop::new().unwrap();
+    fn who(lp: &IOLoop, config: HttpConfig, raw: &'static [u8]) -> String {
         lp.run_sync_timeout(
             async move {
                 let server = HttpServer::with_config(config, |req: Request| async move {
@@ -443,22 +448,20 @@ mod behind_a_proxy_and_shutdown {
 
     const PROXIED: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 9.9.9.9, 1.2.3.4, 10.0.0.1\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n";
 
-    #[test]
-    fn without_xheaders_the_peer_address_is_the_client() {
-        assert_eq!(who(HttpConfig::default(), PROXIED), "Some(127.0.0.1) http");
-    }
-
-    #[test]
-    fn with_xheaders_the_proxy_reported_client_and_scheme_are_used() {
-        let config = HttpConfig {
-            xheaders: true,
-            trusted_downstream: vec!["10.0.0.1".parse().unwrap()],
-            ..HttpConfig::default()
-        };
-        assert_eq!(who(config, PROXIED), "Some(1.2.3.4) https");
-    }
-
     per_backend! {
+        fn without_xheaders_the_peer_address_is_the_client(lp) {
+            assert_eq!(who(&lp, HttpConfig::default(), PROXIED), "Some(127.0.0.1) http");
+        }
+
+        fn with_xheaders_the_proxy_reported_client_and_scheme_are_used(lp) {
+            let config = HttpConfig {
+                xheaders: true,
+                trusted_downstream: vec!["10.0.0.1".parse().unwrap()],
+                ..HttpConfig::default()
+            };
+            assert_eq!(who(&lp, config, PROXIED), "Some(1.2.3.4) https");
+        }
+
         fn a_long_polling_handler_learns_that_the_client_left(lp) {
             let noticed = lp.run_sync_timeout(async {
                 let (tx, rx) = futures::channel::oneshot::channel::<bool>();
