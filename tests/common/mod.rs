@@ -64,7 +64,10 @@ pub fn backend_runs_here(backend: Backend) -> bool {
     if let Err(why) = check_required(available, required.as_deref()) {
         panic!("{why}");
     }
-    eprintln!(
+    // Straight to the process's stderr: libtest captures `eprintln!` and
+    // shows it only for failures, and a skip must be seen on a green run.
+    let _ = writeln!(
+        std::io::stderr(),
         "skipped: the {backend} backend is not available here (set {REQUIRE_ENV} to make this a failure)"
     );
     false
