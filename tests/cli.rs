@@ -205,6 +205,32 @@ fn an_unknown_poller_in_the_environment_exits_2_naming_the_variable() {
 }
 
 #[test]
+fn poller_named_on_the_command_line_is_used() {
+    // Every backend this machine has, in any case, and uring's alias.
+    let mut names: Vec<String> = cyclone::Backend::available()
+        .iter()
+        .map(|b| b.name().to_ascii_uppercase())
+        .collect();
+    if cyclone::Backend::available().contains(&cyclone::Backend::Uring) {
+        names.push("io_uring".into());
+    }
+    for name in names {
+        let (child, line) = common::spawn_with_first_line(
+            Command::new(env!("CARGO_BIN_EXE_cyclone"))
+                .args(["serve", "--port", "0", "--poller", &name])
+                .env_remove("CYCLONE_POLLER")
+                .stderr(Stdio::null()),
+        );
+        let expected = name.to_ascii_lowercase().replace("io_uring", "uring");
+        stop(child);
+        assert!(
+            line.contains(&format!("({expected} poller)")),
+            "{name}: {line}"
+        );
+    }
+}
+
+#[test]
 fn help_lists_every_poller_uring_included() {
     let out = Command::new(env!("CARGO_BIN_EXE_cyclone"))
         .args(["serve", "--help"])

@@ -53,7 +53,7 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
     /// Poller backend (default: CYCLONE_POLLER, else the best this machine has).
-    #[arg(long, value_parser = poller_names())]
+    #[arg(long, value_parser = poller_names(), ignore_case = true)]
     poller: Option<String>,
     /// Fork this many worker processes sharing the socket (0: one per CPU).
     #[arg(long, default_value_t = 1)]
