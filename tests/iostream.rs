@@ -1072,7 +1072,7 @@ per_backend! {
             // More than the kernel takes, so the write waits in the queue.
             let pending = a.clone();
             let w = cyclone::spawn(async move { pending.write(vec![0u8; 16 << 20]).await });
-            cyclone::sleep(Duration::from_millis(5)).await;
+            common::until("the spawned write to start", || a.writing()).await;
             assert!(a.writing());
             a.close();
             w.await.unwrap()
