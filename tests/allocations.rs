@@ -12,7 +12,7 @@ use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cyclone::http1::{HttpServer, Request, Response};
@@ -141,6 +141,49 @@ fn client(c: &mut TcpStream, batches: usize, depth: usize) {
     }
 }
 
+thread_local! {
+    /// The server being measured, for [`turn_check`] on the loop thread.
+    static SERVER: std::cell::RefCell<Option<HttpServer>> = const { std::cell::RefCell::new(None) };
+}
+
+/// How many connections [`settle`] waits for the server to hold.
+static EXPECTED: AtomicUsize = AtomicUsize::new(0);
+/// The server's heap at the last [`turn_check`].
+static LAST_LIVE: AtomicI64 = AtomicI64::new(0);
+/// Whether the last [`turn_check`] found the server settled.
+static SETTLED: AtomicBool = AtomicBool::new(false);
+/// How many [`turn_check`]s have run.
+static TURNS: AtomicU64 = AtomicU64::new(0);
+
+/// Runs on the loop, queued from the client thread: the server is settled
+/// when it holds [`EXPECTED`] connections and a whole loop turn (since the
+/// last check) changed nothing on its heap. A plain `fn`, so that queueing
+/// it allocates nothing on either side.
+fn turn_check() {
+    let connections = SERVER.with(|s| s.borrow().as_ref().map(|s| s.tcp().connection_count()));
+    let live = SERVER_LIVE_BYTES.load(Ordering::SeqCst);
+    let quiet = LAST_LIVE.swap(live, Ordering::SeqCst) == live;
+    let settled = quiet && connections == Some(EXPECTED.load(Ordering::SeqCst));
+    SETTLED.store(settled, Ordering::SeqCst);
+    TURNS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Waits (from the client thread) until the server holds `connections`
+/// connections and has nothing left to do for them: its heap did not move
+/// across a loop turn.
+fn settle(remote: &cyclone::Remote, connections: usize) {
+    EXPECTED.store(connections, Ordering::SeqCst);
+    common::wait_until(
+        &format!("the server to settle with {connections} connections"),
+        || {
+            let turns = TURNS.load(Ordering::SeqCst);
+            remote.add_callback(turn_check).expect("the loop runs");
+            common::wait_until("a loop turn", || TURNS.load(Ordering::SeqCst) > turns);
+            SETTLED.load(Ordering::SeqCst)
+        },
+    );
+}
+
 /// Runs `make_server()` on `lp`, counting the server thread's heap use,
 /// while `measure` runs on a client thread with the port and returns the
 /// figure. The client keeps what it returns in `.1` (open connections)
@@ -148,21 +191,23 @@ fn client(c: &mut TcpStream, batches: usize, depth: usize) {
 fn measured<K: Send + 'static>(
     lp: &cyclone::IOLoop,
     make_server: fn() -> HttpServer,
-    measure: impl FnOnce(u16) -> (f64, K) + Send + 'static,
+    measure: impl FnOnce(u16, cyclone::Remote) -> (f64, K) + Send + 'static,
 ) -> f64 {
+    let remote = lp.remote();
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     COUNTED.with(|c| c.set(true));
     let figure = lp
         .run_sync_timeout(
             async move {
                 let server = make_server();
+                SERVER.with(|s| *s.borrow_mut() = Some(server.clone()));
                 let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
                 // Channels, not `thread_finished`: its polling timer would
                 // allocate on the server's thread inside the window.
                 let (tx, rx) = futures::channel::oneshot::channel();
                 let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
                 let client = std::thread::spawn(move || {
-                    let (figure, kept) = measure(port);
+                    let (figure, kept) = measure(port, remote);
                     let _ = tx.send(figure);
                     let _ = done_rx.recv();
                     drop(kept);
@@ -171,6 +216,7 @@ fn measured<K: Send + 'static>(
                 let _ = done_tx.send(());
                 server.tcp().stop();
                 client.join().unwrap();
+                SERVER.with(|s| s.borrow_mut().take());
                 figure
             },
             Duration::from_secs(20),
@@ -193,7 +239,7 @@ fn allocations_per_request(
     depth: usize,
     make_server: fn() -> HttpServer,
 ) -> f64 {
-    measured(lp, make_server, move |port| {
+    measured(lp, make_server, move |port, _| {
         let mut c = connect(port);
         client(&mut c, WARM_UP / depth, depth);
         let before = SERVER_ALLOCS.load(Ordering::Relaxed);
@@ -222,15 +268,15 @@ fn idle_bytes_per_connection(
     n: usize,
     make_server: fn() -> HttpServer,
 ) -> f64 {
-    measured(lp, make_server, move |port| {
+    measured(lp, make_server, move |port, remote| {
         // Warm-up: the loop's tables and pools reach their size.
         drop(answered(port, 64));
-        std::thread::sleep(Duration::from_millis(50));
+        settle(&remote, 0);
         let before = SERVER_LIVE_BYTES.load(Ordering::Relaxed);
         let conns = answered(port, n);
-        // The last answer is read once written; let the server settle
-        // into waiting on every connection.
-        std::thread::sleep(Duration::from_millis(50));
+        // The last answer is read once written; wait for the server to
+        // settle into waiting on every connection.
+        settle(&remote, n);
         let after = SERVER_LIVE_BYTES.load(Ordering::Relaxed);
         ((after - before) as f64 / n as f64, conns)
     })
@@ -251,19 +297,26 @@ fn split_head_bytes_per_connection(
     n: usize,
     make_server: fn() -> HttpServer,
 ) -> f64 {
-    measured(lp, make_server, move |port| {
+    measured(lp, make_server, move |port, remote| {
         drop(answered(port, 16));
-        std::thread::sleep(Duration::from_millis(50));
+        settle(&remote, 0);
         let before = SERVER_LIVE_BYTES.load(Ordering::Relaxed);
         let mut conns: Vec<TcpStream> = (0..n).map(|_| connect(port)).collect();
         for c in &mut conns {
             c.write_all(b"GET /hello HTTP/1.1\r\n").unwrap();
         }
-        std::thread::sleep(Duration::from_millis(50));
+        // Each piece is read by the server before the next is sent.
+        let server_read_it = || common::unread_by_server(port) == 0;
+        common::wait_until("the server to read the heads' first pieces", server_read_it);
+        settle(&remote, n);
         for c in &mut conns {
             c.write_all(b"Host: x\r\n").unwrap();
         }
-        std::thread::sleep(Duration::from_millis(50));
+        common::wait_until(
+            "the server to read the heads' second pieces",
+            server_read_it,
+        );
+        settle(&remote, n);
         let after = SERVER_LIVE_BYTES.load(Ordering::Relaxed);
         ((after - before) as f64 / n as f64, conns)
     })

@@ -124,6 +124,126 @@ fn a_missing_root_is_a_clear_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cyclone: "), "{err}");
+    // It names the path given, and a missing directory is a bad argument.
+    assert!(err.contains("--root /nonexistent/cyclone-test"), "{err}");
+    assert!(err.contains("no such directory"), "{err}");
+    assert_eq!(out.status.code(), Some(2), "{err}");
+}
+
+/// Runs `cyclone` with `args` and returns its exit code and stderr.
+fn fail(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cyclone"))
+        .args(args)
+        .env_remove("CYCLONE_POLLER")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_root_that_is_a_file_is_a_bad_argument_naming_it() {
+    let file = std::env::temp_dir().join(format!("cyclone-cli-file-{}", std::process::id()));
+    std::fs::write(&file, "not a directory").unwrap();
+    let path = file.to_str().unwrap().to_string();
+    let (code, err) = fail(&["serve", "--port", "0", "--root", &path]);
+    std::fs::remove_file(&file).unwrap();
+    assert!(
+        err.contains(&format!("--root {path}: not a directory")),
+        "{err}"
+    );
+    assert_eq!(code, Some(2), "{err}");
+}
+
+#[test]
+fn a_busy_port_names_the_address_suggests_a_fix_and_exits_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (code, err) = fail(&["serve", "--address", "127.0.0.1", "--port", &port]);
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
+    assert!(err.contains("choose another port with --port"), "{err}");
+    assert_eq!(code, Some(1), "{err}");
+}
+
+#[test]
+fn a_busy_port_in_thread_per_core_mode_names_the_address_too() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (code, err) = fail(&["serve", "--threads", "2", "--port", &port]);
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
+    assert_eq!(code, Some(1), "{err}");
+}
+
+#[test]
+fn an_unknown_poller_exits_2_and_lists_the_valid_ones() {
+    let (code, err) = fail(&["serve", "--port", "0", "--poller", "kqueue"]);
+    assert!(err.contains("'kqueue'"), "{err}");
+    for name in ["epoll", "uring", "poll", "select"] {
+        assert!(err.contains(name), "{name} missing from:\n{err}");
+    }
+    assert_eq!(code, Some(2), "{err}");
+}
+
+#[test]
+fn an_unknown_poller_in_the_environment_exits_2_naming_the_variable() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cyclone"))
+        .args(["--port", "0"])
+        .env("CYCLONE_POLLER", "kqueue")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("CYCLONE_POLLER=kqueue"), "{err}");
+    assert_eq!(out.status.code(), Some(2), "{err}");
+}
+
+#[test]
+fn poller_named_on_the_command_line_is_used() {
+    // Every backend this machine has, in any case, and uring's alias.
+    let mut names: Vec<String> = cyclone::Backend::available()
+        .iter()
+        .map(|b| b.name().to_ascii_uppercase())
+        .collect();
+    if cyclone::Backend::available().contains(&cyclone::Backend::Uring) {
+        names.push("io_uring".into());
+    }
+    for name in names {
+        let (child, line) = common::spawn_with_first_line(
+            Command::new(env!("CARGO_BIN_EXE_cyclone"))
+                .args(["serve", "--port", "0", "--poller", &name])
+                .env_remove("CYCLONE_POLLER")
+                .stderr(Stdio::null()),
+        );
+        let expected = name.to_ascii_lowercase().replace("io_uring", "uring");
+        stop(child);
+        assert!(
+            line.contains(&format!("({expected} poller)")),
+            "{name}: {line}"
+        );
+    }
+}
+
+#[test]
+fn help_lists_every_poller_uring_included() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cyclone"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let poller = help
+        .lines()
+        .find(|l| l.contains("--poller"))
+        .unwrap_or_else(|| panic!("no --poller in:\n{help}"));
+    for name in ["epoll", "uring", "poll", "select"] {
+        assert!(poller.contains(name), "{name} missing from: {poller}");
+    }
 }
 
 #[test]

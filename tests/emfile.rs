@@ -114,7 +114,12 @@ fn parent(backend: cyclone::Backend, test_name: &str) {
     let clients: Vec<TcpStream> = (0..CLIENTS)
         .filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok())
         .collect();
-    std::thread::sleep(Duration::from_millis(300)); // the child is out of fds now
+    // The child is out of fds: every slot is used and connections still
+    // wait in its accept queue.
+    let child_fds = || std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    common::wait_until("the child to run out of descriptors", || {
+        child_fds() as u64 >= FD_LIMIT && common::waiting_to_be_accepted(port) > 0
+    });
     stdin.write_all(b"cpu\n").unwrap();
     let cpu: u64 = read_tagged(&mut out, "CPU ").parse().unwrap();
     println!("{backend}: CPU used in 1 s while out of fds: {cpu} µs");

@@ -220,55 +220,78 @@ per_backend! {
         });
         assert_eq!(written, 4 << 20);
     }
-}
 
-#[test]
-fn free_functions_use_the_current_loop() {
-    assert_eq!(
-        cyclone::run_sync(async { cyclone::spawn(async { 9 }).await.unwrap() }),
-        9
-    );
+    fn free_functions_use_the_current_loop(lp) {
+        assert!(cyclone::IOLoop::current().ptr_eq(&lp), "the first loop of a thread is its current one");
+        assert_eq!(
+            cyclone::run_sync(async { cyclone::spawn(async { 9 }).await.unwrap() }),
+            9
+        );
+    }
 }
 
 mod sleep_reset {
     use std::time::{Duration, Instant};
 
-    #[test]
-    fn a_sleep_moved_later_completes_at_the_new_deadline() {
-        let lp = cyclone::IOLoop::new().unwrap();
-        let t0 = Instant::now();
-        lp.run_sync(async move {
-            let mut s = cyclone::sleep(Duration::from_millis(5));
-            // Register the timer at +5 ms, then move the deadline to +20 ms.
-            assert!(
-                cyclone::timeout(Duration::from_millis(1), &mut s)
-                    .await
-                    .is_err()
-            );
-            s.reset(t0 + Duration::from_millis(20));
-            s.await;
-        });
-        assert!(t0.elapsed() >= Duration::from_millis(20));
-    }
+    crate::per_backend! {
+        fn a_sleep_moved_later_completes_at_the_new_deadline(lp) {
+            let t0 = Instant::now();
+            lp.run_sync(async move {
+                let mut s = cyclone::sleep(Duration::from_millis(5));
+                // Register the timer at +5 ms, then move the deadline to +20 ms.
+                assert!(
+                    cyclone::timeout(Duration::from_millis(1), &mut s)
+                        .await
+                        .is_err()
+                );
+                s.reset(t0 + Duration::from_millis(20));
+                s.await;
+            });
+            assert!(t0.elapsed() >= Duration::from_millis(20));
+        }
 
-    #[test]
-    fn a_sleep_moved_earlier_completes_at_the_new_deadline() {
-        let lp = cyclone::IOLoop::new().unwrap();
-        let t0 = Instant::now();
-        lp.run_sync(async move {
-            let mut s = cyclone::sleep(Duration::from_secs(3600));
+        fn a_sleep_moved_earlier_completes_at_the_new_deadline(lp) {
+            let t0 = Instant::now();
+            lp.run_sync(async move {
+                let mut s = cyclone::sleep(Duration::from_secs(3600));
+                assert!(
+                    cyclone::timeout(Duration::from_millis(1), &mut s)
+                        .await
+                        .is_err()
+                );
+                s.reset(t0 + Duration::from_millis(10));
+                s.await;
+            });
+            let took = t0.elapsed();
             assert!(
-                cyclone::timeout(Duration::from_millis(1), &mut s)
-                    .await
-                    .is_err()
+                took >= Duration::from_millis(10) && took < Duration::from_secs(60),
+                "{took:?}"
             );
-            s.reset(t0 + Duration::from_millis(10));
-            s.await;
-        });
-        let took = t0.elapsed();
-        assert!(
-            took >= Duration::from_millis(10) && took < Duration::from_secs(60),
-            "{took:?}"
-        );
+        }
+    }
+}
+
+/// Regression tests for the executor (run_sync): each pins a fixed bug and is named
+/// after it (moved here from the former tests/regressions.rs).
+mod regressions {
+    #[allow(unused_imports)]
+    use super::*;
+    #[allow(unused_imports)]
+    use std::{cell::Cell, rc::Rc, time::Duration};
+
+    crate::per_backend! {
+        // run_sync used to check for completion only between turns, so a
+        // future that finished on the first turn left the loop blocked in poll
+        // with nothing to wake it.
+        fn run_sync_returns_when_the_future_finishes_with_no_other_work(lp) {
+            assert_eq!(lp.run_sync(async { 1 }), 1);
+        }
+
+        // The same for run_sync_timeout: the deadline timer fired, then the loop
+        // polled forever.
+        fn run_sync_timeout_fires_with_no_other_work(lp) {
+            let r = lp.run_sync_timeout(std::future::pending::<()>(), Duration::from_millis(5));
+            assert!(r.is_err());
+        }
     }
 }

@@ -270,12 +270,15 @@ per_backend! {
                 head.push(byte[0]);
             }
             assert!(head.starts_with(b"HTTP/1.1 413 "));
-            // Keep sending the body after the answer, twice, with a
-            // pause: a server that closed would reset the second write.
+            // Keep sending the body after the answer, twice, each time
+            // once the server has taken the last piece off its socket
+            // (read it, or closed): a server that closed would reset the
+            // second write.
+            let server_took_it = || common::unread_by_server(port) == 0;
             let mut ok = c.write_all(&[b'z'; 4096]).is_ok();
-            std::thread::sleep(Duration::from_millis(50));
+            common::wait_until("the server to take the body's first piece", server_took_it);
             ok &= c.write_all(&[b'z'; 4096]).is_ok();
-            std::thread::sleep(Duration::from_millis(50));
+            common::wait_until("the server to take the body's second piece", server_took_it);
             ok &= c.write_all(&[b'z'; 4096]).is_ok();
             // A reset connection cannot even be shut down.
             ok &= c.shutdown(Shutdown::Write).is_ok();
@@ -369,51 +372,56 @@ per_backend! {
     }
 }
 
-#[test]
-fn curl_gets_the_demo_page_when_installed() {
-    if std::process::Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        return; // curl is optional; the raw-socket tests cover the protocol
+mod with_curl {
+    use super::*;
+
+    crate::per_backend! {
+        fn curl_gets_the_demo_page_when_installed(lp) {
+            if std::process::Command::new("curl")
+                .arg("--version")
+                .output()
+                .is_err()
+            {
+                // curl is optional; the raw-socket tests cover the protocol.
+                eprintln!("skipped: curl is not installed");
+                return;
+            }
+            let out = lp
+                .run_sync_timeout(
+                    async {
+                        let server = HttpServer::new(demo);
+                        let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+                        let child = std::thread::spawn(move || {
+                            std::process::Command::new("curl")
+                                .args([
+                                    "-s",
+                                    "--max-time",
+                                    "10",
+                                    "-X",
+                                    "POST",
+                                    "--data-binary",
+                                    "from curl",
+                                ])
+                                .arg(format!("http://127.0.0.1:{port}/echo"))
+                                .output()
+                                .unwrap()
+                        });
+                        common::thread_finished(&child).await;
+                        server.tcp().stop();
+                        child.join().unwrap()
+                    },
+                    LIMIT,
+                )
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "from curl");
+        }
     }
-    let lp = IOLoop::new().unwrap();
-    let out = lp
-        .run_sync_timeout(
-            async {
-                let server = HttpServer::new(demo);
-                let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
-                let child = std::thread::spawn(move || {
-                    std::process::Command::new("curl")
-                        .args([
-                            "-s",
-                            "--max-time",
-                            "10",
-                            "-X",
-                            "POST",
-                            "--data-binary",
-                            "from curl",
-                        ])
-                        .arg(format!("http://127.0.0.1:{port}/echo"))
-                        .output()
-                        .unwrap()
-                });
-                common::thread_finished(&child).await;
-                server.tcp().stop();
-                child.join().unwrap()
-            },
-            LIMIT,
-        )
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "from curl");
 }
 
 mod behind_a_proxy_and_shutdown {
     use super::*;
 
-    fn who(config: HttpConfig, raw: &'static [u8]) -> String {
-        let lp = IOLoop::new().unwrap();
+    fn who(lp: &IOLoop, config: HttpConfig, raw: &'static [u8]) -> String {
         lp.run_sync_timeout(
             async move {
                 let server = HttpServer::with_config(config, |req: Request| async move {
@@ -440,29 +448,30 @@ mod behind_a_proxy_and_shutdown {
 
     const PROXIED: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 9.9.9.9, 1.2.3.4, 10.0.0.1\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n";
 
-    #[test]
-    fn without_xheaders_the_peer_address_is_the_client() {
-        assert_eq!(who(HttpConfig::default(), PROXIED), "Some(127.0.0.1) http");
-    }
-
-    #[test]
-    fn with_xheaders_the_proxy_reported_client_and_scheme_are_used() {
-        let config = HttpConfig {
-            xheaders: true,
-            trusted_downstream: vec!["10.0.0.1".parse().unwrap()],
-            ..HttpConfig::default()
-        };
-        assert_eq!(who(config, PROXIED), "Some(1.2.3.4) https");
-    }
-
     per_backend! {
+        fn without_xheaders_the_peer_address_is_the_client(lp) {
+            assert_eq!(who(&lp, HttpConfig::default(), PROXIED), "Some(127.0.0.1) http");
+        }
+
+        fn with_xheaders_the_proxy_reported_client_and_scheme_are_used(lp) {
+            let config = HttpConfig {
+                xheaders: true,
+                trusted_downstream: vec!["10.0.0.1".parse().unwrap()],
+                ..HttpConfig::default()
+            };
+            assert_eq!(who(&lp, config, PROXIED), "Some(1.2.3.4) https");
+        }
+
         fn a_long_polling_handler_learns_that_the_client_left(lp) {
             let noticed = lp.run_sync_timeout(async {
                 let (tx, rx) = futures::channel::oneshot::channel::<bool>();
                 let tx = std::rc::Rc::new(std::cell::RefCell::new(Some(tx)));
+                let waiting = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let w = waiting.clone();
                 let server = HttpServer::new(move |req: Request| {
-                    let tx = tx.clone();
+                    let (tx, w) = (tx.clone(), w.clone());
                     async move {
+                        w.store(true, std::sync::atomic::Ordering::SeqCst);
                         // Waits for news that never comes, or the client's exit.
                         req.connection.closed().await;
                         if let Some(tx) = tx.borrow_mut().take() {
@@ -475,7 +484,9 @@ mod behind_a_proxy_and_shutdown {
                 let client = std::thread::spawn(move || {
                     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
                     c.write_all(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-                    std::thread::sleep(Duration::from_millis(30));
+                    common::wait_until("the handler to wait for news", || {
+                        waiting.load(std::sync::atomic::Ordering::SeqCst)
+                    });
                     drop(c); // the client gives up
                 });
                 let noticed = rx.await.unwrap();
@@ -529,21 +540,35 @@ mod behind_a_proxy_and_shutdown {
         }
 
         fn shutdown_closes_idle_connections_at_once_and_finishes_in_flight_ones(lp) {
+            use std::sync::atomic::{AtomicBool, Ordering};
             let (idle_eof, in_flight) = lp.run_sync_timeout(async {
-                let server = HttpServer::new(|req: Request| async move {
-                    if req.path() == "/slow" {
-                        cyclone::sleep(Duration::from_millis(50)).await;
+                let slow_started = std::rc::Rc::new(std::cell::Cell::new(false));
+                let started = slow_started.clone();
+                let server = HttpServer::new(move |req: Request| {
+                    let started = started.clone();
+                    async move {
+                        if req.path() == "/slow" {
+                            started.set(true);
+                            cyclone::sleep(Duration::from_millis(50)).await;
+                        }
+                        Response::text("done")
                     }
-                    Response::text("done")
                 });
                 let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
                 // An idle keep-alive connection (one request answered) and
                 // one whose request is in flight when shutdown begins.
+                let idle_answered = std::sync::Arc::new(AtomicBool::new(false));
+                let answered = idle_answered.clone();
                 let idle = std::thread::spawn(move || {
                     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
                     c.set_read_timeout(Some(LIMIT)).unwrap();
                     c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
                     let mut got = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !got.ends_with(b"\r\n\r\ndone") && c.read(&mut byte).unwrap_or(0) == 1 {
+                        got.push(byte[0]);
+                    }
+                    answered.store(true, Ordering::SeqCst); // now it is idle
                     let _ = c.read_to_end(&mut got); // returns at EOF
                     got
                 });
@@ -558,7 +583,10 @@ mod behind_a_proxy_and_shutdown {
                 while server.tcp().connection_count() < 2 {
                     cyclone::sleep(Duration::from_millis(1)).await;
                 }
-                cyclone::sleep(Duration::from_millis(10)).await; // first answer sent
+                common::until("the idle connection's answer and the slow request", || {
+                    idle_answered.load(Ordering::SeqCst) && slow_started.get()
+                })
+                .await;
                 let t0 = std::time::Instant::now();
                 server.shutdown(Duration::from_secs(5)).await;
                 assert!(t0.elapsed() < Duration::from_secs(5), "did not wait for the deadline");

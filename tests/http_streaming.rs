@@ -130,7 +130,10 @@ fn run(lp: &IOLoop, answer: Answer, raw: Vec<u8>, abort: bool) -> Run {
                     c.set_read_timeout(Some(LIMIT)).unwrap();
                     c.write_all(&raw).unwrap();
                     if abort {
-                        std::thread::sleep(Duration::from_millis(20));
+                        // Leave once the server has read what was sent.
+                        common::wait_until("the server to read the request", || {
+                            common::unread_by_server(port) == 0
+                        });
                         return Vec::new();
                     }
                     let _ = c.shutdown(Shutdown::Write);
@@ -139,7 +142,10 @@ fn run(lp: &IOLoop, answer: Answer, raw: Vec<u8>, abort: bool) -> Run {
                     got
                 });
                 common::thread_finished(&client).await;
-                cyclone::sleep(Duration::from_millis(20)).await; // let the server notice
+                common::until("the server to notice the client left", || {
+                    server.tcp().connection_count() == 0
+                })
+                .await;
                 server.tcp().stop();
                 client.join().unwrap()
             },

@@ -6,7 +6,6 @@ mod common;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::mpsc;
-use std::time::Duration;
 
 use common::start_bounded;
 use cyclone::Error;
@@ -49,8 +48,9 @@ per_backend! {
         // and only the remote callback can wake it (start_bounded fails the
         // test if it does not return).
         let remote = lp.remote();
+        let loop_thread = common::thread_id();
         let sender = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(30));
+            common::wait_until("the loop to block in poll", || common::thread_is_asleep(loop_thread));
             remote.add_callback(|| cyclone::IOLoop::current().stop()).unwrap();
         });
         start_bounded(&lp);
@@ -112,11 +112,26 @@ per_backend! {
 
     fn remote_stop_stops_the_loop_from_another_thread(lp) {
         let remote = lp.remote();
+        let loop_thread = common::thread_id();
         let t = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(20));
+            common::wait_until("the loop to block in poll", || common::thread_is_asleep(loop_thread));
             remote.stop().unwrap();
         });
         start_bounded(&lp);
         t.join().unwrap();
     }
+}
+
+// Regression test for Remote: it pins a fixed bug and is named after it
+// (moved here from the former tests/regressions.rs).
+#[test]
+fn remote_of_a_dropped_loop_refuses_callbacks() {
+    // The thread's first loop stays alive as its current loop; this test
+    // needs a loop that is really dropped.
+    let _current = cyclone::IOLoop::current();
+    let lp = cyclone::IOLoop::builder().build().unwrap();
+    let remote = lp.remote();
+    drop(lp);
+    assert!(remote.add_callback(|| {}).is_err());
+    let _ = start_bounded;
 }

@@ -1,5 +1,5 @@
 //! Signal handlers run on the loop thread. Each backend uses its own signal
-//! so that the four tests, which run in parallel in one process, never see
+//! so that the per-backend tests, which run in parallel in one process, never see
 //! each other's signals.
 
 mod common;
@@ -10,13 +10,15 @@ use std::rc::Rc;
 use common::start_bounded;
 use cyclone::Backend;
 
+/// A signal of its own for each backend, by its place in
+/// `Backend::available()` (at most four backends, so four signals).
 fn signal_for(backend: Backend) -> libc::c_int {
-    match backend {
-        Backend::Epoll => libc::SIGUSR1,
-        Backend::Poll => libc::SIGUSR2,
-        Backend::Select => libc::SIGWINCH,
-        Backend::Uring => libc::SIGURG,
-    }
+    const SIGNALS: [libc::c_int; 4] = [libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH, libc::SIGURG];
+    let place = Backend::available()
+        .iter()
+        .position(|&b| b == backend)
+        .expect("a loop runs on an available backend");
+    SIGNALS[place]
 }
 
 per_backend! {

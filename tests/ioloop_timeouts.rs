@@ -144,3 +144,21 @@ per_backend! {
         assert!(log[1].1 > log[0].1);
     }
 }
+
+/// Regression tests for timeouts: each pins a fixed bug and is named
+/// after it (moved here from the former tests/regressions.rs).
+mod regressions {
+    #[allow(unused_imports)]
+    use super::*;
+    #[allow(unused_imports)]
+    use std::{cell::Cell, rc::Rc, time::Duration};
+
+    crate::per_backend! {
+        // A timer added after close() used to be stored forever.
+        fn timer_added_after_close_is_dropped(lp) {
+            lp.close().unwrap();
+            lp.call_later(Duration::from_secs(1), || {});
+            assert_eq!(lp.stats().timeouts, 0);
+        }
+    }
+}

@@ -138,8 +138,10 @@ per_backend! {
         let addr = socks[0].local_addr().unwrap();
         let n = ACCEPTS_PER_WAKEUP + 20;
         let clients: Vec<TcpStream> = (0..n).map(|_| TcpStream::connect(addr).unwrap()).collect();
-        // Let the kernel finish every handshake before the loop looks.
-        std::thread::sleep(Duration::from_millis(50));
+        // Every handshake is done before the loop looks.
+        common::wait_until("every connection in the accept queue", || {
+            common::waiting_to_be_accepted(addr.port()) == n
+        });
         let turns = Rc::new(RefCell::new(Vec::new()));
         let (t, l) = (turns.clone(), lp.clone());
         let held = Rc::new(RefCell::new(Vec::new()));
@@ -162,7 +164,9 @@ per_backend! {
         let addr = socks[0].local_addr().unwrap();
         let _c1 = TcpStream::connect(addr).unwrap();
         let _c2 = TcpStream::connect(addr).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
+        common::wait_until("both connections in the accept queue", || {
+            common::waiting_to_be_accepted(addr.port()) == 2
+        });
         let count = Rc::new(Cell::new(0));
         let slot: Rc<RefCell<Option<netutil::AcceptHandle>>> = Rc::default();
         let (c, s) = (count.clone(), slot.clone());
@@ -200,5 +204,28 @@ per_backend! {
         client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         assert_eq!(client.read(&mut buf).unwrap_or(0), 0);
         let _ = client.write(b"x");
+    }
+}
+
+/// Regression tests for the accept handler: each pins a fixed bug and is named
+/// after it (moved here from the former tests/regressions.rs).
+mod regressions {
+    #[allow(unused_imports)]
+    use super::*;
+    #[allow(unused_imports)]
+    use std::{cell::Cell, rc::Rc, time::Duration};
+
+    crate::per_backend! {
+        // Dropping the last AcceptHandle closed the listener but left it in the
+        // handler table: the fd number could not be registered again, and
+        // poll/select reported the closed fd on every turn (a spin).
+        fn dropping_the_accept_handle_removes_its_handler(lp) {
+            let before = lp.stats().handlers;
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let h = cyclone::netutil::add_accept_handler(&lp, l, |_, _| {}).unwrap();
+            assert_eq!(lp.stats().handlers, before + 1);
+            drop(h);
+            assert_eq!(lp.stats().handlers, before);
+        }
     }
 }

@@ -78,3 +78,37 @@ per_backend! {
         assert_eq!(lp.stats().timeouts, 0);
     }
 }
+
+/// Regression tests for PeriodicCallback: each pins a fixed bug and is named
+/// after it (moved here from the former tests/regressions.rs).
+mod regressions {
+    #[allow(unused_imports)]
+    use super::*;
+    #[allow(unused_imports)]
+    use std::{cell::Cell, rc::Rc, time::Duration};
+
+    crate::per_backend! {
+        // Restarting a PeriodicCallback from inside its own callback left an
+        // orphan timer, so runs doubled up.
+        fn periodic_restart_inside_its_callback_keeps_one_schedule(lp) {
+            let count = Rc::new(Cell::new(0));
+            let slot: Rc<std::cell::RefCell<Option<PeriodicCallback>>> = Rc::default();
+            let (c, s) = (count.clone(), slot.clone());
+            let pc = PeriodicCallback::new(Duration::from_millis(20), move || {
+                c.set(c.get() + 1);
+                if let Some(pc) = s.borrow().as_ref() {
+                    pc.stop();
+                    pc.start();
+                }
+            });
+            *slot.borrow_mut() = Some(pc.clone());
+            pc.start_on(&lp);
+            run_for(&lp, Duration::from_millis(90));
+            pc.stop();
+            slot.borrow_mut().take();
+            // One chain: about 90/20 runs. Doubling chains would give far more.
+            assert!(count.get() <= 5, "{} runs", count.get());
+            assert_eq!(lp.stats().timeouts, 0);
+        }
+    }
+}

@@ -130,3 +130,79 @@ per_backend! {
         assert!(got.iter().all(|&b| b == 7));
     }
 }
+
+/// Regression tests for a stream's end (close, EOF): each pins a fixed bug and is named
+/// after it (moved here from the former tests/regressions.rs).
+mod regressions {
+    #[allow(unused_imports)]
+    use super::*;
+    #[allow(unused_imports)]
+    use std::{cell::Cell, rc::Rc, time::Duration};
+
+    crate::per_backend! {
+        // A `closed()` future dropped before the close (say, by a timeout) left
+        // its waker behind, so the idle stream kept reading incoming data into
+        // its buffer as if someone were listening for the close.
+        fn dropped_closed_future_stops_listening_for_the_close(lp) {
+            use std::io::Write;
+            let buffered = lp.run_sync_timeout(async {
+                let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+                let a = cyclone::IOStream::new(a).unwrap();
+                let waited = cyclone::timeout(Duration::from_millis(5), a.closed()).await;
+                assert!(waited.is_err());
+                b.write_all(b"unread").unwrap();
+                cyclone::sleep(Duration::from_millis(20)).await;
+                a.buffered()
+            }, common::HANG).unwrap();
+            assert_eq!(buffered, 0, "nobody reads or listens: the data stays in the kernel");
+        }
+
+        // Edge-triggered streams: data and the peer's FIN arriving together
+        // make one edge; the short read that got the data used to be taken as
+        // "drained", the EOF was never read and read_until_close hung.
+        fn data_and_fin_together_still_end_read_until_close(lp) {
+            use std::io::Write;
+            let got = lp.run_sync_timeout(async {
+                let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+                let a = cyclone::IOStream::new(a).unwrap();
+                b.write_all(b"last words").unwrap();
+                drop(b);
+                a.read_until_close().await.unwrap()
+            }, common::HANG).unwrap();
+            assert_eq!(&got[..], b"last words");
+        }
+
+        // The same edge when the data is read in two parts: the second read
+        // found the EOF only if the first did not take the edge as drained.
+        fn data_then_fin_after_a_partial_read_still_closes(lp) {
+            use std::io::Write;
+            let closed = lp.run_sync_timeout(async {
+                let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+                let a = cyclone::IOStream::new(a).unwrap();
+                b.write_all(b"abc").unwrap();
+                drop(b);
+                let first = a.read_bytes(16, true).await.unwrap();
+                assert_eq!(&first[..], b"abc");
+                a.read_bytes(1, false).await.is_err() && a.is_closed()
+            }, common::HANG).unwrap();
+            assert!(closed);
+        }
+
+        // StreamWatcher::closed (a long-poll handler's `req.connection`) had its
+        // own copy of the waiter without the fix above: dropped after a
+        // timeout, it kept the stream pulling in data.
+        fn dropped_watcher_closed_future_stops_listening_for_the_close(lp) {
+            use std::io::Write;
+            let buffered = lp.run_sync_timeout(async {
+                let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+                let a = cyclone::IOStream::new(a).unwrap();
+                let watcher = a.watcher();
+                assert!(cyclone::timeout(Duration::from_millis(5), watcher.closed()).await.is_err());
+                b.write_all(b"unread").unwrap();
+                cyclone::sleep(Duration::from_millis(20)).await;
+                a.buffered()
+            }, common::HANG).unwrap();
+            assert_eq!(buffered, 0);
+        }
+    }
+}

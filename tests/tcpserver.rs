@@ -264,3 +264,45 @@ fn workers_serve_from_every_thread() {
         ["cyclone-worker-0", "cyclone-worker-1"]
     );
 }
+
+/// Regression tests for TcpServer: each pins a fixed bug and is named
+/// after it (moved here from the former tests/regressions.rs).
+mod regressions {
+    #[allow(unused_imports)]
+    use super::*;
+    #[allow(unused_imports)]
+    use std::{cell::Cell, rc::Rc, time::Duration};
+
+    crate::per_backend! {
+        // shutdown() waited forever for a delegate parked on something other
+        // than its stream: it now cancels the task at the deadline.
+        fn shutdown_cancels_a_delegate_waiting_on_something_else(lp) {
+            let done = lp.run_sync_timeout(async {
+                let server = cyclone::TcpServer::new(|stream, _| async move {
+                    let _keep = stream;
+                    std::future::pending::<()>().await;
+                });
+                let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+                let _c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                while server.connection_count() == 0 {
+                    cyclone::sleep(Duration::from_millis(1)).await;
+                }
+                server.shutdown(Duration::from_millis(20)).await;
+                common::until("the cancelled task to be dropped", || {
+                    server.connection_count() == 0
+                })
+                .await;
+                server.connection_count()
+            }, common::HANG).unwrap();
+            assert_eq!(done, 0);
+        }
+
+        // add_sockets after stop() used to leave a paused listener bound forever.
+        fn add_sockets_after_stop_is_refused(lp) {
+            let server = cyclone::TcpServer::new(|_, _| async {});
+            server.stop();
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            lp.run_sync(async move { assert!(server.add_sockets([l]).is_err()) });
+        }
+    }
+}

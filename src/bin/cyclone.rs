@@ -3,9 +3,12 @@
 //! `python -m http.server`). One loop by default, `--processes N` forked
 //! workers, or `--threads N` thread-per-core loops.
 
+use std::fmt;
+use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use cyclone::http1::{HttpServer, Response};
 use cyclone::web::{Application, HttpError, Request, RequestHandler, StaticFileHandler};
@@ -49,8 +52,8 @@ struct Args {
     /// Serve the files of this directory (with listings) instead of the demo site.
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
-    /// Poller backend: epoll, poll or select (default: CYCLONE_POLLER, else the best).
-    #[arg(long)]
+    /// Poller backend (default: CYCLONE_POLLER, else the best this machine has).
+    #[arg(long, value_parser = poller_names(), ignore_case = true)]
     poller: Option<String>,
     /// Fork this many worker processes sharing the socket (0: one per CPU).
     #[arg(long, default_value_t = 1)]
@@ -64,6 +67,21 @@ struct Args {
     log_level: String,
 }
 
+/// Every poller `--poller` accepts (whether this machine has it is checked
+/// when the server starts, with an error that lists the ones it has).
+const POLLERS: [&str; 4] = ["epoll", "uring", "poll", "select"];
+
+fn poller_names() -> PossibleValuesParser {
+    let names = POLLERS.map(|name| match name {
+        "uring" => PossibleValue::new(name).alias("io_uring"),
+        _ => PossibleValue::new(name),
+    });
+    PossibleValuesParser::new(names)
+}
+
+/// Exit code for a bad argument, as clap uses for its own parse errors.
+const EXIT_USAGE: u8 = 2;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
@@ -76,7 +94,7 @@ fn main() -> ExitCode {
         Ok(f) => f,
         Err(e) => {
             eprintln!("cyclone: invalid --log-level {:?}: {e}", args.log_level);
-            return ExitCode::FAILURE;
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     tracing_subscriber::fmt().with_env_filter(filter).init();
@@ -84,8 +102,112 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("cyclone: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// Why `cyclone` stopped: each start-up error names its subject (the
+/// option and its value, the `address:port`) and, where one is likely,
+/// the fix.
+#[derive(Debug)]
+enum Failure {
+    /// `--root` does not name a directory that can be served (exit 2).
+    Root { path: PathBuf, source: io::Error },
+    /// `--poller` or `CYCLONE_POLLER` names no poller this machine has (exit 2).
+    Poller {
+        from: String,
+        source: cyclone::Error,
+    },
+    /// `--address` is neither an IP address nor a host name that resolves (exit 2).
+    Address { address: String, source: io::Error },
+    /// The listening socket could not be made: the port is taken, the
+    /// address is not this machine's, privileges are missing (exit 1).
+    Listen { addr: String, source: io::Error },
+    /// Anything after the server started (exit 1).
+    Run(Box<dyn std::error::Error>),
+}
+
+impl Failure {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Root { .. } | Failure::Poller { .. } | Failure::Address { .. } => EXIT_USAGE,
+            Failure::Listen { .. } | Failure::Run(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Root { path, source } => {
+                let path = path.display();
+                match source.kind() {
+                    io::ErrorKind::NotFound => write!(
+                        f,
+                        "--root {path}: no such directory; give the path of an existing directory to serve"
+                    ),
+                    io::ErrorKind::NotADirectory => write!(
+                        f,
+                        "--root {path}: not a directory; give the directory that holds the files to serve"
+                    ),
+                    io::ErrorKind::PermissionDenied => write!(
+                        f,
+                        "--root {path}: permission denied; this user cannot read that directory"
+                    ),
+                    _ => write!(f, "--root {path}: {source}"),
+                }
+            }
+            Failure::Poller { from, source } => {
+                let here: Vec<&str> = Backend::available().iter().map(|b| b.name()).collect();
+                write!(f, "{from}: {source}; available here: {}", here.join(", "))
+            }
+            Failure::Listen { addr, source } => {
+                write!(f, "cannot listen on {addr}: {source}")?;
+                match source.kind() {
+                    io::ErrorKind::AddrInUse => write!(
+                        f,
+                        "; is another server running? choose another port with --port"
+                    ),
+                    io::ErrorKind::PermissionDenied => write!(
+                        f,
+                        "; ports below 1024 need root or CAP_NET_BIND_SERVICE: choose another with --port"
+                    ),
+                    io::ErrorKind::AddrNotAvailable => write!(
+                        f,
+                        "; that is not an address of this machine: choose one with --address (127.0.0.1, 0.0.0.0, ::1)"
+                    ),
+                    _ => Ok(()),
+                }
+            }
+            Failure::Address { address, source } => write!(
+                f,
+                "--address {address:?}: {source}; give an IP address (127.0.0.1, 0.0.0.0, ::1) or a host name that resolves"
+            ),
+            Failure::Run(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Failure {}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Failure {
+        Failure::Run(e.into())
+    }
+}
+
+impl From<cyclone::Error> for Failure {
+    fn from(e: cyclone::Error) -> Failure {
+        Failure::Run(e.into())
+    }
+}
+
+/// `address:port` as a user would type it (`[::1]:8888` for IPv6).
+fn address_port(address: &str, port: u16) -> String {
+    match address.parse::<std::net::IpAddr>() {
+        Ok(ip) => std::net::SocketAddr::new(ip, port).to_string(),
+        Err(_) => format!("{address}:{port}"),
     }
 }
 
@@ -125,9 +247,14 @@ impl RequestHandler for Echo {
 }
 
 /// The site `cyclone serve` runs.
-fn site(root: Option<&PathBuf>) -> Result<Application, std::io::Error> {
+fn site(root: Option<&PathBuf>) -> Result<Application, Failure> {
     if let Some(dir) = root {
-        let files = StaticFileHandler::new(dir)?.listing(true);
+        let files = StaticFileHandler::new(dir)
+            .map_err(|source| Failure::Root {
+                path: dir.clone(),
+                source,
+            })?
+            .listing(true);
         return Ok(Application::new().static_files("/", files));
     }
     let mut app = Application::new()
@@ -146,24 +273,61 @@ fn site(root: Option<&PathBuf>) -> Result<Application, std::io::Error> {
     Ok(app)
 }
 
-fn demo_server(root: Option<&PathBuf>) -> Result<HttpServer, std::io::Error> {
+fn demo_server(root: Option<&PathBuf>) -> Result<HttpServer, Failure> {
     Ok(site(root)?.into_server())
 }
 
-fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    if let Some(name) = &args.poller {
-        name.parse::<Backend>()?; // a clear error before anything starts
+/// Checks `--poller` and `CYCLONE_POLLER` before anything starts.
+fn choose_poller(poller: Option<&str>) -> Result<(), Failure> {
+    if let Some(name) = poller {
+        name.parse::<Backend>().map_err(|source| Failure::Poller {
+            from: format!("--poller {name}"),
+            source,
+        })?;
         // Workers and forked children build their loops from the variable.
         // SAFETY: set before any thread exists (checked by fork_processes).
         unsafe { std::env::set_var(cyclone::ioloop::poller::POLLER_ENV, name) };
     }
-    Backend::from_env()?;
+    Backend::from_env().map_err(|source| Failure::Poller {
+        from: format!(
+            "{}={}",
+            cyclone::ioloop::poller::POLLER_ENV,
+            std::env::var(cyclone::ioloop::poller::POLLER_ENV).unwrap_or_default()
+        ),
+        source,
+    })?;
+    Ok(())
+}
+
+/// Checks that `--address` resolves, so that a typo is a bad argument
+/// rather than a failure to listen.
+fn check_address(address: &str, port: u16) -> Result<(), Failure> {
+    if address.is_empty() {
+        return Ok(()); // every interface
+    }
+    match std::net::ToSocketAddrs::to_socket_addrs(&(address, port)) {
+        Ok(_) => Ok(()),
+        Err(source) => Err(Failure::Address {
+            address: address.to_string(),
+            source,
+        }),
+    }
+}
+
+fn run(args: Args) -> Result<(), Failure> {
+    choose_poller(args.poller.as_deref())?;
+    check_address(&args.address, args.port)?;
+    let listen_error = |source| Failure::Listen {
+        addr: address_port(&args.address, args.port),
+        source,
+    };
     if let Some(threads) = args.threads {
         site(args.root.as_ref())?; // a bad --root fails here, not in every worker
         let root = args.root.clone();
         let workers = HttpServer::workers(threads, args.port, &args.address, move || {
             demo_server(root.as_ref()).expect("checked above")
-        })?;
+        })
+        .map_err(listen_error)?;
         println!(
             "cyclone HTTP server listening on {} ({threads} threads)",
             urls(workers.addrs())
@@ -172,7 +336,9 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         return Ok(workers.stop()?);
     }
     let server = demo_server(args.root.as_ref())?;
-    let addrs = server.bind(args.port, Some(&args.address))?;
+    let addrs = server
+        .bind(args.port, Some(&args.address))
+        .map_err(listen_error)?;
     if args.processes != 1 {
         println!(
             "cyclone HTTP server listening on {} ({} processes)",
@@ -210,7 +376,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Blocks the main thread until SIGINT or SIGTERM (thread-per-core mode).
-fn wait_for_signal() -> Result<(), Box<dyn std::error::Error>> {
+fn wait_for_signal() -> Result<(), Failure> {
     let lp = IOLoop::new()?;
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let l = lp.clone();
