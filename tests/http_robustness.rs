@@ -3,7 +3,7 @@
 //! targets in fuzz/ explore the same functions without a bound).
 
 use bytes::Bytes;
-use cyclone::http1::{framing, parse};
+use cyclone::fuzzing::{body_kind, parse_chunk_size, parse_head};
 
 const SEEDS: &[&[u8]] = &[
     b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -52,9 +52,9 @@ fn mutated_request_heads_never_panic_the_parser_or_framing() {
     for seed in SEEDS {
         for _ in 0..ROUNDS {
             let input = Bytes::from(mutate(&mut rng, seed));
-            if let Ok(head) = parse::parse_head(input, 100) {
+            if let Ok(head) = parse_head(input, 100) {
                 parsed += 1;
-                let _ = framing::body_kind(&head.headers);
+                let _ = body_kind(&head.headers);
             }
         }
     }
@@ -70,6 +70,6 @@ fn arbitrary_chunk_size_lines_never_panic() {
         let line: Vec<u8> = (0..len)
             .map(|_| b"0123456789abcdefABCDEF;= \tx\xff"[rng.next() as usize % 28])
             .collect();
-        let _ = framing::parse_chunk_size(&line);
+        let _ = parse_chunk_size(&line);
     }
 }

@@ -105,7 +105,7 @@ per_backend! {
 #[test]
 fn new_loop_defaults_to_the_platform_backend() {
     // CYCLONE_POLLER is not set by the test harness.
-    if std::env::var_os(cyclone::ioloop::poller::POLLER_ENV).is_none() {
+    if std::env::var_os(cyclone::ioloop::POLLER_ENV).is_none() {
         assert_eq!(
             IOLoop::new().unwrap().backend(),
             Backend::platform_default()

@@ -19,7 +19,14 @@ use http::Method;
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The demo site's static files, bundled with the source.
-const PUBLIC_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/public");
+/// The demo site's files (`public/`), compiled in, so that the binary
+/// serves the whole demo wherever it is installed or run from. A test
+/// below holds this list to the folder.
+static PUBLIC: &[(&str, &[u8])] = &[
+    ("index.html", include_bytes!("../../public/index.html")),
+    ("robots.txt", include_bytes!("../../public/robots.txt")),
+    ("style.css", include_bytes!("../../public/style.css")),
+];
 
 #[derive(Parser, Debug)]
 #[command(
@@ -69,12 +76,10 @@ struct Args {
 
 /// Every poller `--poller` accepts (whether this machine has it is checked
 /// when the server starts, with an error that lists the ones it has).
-const POLLERS: [&str; 4] = ["epoll", "uring", "poll", "select"];
-
 fn poller_names() -> PossibleValuesParser {
-    let names = POLLERS.map(|name| match name {
-        "uring" => PossibleValue::new(name).alias("io_uring"),
-        _ => PossibleValue::new(name),
+    let names = Backend::ALL.map(|backend| match backend {
+        Backend::Uring => PossibleValue::new(backend.name()).alias("io_uring"),
+        _ => PossibleValue::new(backend.name()),
     });
     PossibleValuesParser::new(names)
 }
@@ -266,10 +271,7 @@ fn site(root: Option<&PathBuf>) -> Result<Application, Failure> {
             Response::text("Hello, World!")
         })
         .handler("/echo", || Echo);
-    match StaticFileHandler::new(PUBLIC_DIR) {
-        Ok(files) => app = app.static_files("/static/", files),
-        Err(e) => tracing::warn!("no demo static files ({PUBLIC_DIR}: {e})"),
-    }
+    app = app.static_files("/static/", StaticFileHandler::embedded(PUBLIC));
     Ok(app)
 }
 
@@ -286,13 +288,13 @@ fn choose_poller(poller: Option<&str>) -> Result<(), Failure> {
         })?;
         // Workers and forked children build their loops from the variable.
         // SAFETY: set before any thread exists (checked by fork_processes).
-        unsafe { std::env::set_var(cyclone::ioloop::poller::POLLER_ENV, name) };
+        unsafe { std::env::set_var(cyclone::ioloop::POLLER_ENV, name) };
     }
     Backend::from_env().map_err(|source| Failure::Poller {
         from: format!(
             "{}={}",
-            cyclone::ioloop::poller::POLLER_ENV,
-            std::env::var(cyclone::ioloop::poller::POLLER_ENV).unwrap_or_default()
+            cyclone::ioloop::POLLER_ENV,
+            std::env::var(cyclone::ioloop::POLLER_ENV).unwrap_or_default()
         ),
         source,
     })?;
@@ -393,4 +395,25 @@ fn urls(addrs: &[std::net::SocketAddr]) -> String {
         .map(|a| format!("http://{a}/"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PUBLIC;
+
+    #[test]
+    fn every_file_of_the_demo_folder_is_compiled_in() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/public");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = PUBLIC.iter().map(|(name, _)| name.to_string()).collect();
+        embedded.sort();
+        assert_eq!(
+            embedded, on_disk,
+            "public/ and PUBLIC in src/bin/cyclone.rs differ"
+        );
+    }
 }

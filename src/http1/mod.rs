@@ -21,14 +21,10 @@ mod delegate;
 mod delegate_driver;
 pub(crate) mod encode;
 mod error;
-// Public only for tests/http_robustness.rs, which names
-// `cyclone::http1::{framing, parse}`; `cyclone::fuzzing` is the way in.
-#[doc(hidden)]
-pub mod framing;
+pub(crate) mod framing;
 mod io;
 mod message;
-#[doc(hidden)]
-pub mod parse;
+pub(crate) mod parse;
 mod request;
 mod server;
 mod service;

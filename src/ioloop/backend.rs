@@ -25,6 +25,15 @@ pub enum Backend {
 pub const POLLER_ENV: &str = "CYCLONE_POLLER";
 
 impl Backend {
+    /// Every backend Cyclone ships, whether or not this machine has it
+    /// ([`Backend::available`] says which it has), best first.
+    pub const ALL: [Backend; 4] = [
+        Backend::Epoll,
+        Backend::Uring,
+        Backend::Poll,
+        Backend::Select,
+    ];
+
     /// The name used by `CYCLONE_POLLER` and `--poller`.
     pub fn name(self) -> &'static str {
         match self {

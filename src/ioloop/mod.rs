@@ -58,7 +58,7 @@ mod guard;
 mod handlers;
 mod interest;
 mod periodic;
-pub mod poller;
+mod poller;
 mod remote;
 mod signal;
 mod sleep;
@@ -75,7 +75,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub use async_fd::{Async, Readable, Writable};
-pub use backend::Backend;
+pub use backend::{Backend, POLLER_ENV};
 pub use error::{Error, Timeout};
 pub use executor::{JoinError, JoinHandle};
 pub(crate) use guard::CatchUnwind;

@@ -59,8 +59,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::backend::Backend;
-pub use super::backend::POLLER_ENV;
+use super::backend::{Backend, POLLER_ENV};
 use super::error::Error;
 use super::interest::{Interest, Ready};
 use super::token::Token;
@@ -163,7 +162,7 @@ pub struct Capabilities {
     /// Whether [`Interest::EDGE`] is supported (epoll's `EPOLLET`).
     /// Backends without it must not be asked for it.
     pub edge_triggered: bool,
-    /// Whether the backend sends on the loop's behalf ([`Poller::sender`]):
+    /// Whether the backend sends on the loop's behalf (io_uring):
     /// writes to sockets then cost no system call of their own.
     pub sends: bool,
 }
