@@ -1,8 +1,12 @@
 //! Shared test helpers: run a test body on every poller backend, bound a
-//! loop's run time, capture logs; [`http`], a small HTTP/1.1 client.
+//! loop's run time, capture logs; [`http`], a small HTTP/1.1 client;
+//! [`demo_server`], the demo HTTP/1.1 server and raw exchanges with it;
+//! [`stream`], helpers for the IOStream tests.
 #![allow(dead_code)]
 
+pub mod demo_server;
 pub mod http;
+pub mod stream;
 pub mod web;
 
 use std::io::Write;
