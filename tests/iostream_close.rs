@@ -325,7 +325,7 @@ per_backend! {
             println!("{SIGPIPE_CHILD_DONE}");
             return;
         }
-        // "iostream::epoll" -> "epoll::writing_to_..."
+        // "iostream_close::epoll" -> "epoll::writing_to_..."
         let module = module_path!().split_once("::").map_or(module_path!(), |(_, m)| m);
         let name = format!("{module}::writing_to_a_vanished_peer_never_raises_sigpipe");
         let out = std::process::Command::new(std::env::current_exe().unwrap())
