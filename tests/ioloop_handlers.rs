@@ -264,4 +264,36 @@ per_backend! {
         run_for(&lp, Duration::from_millis(30));
         assert_eq!(calls.get(), 2);
     }
+
+    // Regression (io_uring): a POLL_REMOVE that met a wake-up of the poll
+    // still waiting in task work failed with EALREADY and left the
+    // multishot poll armed, holding the socket open after its fd was
+    // closed: a client that sent its FIN right after its request never saw
+    // the server close (about one `Connection: close` exchange in 500).
+    fn a_closed_fd_reaches_the_peer_even_with_a_wake_up_pending(lp) {
+        let interest = if lp.capabilities().edge_triggered {
+            Interest::READ | Interest::EDGE
+        } else {
+            Interest::READ
+        };
+        let (ours, mut peer) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        lp.add_handler(ours.as_raw_fd(), interest, |_, _| {}).unwrap();
+        // A turn that polls: the fd's poll is now in the kernel.
+        lp.run_sync(cyclone::sleep(Duration::from_millis(1)));
+        // The fd turns readable while the loop is not polling: its wake-up
+        // waits for the loop's next entry into the kernel.
+        peer.write_all(b"x").unwrap();
+        lp.remove_handler(ours.as_raw_fd());
+        drop(ours);
+        peer.set_read_timeout(Some(common::HANG)).unwrap();
+        let mut buf = [0u8; 8];
+        let got = std::io::Read::read(&mut peer, &mut buf);
+        // Closed with our byte unread: a reset, or (on some kernels) EOF.
+        let closed = match &got {
+            Ok(n) => *n == 0,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        };
+        assert!(closed, "the peer did not see the close: {got:?}");
+    }
 }

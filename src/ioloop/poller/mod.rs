@@ -49,7 +49,7 @@
 //! - `flush` submits whatever is queued (sends and registrations) without
 //!   waiting; the loop calls it when it stops polling.
 //!
-//! The io_uring backend queues `POLL_ADD`/`POLL_REMOVE` and sends, and
+//! The io_uring backend queues `POLL_ADD`s, cancellations and sends, and
 //! `poll` submits them together with the wait in one `io_uring_enter`.
 
 use std::io;

@@ -134,11 +134,15 @@ enum Queued {
         seq: u32,
     },
     Send(usize),
-    /// Removes a submitted poll, named by its user data.
-    RemovePoll(u64),
-    /// Cancels a submitted send (its fd was deregistered, or the ring is
-    /// being dropped).
-    CancelSend(u64),
+    /// Cancels a submitted poll (replaced, or its fd deregistered) or send
+    /// (its fd deregistered, or the ring dropped), named by its user data.
+    /// `ASYNC_CANCEL` for polls too, not `POLL_REMOVE`: that fails with
+    /// `EALREADY` while a wake-up of the poll waits in task work (a FIN
+    /// right after the data, say), and the multishot poll then stays
+    /// armed, holding the socket open after its fd is closed, so the peer
+    /// never sees the close. A cancel marks the poll cancelled whatever
+    /// owns it, and its wake-up completes it.
+    Cancel(u64),
 }
 
 /// User data. A poll's: bit 63 clear, the fd in bits 32-62 and its number
@@ -259,7 +263,7 @@ impl Poller for Uring {
         self.send_errors.retain(|&(f, _)| f != fd);
         if reg.poll == PollState::Armed {
             self.queued
-                .push(Queued::RemovePoll(poll_data(fd, reg.poll_seq)));
+                .push(Queued::Cancel(poll_data(fd, reg.poll_seq)));
         }
         if self.has_queued_send(&reg) {
             Sender::flush(self)?;
@@ -271,7 +275,7 @@ impl Poller for Uring {
         if let Some(key) = reg.send()
             && self.sends.contains(key)
         {
-            self.queued.push(Queued::CancelSend(SEND_TAG | key as u64));
+            self.queued.push(Queued::Cancel(SEND_TAG | key as u64));
             Sender::flush(self)?;
         }
         Ok(())
@@ -323,7 +327,7 @@ impl Drop for Uring {
         // finished send leaves the table for good.
         self.regs.clear();
         for (key, _) in &self.sends {
-            self.queued.push(Queued::CancelSend(SEND_TAG | key as u64));
+            self.queued.push(Queued::Cancel(SEND_TAG | key as u64));
         }
         let deadline = std::time::Instant::now() + DROP_CANCEL_WAIT;
         let mut events = Events::default();

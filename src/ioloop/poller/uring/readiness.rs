@@ -12,8 +12,8 @@ use crate::ioloop::poller::{Events, ready_of_poll_bits};
 
 impl Uring {
     /// Replaces `fd`'s poll with a new one for its current interest: the
-    /// old one is forgotten if still queued, else removed in the kernel by
-    /// a `POLL_REMOVE` submitted with the next batch.
+    /// old one is forgotten if still queued, else cancelled in the kernel
+    /// by an `ASYNC_CANCEL` submitted with the next batch.
     pub(super) fn queue_poll(&mut self, fd: RawFd) {
         let seq = self.next_poll_seq;
         self.next_poll_seq = seq.wrapping_add(1);
@@ -24,7 +24,7 @@ impl Uring {
         reg.poll_seq = seq;
         reg.poll = PollState::Queued;
         if let Some(old) = old {
-            self.queued.push(Queued::RemovePoll(old));
+            self.queued.push(Queued::Cancel(old));
         }
         self.queued.push(Queued::Poll { fd, seq });
     }

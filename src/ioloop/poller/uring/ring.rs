@@ -57,10 +57,7 @@ impl Uring {
                     .build()
                     .user_data(SEND_TAG | key as u64)
             }
-            Queued::RemovePoll(target) => {
-                opcode::PollRemove::new(target).build().user_data(OTHER_TAG)
-            }
-            Queued::CancelSend(target) => opcode::AsyncCancel::new(target)
+            Queued::Cancel(target) => opcode::AsyncCancel::new(target)
                 .build()
                 .user_data(OTHER_TAG),
         };
