@@ -28,6 +28,7 @@ pub(crate) mod sys;
 pub mod tcpclient;
 pub mod tcpserver;
 pub mod web;
+pub mod websocket;
 
 pub use ioloop::{
     Async, Backend, Builder, Error, IOLoop, Interest, JoinError, JoinHandle, LoopStats,

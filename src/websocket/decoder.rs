@@ -1,0 +1,643 @@
+//! The receiving state machine: bytes in, whole messages out (sans-I/O).
+//!
+//! The caller reads from its socket into a `BytesMut` and calls
+//! [`Decoder::decode`] until it returns `Ok(None)`. The decoder takes from
+//! the front of the buffer only what it has used: frame headers once they
+//! are complete, and payload bytes as soon as they arrive, unmasked in
+//! place. So a large frame is never held twice, and every limit is checked
+//! from a frame's header before its payload is buffered.
+//!
+//! ```text
+//!            header complete            payload complete
+//!   Header ───────────────────▶ Payload ───────────────▶ Header (+ message?)
+//!     │  any error, or a Close delivered
+//!     └──────────────────────────────────────────────────▶ Done (reads nothing)
+//! ```
+
+use bytes::{Buf, BytesMut};
+
+use super::close::parse_close_payload;
+use super::error::ProtocolError;
+use super::frame::{FrameHeader, OpCode, Role, decode_header};
+use super::mask::apply_mask;
+use super::message::Message;
+use super::utf8::Utf8Validator;
+
+/// The default limit on one message's size: 10 MiB, Tornado's
+/// `websocket_max_message_size` default, so an application ported from
+/// Tornado keeps its limit.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 10 * 1024 * 1024;
+
+/// Turns received bytes into messages for one connection.
+///
+/// An idle decoder owns no buffer: its message buffer exists only while a
+/// message is arriving.
+#[derive(Debug)]
+pub struct Decoder {
+    role: Role,
+    max_message_size: usize,
+    state: State,
+    /// The data message being received, from its first frame to its last.
+    message: Option<Partial>,
+    /// The payload of the control frame being received (≤ 125 bytes).
+    control: BytesMut,
+}
+
+/// Where the decoder is within the byte stream.
+#[derive(Debug, Clone, Copy)]
+enum State {
+    /// Waiting for a complete frame header.
+    Header,
+    /// Inside a frame's payload, `received` bytes of it taken so far.
+    Payload { header: FrameHeader, received: u64 },
+    /// A Close was delivered or the peer broke the protocol: the rest of
+    /// the connection's bytes are not read (§7.1.7).
+    Done,
+}
+
+/// A data message still arriving.
+#[derive(Debug)]
+struct Partial {
+    text: bool,
+    /// Unmasked payload so far.
+    data: BytesMut,
+    /// Bytes declared by the headers of the message's frames so far: the
+    /// size the limit is checked against, before the payload is buffered.
+    declared: u64,
+    /// Text validated as it arrives, so invalid text fails before the rest
+    /// of the message is read (§8.1).
+    utf8: Utf8Validator,
+}
+
+impl Decoder {
+    /// A decoder for the `role` end of a connection (a server requires
+    /// masked frames, a client refuses them) that fails any message over
+    /// `max_message_size` bytes with 1009.
+    pub fn new(role: Role, max_message_size: usize) -> Self {
+        Decoder {
+            role,
+            max_message_size,
+            state: State::Header,
+            message: None,
+            control: BytesMut::new(),
+        }
+    }
+
+    /// The role this decoder receives as.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The largest message accepted, in bytes.
+    pub fn max_message_size(&self) -> usize {
+        self.max_message_size
+    }
+
+    /// Whether the decoder has stopped: a Close was delivered or a
+    /// protocol error returned. From then on `decode` returns `Ok(None)`
+    /// and leaves the buffer untouched.
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    /// Takes bytes from the front of `buf` and returns the next complete
+    /// message, or `Ok(None)` when `buf` holds no more of one (read more
+    /// and call again).
+    ///
+    /// Call it in a loop until `Ok(None)`: one call returns at most one
+    /// message. Control frames arriving inside a fragmented message are
+    /// returned at once. After a `Close` message or an error the decoder
+    /// is done (see [`Decoder::is_done`]); answer an error with a Close
+    /// frame carrying [`ProtocolError::close_code`].
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
+        let result = self.step(buf);
+        if matches!(result, Err(_) | Ok(Some(Message::Close(_)))) {
+            self.state = State::Done;
+            self.message = None;
+            self.control = BytesMut::new();
+        }
+        result
+    }
+
+    fn step(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
+        loop {
+            match self.state {
+                State::Done => return Ok(None),
+                State::Header => {
+                    let Some((header, len)) = decode_header(buf, self.role, false)? else {
+                        return Ok(None);
+                    };
+                    self.start_frame(&header)?;
+                    buf.advance(len);
+                    self.state = State::Payload {
+                        header,
+                        received: 0,
+                    };
+                }
+                State::Payload { header, received } => {
+                    let remaining = header.len - received;
+                    // Bounded by `buf.len()`, so it fits a usize.
+                    let take = remaining.min(buf.len() as u64) as usize;
+                    if take == 0 && remaining > 0 {
+                        return Ok(None);
+                    }
+                    let mut chunk = buf.split_to(take);
+                    if let Some(key) = header.mask {
+                        // The key only depends on the offset modulo 4.
+                        apply_mask(&mut chunk, key, (received % 4) as usize);
+                    }
+                    let received = received + take as u64;
+                    let complete = received == header.len;
+                    self.take_payload(&header, chunk, complete)?;
+                    if !complete {
+                        self.state = State::Payload { header, received };
+                        return Ok(None);
+                    }
+                    self.state = State::Header;
+                    if let Some(message) = self.finish_frame(&header)? {
+                        return Ok(Some(message));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The rules decided from a header, before any of its payload is
+    /// taken: message ordering (§5.4) and the size limit.
+    fn start_frame(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        let text = match header.opcode {
+            OpCode::Close | OpCode::Ping | OpCode::Pong => return Ok(()),
+            OpCode::Continuation => None,
+            OpCode::Text => Some(true),
+            OpCode::Binary => Some(false),
+        };
+        let declared = match (&self.message, text) {
+            (None, None) => return Err(ProtocolError::UnexpectedContinuation),
+            (Some(_), Some(_)) => return Err(ProtocolError::ExpectedContinuation),
+            (Some(partial), None) => partial.declared,
+            (None, Some(_)) => 0,
+        };
+        let size = declared.saturating_add(header.len);
+        if size > self.max_message_size as u64 {
+            return Err(ProtocolError::MessageTooBig {
+                size,
+                max: self.max_message_size,
+            });
+        }
+        match (&mut self.message, text) {
+            (Some(partial), _) => partial.declared = size,
+            (None, Some(text)) => {
+                self.message = Some(Partial {
+                    text,
+                    data: BytesMut::new(),
+                    declared: size,
+                    utf8: Utf8Validator::new(),
+                });
+            }
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
+    /// Stores an unmasked piece of the current frame's payload.
+    fn take_payload(
+        &mut self,
+        header: &FrameHeader,
+        chunk: BytesMut,
+        complete: bool,
+    ) -> Result<(), ProtocolError> {
+        if header.opcode.is_control() {
+            self.control.extend_from_slice(&chunk);
+            return Ok(());
+        }
+        let Some(partial) = self.message.as_mut() else {
+            // `start_frame` opened the message for every data frame.
+            return Err(ProtocolError::UnexpectedContinuation);
+        };
+        let last_piece = complete && header.fin;
+        // The last piece is validated with the whole message when it is
+        // turned into a `String`; validating it here too would read a
+        // single-frame message twice.
+        if partial.text && !last_piece {
+            partial
+                .utf8
+                .feed(&chunk)
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        if partial.data.is_empty() {
+            // Keeps the caller's bytes without copying them.
+            partial.data = chunk;
+        } else {
+            partial.data.unsplit(chunk);
+        }
+        Ok(())
+    }
+
+    /// Acts on a frame whose payload is complete: a control frame is a
+    /// message of its own; a data frame with FIN ends its message.
+    fn finish_frame(&mut self, header: &FrameHeader) -> Result<Option<Message>, ProtocolError> {
+        match header.opcode {
+            OpCode::Ping => return Ok(Some(Message::Ping(self.control.split().freeze()))),
+            OpCode::Pong => return Ok(Some(Message::Pong(self.control.split().freeze()))),
+            OpCode::Close => {
+                let payload = self.control.split();
+                return Ok(Some(Message::Close(parse_close_payload(&payload)?)));
+            }
+            OpCode::Continuation | OpCode::Text | OpCode::Binary => {}
+        }
+        if !header.fin {
+            return Ok(None);
+        }
+        let Some(partial) = self.message.take() else {
+            return Err(ProtocolError::UnexpectedContinuation);
+        };
+        if !partial.text {
+            return Ok(Some(Message::Binary(partial.data.freeze())));
+        }
+        match String::from_utf8(Vec::from(partial.data)) {
+            Ok(text) => Ok(Some(Message::Text(text))),
+            Err(_) => Err(ProtocolError::InvalidUtf8),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::{BufMut, Bytes};
+
+    use super::super::close::CloseFrame;
+    use super::super::close_code::CloseCode;
+    use super::super::frame::encode_header;
+    use super::*;
+
+    const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+    /// A masked frame, as a client sends it.
+    fn frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let header = FrameHeader {
+            fin,
+            mask: Some(KEY),
+            ..FrameHeader::new(opcode, payload.len() as u64)
+        };
+        let mut dst = BytesMut::new();
+        encode_header(&header, &mut dst);
+        let start = dst.len();
+        dst.extend_from_slice(payload);
+        apply_mask(&mut dst[start..], KEY, 0);
+        dst.to_vec()
+    }
+
+    fn server() -> Decoder {
+        Decoder::new(Role::Server, DEFAULT_MAX_MESSAGE_SIZE)
+    }
+
+    /// Every result of decoding `bytes` fed at once, up to the first error.
+    fn decode_all(decoder: &mut Decoder, bytes: &[u8]) -> Vec<Result<Message, ProtocolError>> {
+        let mut buf = BytesMut::from(bytes);
+        let mut out = Vec::new();
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(m)) => out.push(Ok(m)),
+                Ok(None) => return out,
+                Err(e) => {
+                    out.push(Err(e));
+                    return out;
+                }
+            }
+        }
+    }
+
+    /// The same, one byte per read.
+    fn decode_bytewise(decoder: &mut Decoder, bytes: &[u8]) -> Vec<Result<Message, ProtocolError>> {
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for &b in bytes {
+            buf.put_u8(b);
+            loop {
+                match decoder.decode(&mut buf) {
+                    Ok(Some(m)) => out.push(Ok(m)),
+                    Ok(None) => break,
+                    Err(e) => {
+                        out.push(Err(e));
+                        break;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn text(s: &str) -> Result<Message, ProtocolError> {
+        Ok(Message::Text(s.to_string()))
+    }
+
+    #[test]
+    fn the_default_max_message_size_is_tornados_10_mib() {
+        assert_eq!(DEFAULT_MAX_MESSAGE_SIZE, 10_485_760);
+        assert_eq!(server().max_message_size(), DEFAULT_MAX_MESSAGE_SIZE);
+    }
+
+    #[test]
+    fn payloads_are_unmasked_whole_or_byte_by_byte() {
+        let bytes = frame(true, OpCode::Text, b"Hello, unmasked world");
+        assert_eq!(
+            decode_all(&mut server(), &bytes),
+            vec![text("Hello, unmasked world")]
+        );
+        assert_eq!(
+            decode_bytewise(&mut server(), &bytes),
+            vec![text("Hello, unmasked world")]
+        );
+    }
+
+    #[test]
+    fn fragmentation_a_message_in_many_frames() {
+        let mut bytes = frame(false, OpCode::Binary, b"one ");
+        bytes.extend(frame(false, OpCode::Continuation, b""));
+        bytes.extend(frame(false, OpCode::Continuation, b"two "));
+        bytes.extend(frame(true, OpCode::Continuation, b"three"));
+        let expected = vec![Ok(Message::Binary(Bytes::from_static(b"one two three")))];
+        assert_eq!(decode_all(&mut server(), &bytes), expected);
+        assert_eq!(decode_bytewise(&mut server(), &bytes), expected);
+    }
+
+    #[test]
+    fn control_frames_interleaved_in_a_fragmented_message_are_delivered_at_once() {
+        let mut decoder = server();
+        let mut buf = BytesMut::from(&frame(false, OpCode::Text, b"hel")[..]);
+        buf.extend_from_slice(&frame(true, OpCode::Ping, b"p"));
+        // The ping comes out before the message has ended.
+        assert_eq!(
+            decoder.decode(&mut buf),
+            Ok(Some(Message::Ping(Bytes::from_static(b"p"))))
+        );
+        buf.extend_from_slice(&frame(true, OpCode::Pong, b""));
+        buf.extend_from_slice(&frame(true, OpCode::Continuation, b"lo"));
+        assert_eq!(
+            decoder.decode(&mut buf),
+            Ok(Some(Message::Pong(Bytes::new())))
+        );
+        assert_eq!(
+            decoder.decode(&mut buf),
+            Ok(Some(Message::Text("hello".into())))
+        );
+        assert_eq!(decoder.decode(&mut buf), Ok(None));
+    }
+
+    #[test]
+    fn a_continuation_without_a_started_message_is_1002() {
+        let out = decode_all(&mut server(), &frame(true, OpCode::Continuation, b"x"));
+        assert_eq!(out, vec![Err(ProtocolError::UnexpectedContinuation)]);
+        assert_eq!(ProtocolError::UnexpectedContinuation.close_code().0, 1002);
+    }
+
+    #[test]
+    fn a_new_data_frame_while_a_fragmented_message_is_open_is_1002() {
+        for opcode in [OpCode::Text, OpCode::Binary] {
+            let mut bytes = frame(false, OpCode::Text, b"a");
+            bytes.extend(frame(true, opcode, b"b"));
+            let out = decode_all(&mut server(), &bytes);
+            assert_eq!(out, vec![Err(ProtocolError::ExpectedContinuation)]);
+        }
+    }
+
+    #[test]
+    fn text_is_validated_per_frame_before_the_last_fragment_1007() {
+        let mut decoder = server();
+        let mut buf = BytesMut::from(&frame(false, OpCode::Text, &[b'o', b'k', 0xff])[..]);
+        // The final fragment has not arrived; the first already fails.
+        let err = decoder.decode(&mut buf).unwrap_err();
+        assert_eq!(err, ProtocolError::InvalidUtf8);
+        assert_eq!(err.close_code(), CloseCode::INVALID_PAYLOAD);
+        // Within one large frame, too: fails from the first bytes.
+        let mut decoder = server();
+        let mut payload = vec![0xc0, 0x80];
+        payload.resize(100_000, b'a');
+        let bytes = frame(true, OpCode::Text, &payload);
+        let mut buf = BytesMut::from(&bytes[..50]);
+        assert_eq!(decoder.decode(&mut buf), Err(ProtocolError::InvalidUtf8));
+    }
+
+    #[test]
+    fn text_split_inside_a_code_point_across_frames_is_accepted() {
+        let s = "😀 é";
+        let b = s.as_bytes();
+        for cut in 0..=b.len() {
+            let mut bytes = frame(false, OpCode::Text, &b[..cut]);
+            bytes.extend(frame(true, OpCode::Continuation, &b[cut..]));
+            assert_eq!(
+                decode_all(&mut server(), &bytes),
+                vec![text(s)],
+                "cut {cut}"
+            );
+        }
+        let mut bytes = frame(false, OpCode::Text, &b[..2]);
+        bytes.extend(frame(true, OpCode::Continuation, b""));
+        assert_eq!(
+            decode_all(&mut server(), &bytes),
+            vec![Err(ProtocolError::InvalidUtf8)]
+        );
+    }
+
+    #[test]
+    fn a_message_over_max_message_size_is_1009_before_its_payload_is_buffered() {
+        let mut decoder = Decoder::new(Role::Server, 100);
+        let bytes = frame(true, OpCode::Binary, &[7; 101]);
+        // Only the header (2 + 4 bytes of mask) has arrived.
+        let mut buf = BytesMut::from(&bytes[..6]);
+        let err = decoder.decode(&mut buf).unwrap_err();
+        assert_eq!(
+            err,
+            ProtocolError::MessageTooBig {
+                size: 101,
+                max: 100
+            }
+        );
+        assert_eq!(err.close_code(), CloseCode::TOO_BIG);
+        // Across fragments: 60 buffered + 41 declared.
+        let mut decoder = Decoder::new(Role::Server, 100);
+        let mut buf = BytesMut::from(&frame(false, OpCode::Binary, &[1; 60])[..]);
+        assert_eq!(decoder.decode(&mut buf), Ok(None));
+        buf.extend_from_slice(&frame(true, OpCode::Continuation, &[2; 41])[..6]);
+        assert_eq!(
+            decoder.decode(&mut buf),
+            Err(ProtocolError::MessageTooBig {
+                size: 101,
+                max: 100
+            })
+        );
+    }
+
+    #[test]
+    fn a_message_of_exactly_max_message_size_is_accepted() {
+        let mut bytes = frame(false, OpCode::Binary, &[1; 60]);
+        bytes.extend(frame(true, OpCode::Continuation, &[2; 40]));
+        let out = decode_all(&mut Decoder::new(Role::Server, 100), &bytes);
+        assert!(matches!(&out[..], [Ok(Message::Binary(b))] if b.len() == 100));
+    }
+
+    #[test]
+    fn a_huge_declared_length_is_refused_without_overflow() {
+        let mut bytes = vec![0x82, 0xff];
+        bytes.extend_from_slice(&(i64::MAX as u64).to_be_bytes());
+        bytes.extend_from_slice(&KEY);
+        let out = decode_all(&mut server(), &bytes);
+        assert!(matches!(
+            &out[..],
+            [Err(ProtocolError::MessageTooBig { .. })]
+        ));
+    }
+
+    #[test]
+    fn nothing_is_read_after_a_close() {
+        let mut decoder = server();
+        let mut payload = 1000u16.to_be_bytes().to_vec();
+        payload.extend_from_slice(b"bye");
+        let mut buf = BytesMut::from(&frame(true, OpCode::Close, &payload)[..]);
+        buf.extend_from_slice(&frame(true, OpCode::Text, b"after"));
+        let expected = Message::Close(Some(CloseFrame::new(CloseCode::NORMAL, "bye")));
+        assert_eq!(decoder.decode(&mut buf), Ok(Some(expected)));
+        let left = buf.len();
+        assert_eq!(decoder.decode(&mut buf), Ok(None));
+        assert_eq!(buf.len(), left, "the frame after the close stays unread");
+        assert!(decoder.is_done());
+    }
+
+    #[test]
+    fn nothing_is_read_after_a_protocol_error() {
+        let mut decoder = server();
+        let mut buf = BytesMut::from(&[0x83u8, 0x80][..]); // reserved opcode 3
+        buf.extend_from_slice(&frame(true, OpCode::Text, b"after"));
+        assert_eq!(
+            decoder.decode(&mut buf),
+            Err(ProtocolError::ReservedOpCode(3))
+        );
+        let left = buf.len();
+        assert_eq!(decoder.decode(&mut buf), Ok(None));
+        assert_eq!(buf.len(), left);
+        assert!(decoder.is_done());
+    }
+
+    #[test]
+    fn a_close_without_a_code_is_close_none() {
+        let out = decode_all(&mut server(), &frame(true, OpCode::Close, b""));
+        assert_eq!(out, vec![Ok(Message::Close(None))]);
+    }
+
+    #[test]
+    fn a_close_with_a_bad_payload_is_a_protocol_error_with_its_code() {
+        let out = decode_all(&mut server(), &frame(true, OpCode::Close, &[3]));
+        assert_eq!(out, vec![Err(ProtocolError::TruncatedCloseCode)]);
+        let out = decode_all(
+            &mut server(),
+            &frame(true, OpCode::Close, &1005u16.to_be_bytes()),
+        );
+        assert_eq!(out, vec![Err(ProtocolError::InvalidCloseCode(1005))]);
+        let mut bad_reason = 1000u16.to_be_bytes().to_vec();
+        bad_reason.push(0xff);
+        let out = decode_all(&mut server(), &frame(true, OpCode::Close, &bad_reason));
+        assert_eq!(out, vec![Err(ProtocolError::InvalidUtf8)]);
+    }
+
+    #[test]
+    fn header_errors_end_the_decoder_a_server_requires_masked_frames() {
+        let mut decoder = server();
+        let out = decode_all(&mut decoder, &[0x81, 0x01, b'x']);
+        assert_eq!(out, vec![Err(ProtocolError::UnmaskedFrame)]);
+        assert!(decoder.is_done());
+    }
+
+    #[test]
+    fn an_idle_decoder_holds_no_buffer_between_messages() {
+        let mut decoder = server();
+        let bytes = frame(true, OpCode::Binary, &[5; 1000]);
+        assert_eq!(decode_all(&mut decoder, &bytes).len(), 1);
+        assert!(decoder.message.is_none());
+        assert_eq!(decoder.control.capacity(), 0);
+    }
+
+    /// xorshift64*: a small deterministic generator, so a failure repeats.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// Bytes that are mostly frames, with the header fields, masking,
+    /// lengths and UTF-8 varied enough to reach every rule.
+    fn random_input(rng: &mut Rng, role: Role) -> Vec<u8> {
+        let mut out = Vec::new();
+        if rng.below(4) == 0 {
+            let len = rng.below(64);
+            return (0..len).map(|_| rng.next() as u8).collect();
+        }
+        for _ in 0..1 + rng.below(5) {
+            let opcode_bits = [0, 1, 2, 1, 2, 8, 9, 10, 3, 11][rng.below(10) as usize];
+            let fin = rng.below(3) != 0;
+            let rsv = if rng.below(10) == 0 { 0x40 } else { 0 };
+            // Mostly as the receiving role expects, sometimes not.
+            let masked = (role == Role::Server) == (rng.below(20) != 0);
+            let payload: Vec<u8> = match rng.below(3) {
+                0 => (0..rng.below(20)).map(|_| rng.next() as u8).collect(),
+                1 => "ok é 😀".as_bytes()[..rng.below(11) as usize].to_vec(),
+                _ => vec![b'a'; rng.below(300) as usize],
+            };
+            out.push(u8::from(fin) << 7 | rsv | opcode_bits);
+            let mask_bit = if masked { 0x80 } else { 0 };
+            match (payload.len(), rng.below(8)) {
+                (n, 0) => {
+                    out.push(mask_bit | 126);
+                    out.extend_from_slice(&(n as u16).to_be_bytes());
+                }
+                (n, 1) => {
+                    out.push(mask_bit | 127);
+                    out.extend_from_slice(&(n as u64).to_be_bytes());
+                }
+                (n, _) if n > 125 => {
+                    out.push(mask_bit | 126);
+                    out.extend_from_slice(&(n as u16).to_be_bytes());
+                }
+                (n, _) => out.push(mask_bit | n as u8),
+            }
+            if masked {
+                out.extend_from_slice(&(rng.next() as u32).to_be_bytes());
+            }
+            out.extend_from_slice(&payload);
+        }
+        out
+    }
+
+    #[test]
+    fn random_input_never_panics_and_split_reads_agree() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut messages = 0;
+        let mut errors = std::collections::HashSet::new();
+        for i in 0..4000 {
+            for role in [Role::Server, Role::Client] {
+                let bytes = random_input(&mut rng, role);
+                let whole = decode_all(&mut Decoder::new(role, 256), &bytes);
+                let bytewise = decode_bytewise(&mut Decoder::new(role, 256), &bytes);
+                assert_eq!(whole, bytewise, "input {i}: {bytes:x?}");
+                for result in whole {
+                    match result {
+                        Ok(_) => messages += 1,
+                        Err(e) => {
+                            errors.insert(std::mem::discriminant(&e));
+                        }
+                    }
+                }
+            }
+        }
+        // The inputs reach deep enough: real messages, and most errors.
+        assert!(messages > 1000, "only {messages} messages decoded");
+        assert!(errors.len() >= 10, "only {} kinds of error", errors.len());
+    }
+}

@@ -1,0 +1,72 @@
+//! WebSocket (RFC 6455): the frame and message codec.
+//!
+//! Sans-I/O, in the manner of h11: bytes in, messages out, no socket, loop
+//! or timer inside, so every rule is tested with plain byte strings. The
+//! pieces, lowest first:
+//!
+//! - [`apply_mask`]: masking and unmasking in place, a word at a time, in
+//!   pieces as a payload arrives (§5.3).
+//! - [`FrameHeader`], [`decode_header`], [`encode_header`]: the base
+//!   framing (§5.2), strict about reserved opcodes and bits, control frame
+//!   limits, masking by [`Role`] and minimal length encodings.
+//! - [`Utf8Validator`]: text checked as it arrives, across frames (§8.1).
+//! - [`CloseCode`], [`CloseFrame`], [`parse_close_payload`],
+//!   [`encode_close_payload`]: the close handshake's payload (§5.5.1, §7.4).
+//! - [`Decoder`]: the receiving state machine. Reassembles fragmented
+//!   messages, delivers control frames at once, enforces
+//!   `max_message_size` from headers before buffering, and stops reading
+//!   after a Close or a [`ProtocolError`] (whose
+//!   [`close_code`](ProtocolError::close_code) is 1002, 1007 or 1009).
+//! - [`Encoder`]: messages to frames, masked with caller-supplied keys for
+//!   a client, optionally split into frames of a maximum size.
+//!
+//! A client sends a masked text frame; the server decodes it:
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use cyclone::websocket::{Decoder, Encoder, Message, Role, DEFAULT_MAX_MESSAGE_SIZE};
+//!
+//! // The client masks every frame; the key must be random in real use.
+//! let mut wire = BytesMut::new();
+//! let hello = Message::Text("Hello".into());
+//! Encoder::new(Role::Client)
+//!     .encode_message(&mut wire, &hello, || Some([0x37, 0xfa, 0x21, 0x3d]))
+//!     .unwrap();
+//! assert_eq!(&wire[..2], &[0x81, 0x85]); // FIN + Text, MASK + length 5
+//!
+//! let mut server = Decoder::new(Role::Server, DEFAULT_MAX_MESSAGE_SIZE);
+//! assert_eq!(server.decode(&mut wire), Ok(Some(hello)));
+//! assert_eq!(server.decode(&mut wire), Ok(None)); // wait for more bytes
+//! ```
+//!
+//! Still to come (issue 13): the upgrade handshake in `http1`, the
+//! `WebSocketHandler` in `web`, the `WebSocket` send handle with flow
+//! control, keepalive pings, broadcast, the client, and permessage-deflate
+//! (RFC 7692). Deflate plugs in at [`decode_header`]'s `allow_rsv1` (the
+//! decoder passes `false` until an extension is negotiated) and at
+//! [`FrameHeader::rsv1`] when encoding; inflated text is then validated and
+//! size-limited after decompression.
+
+mod close;
+mod close_code;
+mod decoder;
+mod encoder;
+mod error;
+mod frame;
+mod mask;
+mod message;
+#[cfg(test)]
+mod roundtrip;
+mod utf8;
+
+pub use close::{CloseFrame, MAX_CLOSE_REASON, encode_close_payload, parse_close_payload};
+pub use close_code::CloseCode;
+pub use decoder::{DEFAULT_MAX_MESSAGE_SIZE, Decoder};
+pub use encoder::Encoder;
+pub use error::{EncodeError, ProtocolError};
+pub use frame::{
+    FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, Role, decode_header, encode_header,
+};
+pub use mask::apply_mask;
+pub use message::Message;
+pub use utf8::{Utf8Error, Utf8Validator};
