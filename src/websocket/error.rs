@@ -20,8 +20,10 @@ pub enum ProtocolError {
     /// fragmented (§5.5).
     #[error("fragmented control frame")]
     FragmentedControlFrame,
-    /// A control frame whose payload is over 125 bytes (§5.5).
-    #[error("control frame payload of {0} bytes (limit 125)")]
+    /// A control frame whose payload is over 125 bytes (§5.5). Refused
+    /// from the 7-bit length field alone, so the value is that field (126
+    /// or 127: an extended length follows, which is not read).
+    #[error("control frame with length field {0} (payload limit 125)")]
     ControlFrameTooLong(u64),
     /// A server received an unmasked frame: clients must mask (§5.1).
     #[error("unmasked frame from a client")]

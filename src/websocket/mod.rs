@@ -56,6 +56,8 @@ mod frame;
 mod mask;
 mod message;
 #[cfg(test)]
+mod random_input;
+#[cfg(test)]
 mod roundtrip;
 mod utf8;
 

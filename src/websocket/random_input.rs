@@ -1,0 +1,135 @@
+//! The decoder on a few thousand random inputs: it never panics, and
+//! feeding the bytes at once or one at a time gives the same messages and
+//! the same error. A test-only file beside the decoder's own tests, which
+//! keep to the rules one by one.
+
+use bytes::{BufMut, BytesMut};
+
+use super::decoder::Decoder;
+use super::error::ProtocolError;
+use super::frame::Role;
+use super::message::Message;
+
+type Results = Vec<Result<Message, ProtocolError>>;
+
+/// Every result of decoding `bytes` fed at once, up to the first error.
+fn decode_all(decoder: &mut Decoder, bytes: &[u8]) -> Results {
+    let mut buf = BytesMut::from(bytes);
+    let mut out = Vec::new();
+    loop {
+        match decoder.decode(&mut buf) {
+            Ok(Some(m)) => out.push(Ok(m)),
+            Ok(None) => return out,
+            Err(e) => {
+                out.push(Err(e));
+                return out;
+            }
+        }
+    }
+}
+
+/// The same, one byte per read, calling `decode` after every byte even
+/// once it has failed (it must then return nothing).
+fn decode_bytewise(decoder: &mut Decoder, bytes: &[u8]) -> Results {
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    for &b in bytes {
+        buf.put_u8(b);
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(m)) => out.push(Ok(m)),
+                Ok(None) => break,
+                Err(e) => {
+                    out.push(Err(e));
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// xorshift64*: a small deterministic generator, so a failure repeats.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Bytes that are mostly frames, with the header fields, masking,
+/// lengths and UTF-8 varied enough to reach every rule.
+fn random_input(rng: &mut Rng, role: Role) -> Vec<u8> {
+    let mut out = Vec::new();
+    if rng.below(4) == 0 {
+        let len = rng.below(64);
+        return (0..len).map(|_| rng.next() as u8).collect();
+    }
+    for _ in 0..1 + rng.below(5) {
+        let opcode_bits = [0, 1, 2, 1, 2, 8, 9, 10, 3, 11][rng.below(10) as usize];
+        let fin = rng.below(3) != 0;
+        let rsv = if rng.below(10) == 0 { 0x40 } else { 0 };
+        // Mostly as the receiving role expects, sometimes not.
+        let masked = (role == Role::Server) == (rng.below(20) != 0);
+        let payload: Vec<u8> = match rng.below(3) {
+            0 => (0..rng.below(20)).map(|_| rng.next() as u8).collect(),
+            1 => "ok é 😀".as_bytes()[..rng.below(11) as usize].to_vec(),
+            _ => vec![b'a'; rng.below(300) as usize],
+        };
+        out.push(u8::from(fin) << 7 | rsv | opcode_bits);
+        let mask_bit = if masked { 0x80 } else { 0 };
+        match (payload.len(), rng.below(8)) {
+            (n, 0) => {
+                out.push(mask_bit | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            (n, 1) => {
+                out.push(mask_bit | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+            (n, _) if n > 125 => {
+                out.push(mask_bit | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            (n, _) => out.push(mask_bit | n as u8),
+        }
+        if masked {
+            out.extend_from_slice(&(rng.next() as u32).to_be_bytes());
+        }
+        out.extend_from_slice(&payload);
+    }
+    out
+}
+
+#[test]
+fn random_input_never_panics_and_split_reads_agree() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut messages = 0;
+    let mut errors = std::collections::HashSet::new();
+    for i in 0..4000 {
+        for role in [Role::Server, Role::Client] {
+            let bytes = random_input(&mut rng, role);
+            let whole = decode_all(&mut Decoder::new(role, 256), &bytes);
+            let bytewise = decode_bytewise(&mut Decoder::new(role, 256), &bytes);
+            assert_eq!(whole, bytewise, "input {i}: {bytes:x?}");
+            for result in whole {
+                match result {
+                    Ok(_) => messages += 1,
+                    Err(e) => {
+                        errors.insert(std::mem::discriminant(&e));
+                    }
+                }
+            }
+        }
+    }
+    // The inputs reach deep enough: real messages, and most errors.
+    assert!(messages > 1000, "only {messages} messages decoded");
+    assert!(errors.len() >= 10, "only {} kinds of error", errors.len());
+}
