@@ -19,6 +19,9 @@
 //!   [`close_code`](ProtocolError::close_code) is 1002, 1007 or 1009).
 //! - [`Encoder`]: messages to frames, masked with caller-supplied keys for
 //!   a client, optionally split into frames of a maximum size.
+//! - [`Offer`], [`ClientHandshake`]: the opening handshake (§4), which
+//!   requests may upgrade (a refusal is 400, or 426 for a wrong version,
+//!   never a 101) and the checks a client makes on the answer.
 //!
 //! A client sends a masked text frame; the server decodes it:
 //!
@@ -39,7 +42,7 @@
 //! assert_eq!(server.decode(&mut wire), Ok(None)); // wait for more bytes
 //! ```
 //!
-//! Still to come (issue 13): the upgrade handshake in `http1`, the
+//! Still to come (issue 13): the upgrade hand-off in `http1`, the
 //! `WebSocketHandler` in `web`, the `WebSocket` send handle with flow
 //! control, keepalive pings, broadcast, the client, and permessage-deflate
 //! (RFC 7692). Deflate plugs in at [`decode_header`]'s `allow_rsv1` (the
@@ -53,6 +56,7 @@ mod decoder;
 mod encoder;
 mod error;
 mod frame;
+mod handshake;
 mod mask;
 mod message;
 #[cfg(test)]
@@ -68,6 +72,10 @@ pub use encoder::Encoder;
 pub use error::{EncodeError, ProtocolError};
 pub use frame::{
     FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, Role, decode_header, encode_header,
+};
+pub use handshake::{
+    AcceptError, Accepted, ClientHandshake, ClientHandshakeError, HandshakeError, Offer,
+    WEBSOCKET_VERSION, accept_key,
 };
 pub use mask::apply_mask;
 pub use message::Message;
