@@ -1,32 +1,13 @@
-//! The opening handshake (RFC 6455 §4), both sides, sans-I/O: which
-//! requests may become a WebSocket and the headers that say yes
-//! (server), the request to send and the checks on the answer (client).
-//!
-//! The server side decides from a request's method, version and headers;
-//! a refusal carries its status (400, or 426 with `Sec-WebSocket-Version:
-//! 13` for a version we do not speak, §4.4), never a 101. Extensions
-//! (`Sec-WebSocket-Extensions`) are handed on as offered: permessage-deflate
-//! decides what to accept.
+//! The server's side of the opening handshake: which requests may become
+//! a WebSocket (§4.2.1), the refusal's status, and the 101's headers.
 
-use base64::Engine;
 use http::header::{
-    CONNECTION, HeaderMap, HeaderName, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS,
+    CONNECTION, HeaderMap, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS,
     SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use http::{Method, StatusCode, Version};
-use sha1::{Digest, Sha1};
 
-/// The protocol version this implementation speaks (§4.1): the only one
-/// RFC 6455 defines.
-pub const WEBSOCKET_VERSION: &str = "13";
-
-/// Appended to the client's key before hashing (§1.3): a value no other
-/// protocol would produce, so a 101 proves the server read the handshake.
-const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-/// A `Sec-WebSocket-Key` is 16 random bytes (§4.1), 24 characters of
-/// base64.
-const KEY_BYTES: usize = 16;
+use super::{WEBSOCKET_VERSION, accept_key, has_token, is_valid_key, single, tokens, values};
 
 /// Why a request cannot become a WebSocket, with the answer it gets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -206,209 +187,11 @@ pub enum AcceptError {
     BadExtensions(String),
 }
 
-/// `Sec-WebSocket-Accept` for a client's key (§4.2.2): base64 of the SHA-1
-/// of the key and the protocol's GUID.
-pub fn accept_key(key: &str) -> String {
-    let mut sha = Sha1::new();
-    sha.update(key.as_bytes());
-    sha.update(ACCEPT_GUID);
-    base64::engine::general_purpose::STANDARD.encode(sha.finalize())
-}
-
-/// The client's side: the headers its request carries, and the checks on
-/// the server's answer (§4.1, §4.2.2).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientHandshake {
-    key: String,
-    protocols: Vec<String>,
-    extensions: Option<String>,
-}
-
-/// Why a client refuses the server's answer to its handshake (§4.1: the
-/// client then fails the WebSocket connection).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClientHandshakeError {
-    /// The answer is not 101 Switching Protocols.
-    #[error("the server answered {0} instead of 101 Switching Protocols")]
-    NotSwitching(StatusCode),
-    /// `Upgrade` or `Connection` does not name the upgrade to websocket.
-    #[error("the server's 101 does not upgrade to websocket")]
-    NotWebSocketUpgrade,
-    /// `Sec-WebSocket-Accept` is missing or does not match our key.
-    #[error("the server's Sec-WebSocket-Accept does not match our key")]
-    BadAccept,
-    /// The server chose a subprotocol we did not offer.
-    #[error("the server chose subprotocol {0:?}, which we did not offer")]
-    UnofferedProtocol(String),
-    /// The server named extensions although we offered none.
-    #[error("the server named extensions we did not offer")]
-    UnofferedExtension,
-}
-
-/// What the server accepted: the subprotocol, and the extensions' header
-/// value for the extension that offered them to check.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Accepted {
-    /// The subprotocol the server chose, one we offered.
-    pub protocol: Option<String>,
-    /// The server's `Sec-WebSocket-Extensions`, if any.
-    pub extensions: Option<String>,
-}
-
-impl ClientHandshake {
-    /// A handshake with `nonce` as its key: 16 bytes that must be random
-    /// (from the OS generator; the caller supplies them, as the codec's
-    /// masking keys, so that this module stays deterministic to test).
-    pub fn new(nonce: [u8; KEY_BYTES]) -> ClientHandshake {
-        ClientHandshake {
-            key: base64::engine::general_purpose::STANDARD.encode(nonce),
-            protocols: Vec::new(),
-            extensions: None,
-        }
-    }
-
-    /// Offers these subprotocols, most preferred first.
-    pub fn protocols<I, S>(mut self, protocols: I) -> ClientHandshake
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.protocols = protocols.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Offers extensions (a `Sec-WebSocket-Extensions` value).
-    pub fn extensions(mut self, offer: impl Into<String>) -> ClientHandshake {
-        self.extensions = Some(offer.into());
-        self
-    }
-
-    /// The key this handshake sends.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
-    /// The headers the request carries besides `Host` (the connection's
-    /// business): `Upgrade`, `Connection`, the key, the version, and the
-    /// offers. Fails if a subprotocol or extension offer is not a valid
-    /// header value.
-    pub fn request_headers(&self) -> Result<HeaderMap, http::header::InvalidHeaderValue> {
-        let mut headers = HeaderMap::new();
-        headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
-        headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-        headers.insert(SEC_WEBSOCKET_KEY, HeaderValue::from_str(&self.key)?);
-        headers.insert(
-            SEC_WEBSOCKET_VERSION,
-            HeaderValue::from_static(WEBSOCKET_VERSION),
-        );
-        if !self.protocols.is_empty() {
-            headers.insert(
-                SEC_WEBSOCKET_PROTOCOL,
-                HeaderValue::from_str(&self.protocols.join(", "))?,
-            );
-        }
-        if let Some(e) = &self.extensions {
-            headers.insert(SEC_WEBSOCKET_EXTENSIONS, HeaderValue::from_str(e)?);
-        }
-        Ok(headers)
-    }
-
-    /// Checks the server's answer (§4.1, the client's requirements).
-    pub fn check_response(
-        &self,
-        status: StatusCode,
-        headers: &HeaderMap,
-    ) -> Result<Accepted, ClientHandshakeError> {
-        if status != StatusCode::SWITCHING_PROTOCOLS {
-            return Err(ClientHandshakeError::NotSwitching(status));
-        }
-        if !has_token(headers, &UPGRADE, "websocket") || !has_token(headers, &CONNECTION, "upgrade")
-        {
-            return Err(ClientHandshakeError::NotWebSocketUpgrade);
-        }
-        if single(headers, &SEC_WEBSOCKET_ACCEPT) != Some(accept_key(&self.key).as_str()) {
-            return Err(ClientHandshakeError::BadAccept);
-        }
-        let protocol = match single(headers, &SEC_WEBSOCKET_PROTOCOL) {
-            None => None,
-            Some(p) if self.protocols.iter().any(|o| o == p) => Some(p.to_string()),
-            Some(p) => return Err(ClientHandshakeError::UnofferedProtocol(p.to_string())),
-        };
-        let named: Vec<&str> = values(headers, &SEC_WEBSOCKET_EXTENSIONS).collect();
-        if !named.is_empty() && self.extensions.is_none() {
-            return Err(ClientHandshakeError::UnofferedExtension);
-        }
-        Ok(Accepted {
-            protocol,
-            extensions: (!named.is_empty()).then(|| named.join(", ")),
-        })
-    }
-}
-
-/// The header's value if it appears exactly once and is text.
-fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
-    let mut all = headers.get_all(name).iter();
-    let first = all.next()?;
-    if all.next().is_some() {
-        return None;
-    }
-    first.to_str().ok().map(str::trim)
-}
-
-/// Every text value of a header, trimmed, empty ones left out.
-fn values<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-}
-
-/// The comma-separated tokens of every value of a header (RFC 9110 §5.6.1
-/// lists), trimmed.
-fn tokens<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> {
-    values(headers, name)
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-}
-
-/// Whether a header's token list holds `token`, in any case. For
-/// `Upgrade`, a protocol's version suffix (`websocket/13`) is ignored.
-fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
-    tokens(headers, name).any(|t| {
-        let t = t.split('/').next().unwrap_or(t);
-        t.eq_ignore_ascii_case(token)
-    })
-}
-
-/// 24 characters of padded base64 decoding to exactly 16 bytes.
-fn is_valid_key(key: &str) -> bool {
-    base64::engine::general_purpose::STANDARD
-        .decode(key)
-        .is_ok_and(|bytes| bytes.len() == KEY_BYTES)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The RFC's sample key and its accept value (§1.3).
-    const SAMPLE_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-    const SAMPLE_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
-
-    fn request(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (name, value) in pairs {
-            h.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        h
-    }
+    use crate::websocket::handshake::{SAMPLE_ACCEPT, SAMPLE_KEY, test_headers as request};
 
     fn valid() -> Vec<(&'static str, &'static str)> {
         vec![
@@ -432,11 +215,6 @@ mod tests {
 
     fn check(headers: &HeaderMap) -> Result<Offer, HandshakeError> {
         Offer::from_request(&Method::GET, Version::HTTP_11, headers)
-    }
-
-    #[test]
-    fn the_accept_key_of_the_rfc_sample_matches_section_1_3() {
-        assert_eq!(accept_key(SAMPLE_KEY), SAMPLE_ACCEPT);
     }
 
     #[test]
@@ -568,102 +346,5 @@ mod tests {
         assert_eq!(offer.origin(), Some("http://example.com"));
         let h = offer.accept(None, Some("permessage-deflate")).unwrap();
         assert_eq!(h[SEC_WEBSOCKET_EXTENSIONS], "permessage-deflate");
-    }
-
-    fn client() -> ClientHandshake {
-        // The RFC's sample nonce, "the sample nonce".
-        ClientHandshake::new(*b"the sample nonce")
-    }
-
-    fn answer(extra: &[(&str, &str)]) -> HeaderMap {
-        let mut pairs = vec![
-            ("upgrade", "websocket"),
-            ("connection", "Upgrade"),
-            ("sec-websocket-accept", SAMPLE_ACCEPT),
-        ];
-        pairs.extend_from_slice(extra);
-        request(&pairs)
-    }
-
-    #[test]
-    fn the_client_request_carries_its_key_and_version_13() {
-        let c = client().protocols(["chat", "superchat"]);
-        assert_eq!(c.key(), SAMPLE_KEY);
-        let h = c.request_headers().unwrap();
-        assert_eq!(h[SEC_WEBSOCKET_KEY], SAMPLE_KEY);
-        assert_eq!(h[SEC_WEBSOCKET_VERSION], "13");
-        assert_eq!(h[SEC_WEBSOCKET_PROTOCOL], "chat, superchat");
-        // What it sends, a server accepts.
-        assert!(Offer::from_request(&Method::GET, Version::HTTP_11, &h).is_ok());
-    }
-
-    #[test]
-    fn the_client_accepts_a_101_with_the_matching_accept_key() {
-        let got = client().check_response(StatusCode::SWITCHING_PROTOCOLS, &answer(&[]));
-        assert_eq!(got, Ok(Accepted::default()));
-    }
-
-    #[test]
-    fn the_client_refuses_anything_but_101() {
-        let got = client().check_response(StatusCode::OK, &answer(&[]));
-        assert_eq!(got, Err(ClientHandshakeError::NotSwitching(StatusCode::OK)));
-    }
-
-    #[test]
-    fn the_client_refuses_a_wrong_accept_key() {
-        let mut h = answer(&[]);
-        h.insert(
-            SEC_WEBSOCKET_ACCEPT,
-            HeaderValue::from_static("AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
-        );
-        let got = client().check_response(StatusCode::SWITCHING_PROTOCOLS, &h);
-        assert_eq!(got, Err(ClientHandshakeError::BadAccept));
-    }
-
-    #[test]
-    fn the_client_refuses_a_101_that_does_not_upgrade_to_websocket() {
-        let mut h = answer(&[]);
-        h.insert(UPGRADE, HeaderValue::from_static("h2c"));
-        let got = client().check_response(StatusCode::SWITCHING_PROTOCOLS, &h);
-        assert_eq!(got, Err(ClientHandshakeError::NotWebSocketUpgrade));
-    }
-
-    #[test]
-    fn the_client_refuses_an_unoffered_subprotocol_or_extension() {
-        let c = client().protocols(["chat"]);
-        let got = c.check_response(
-            StatusCode::SWITCHING_PROTOCOLS,
-            &answer(&[("sec-websocket-protocol", "chat")]),
-        );
-        assert_eq!(got.unwrap().protocol.as_deref(), Some("chat"));
-        let got = c.check_response(
-            StatusCode::SWITCHING_PROTOCOLS,
-            &answer(&[("sec-websocket-protocol", "superchat")]),
-        );
-        assert_eq!(
-            got,
-            Err(ClientHandshakeError::UnofferedProtocol("superchat".into()))
-        );
-        let got = c.check_response(
-            StatusCode::SWITCHING_PROTOCOLS,
-            &answer(&[("sec-websocket-extensions", "permessage-deflate")]),
-        );
-        assert_eq!(got, Err(ClientHandshakeError::UnofferedExtension));
-    }
-
-    #[test]
-    fn the_client_hands_on_the_extensions_it_offered_for_checking() {
-        let c = client().extensions("permessage-deflate");
-        let got = c.check_response(
-            StatusCode::SWITCHING_PROTOCOLS,
-            &answer(&[(
-                "sec-websocket-extensions",
-                "permessage-deflate; server_no_context_takeover",
-            )]),
-        );
-        assert_eq!(
-            got.unwrap().extensions.as_deref(),
-            Some("permessage-deflate; server_no_context_takeover")
-        );
     }
 }
