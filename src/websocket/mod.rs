@@ -50,11 +50,14 @@
 mod close;
 mod close_code;
 mod decoder;
+mod deflate;
 mod encoder;
 mod error;
+mod extension;
 mod frame;
 mod mask;
 mod message;
+mod negotiation;
 #[cfg(test)]
 mod random_input;
 #[cfg(test)]
@@ -64,11 +67,18 @@ mod utf8;
 pub use close::{CloseFrame, MAX_CLOSE_REASON, encode_close_payload, parse_close_payload};
 pub use close_code::CloseCode;
 pub use decoder::{DEFAULT_MAX_MESSAGE_SIZE, Decoder};
+pub use deflate::{Compressor, DEFLATE_TAIL, Decompressor};
 pub use encoder::Encoder;
 pub use error::{EncodeError, ProtocolError};
+pub use extension::{Extension, ExtensionSyntaxError, parse_extensions};
 pub use frame::{
     FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, Role, decode_header, encode_header,
 };
 pub use mask::apply_mask;
 pub use message::Message;
+pub use negotiation::{
+    DeflateAgreement, DeflateConfig, DirectionParams, MAX_WINDOW_BITS, MIN_COMPRESS_WINDOW_BITS,
+    MIN_WINDOW_BITS, NegotiationError, PERMESSAGE_DEFLATE, accept_deflate_response,
+    negotiate_deflate, offer_deflate,
+};
 pub use utf8::{Utf8Error, Utf8Validator};
