@@ -68,6 +68,16 @@ impl Compressor {
     /// Appends `input`, compressed as one message, to `out` (§7.2.1).
     /// On error the compressor must not be used again.
     pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        if input.is_empty() {
+            // zlib emits nothing for a sync flush right after another with
+            // no input between them, so an empty message is written by
+            // hand: an empty stored block (RFC 1951 §3.2.4), its 3 header
+            // bits padded to a byte, less the tail. The stream is
+            // byte-aligned after every message, so it is valid at any
+            // point, and it leaves the window as it was.
+            out.push(0x00);
+            return Ok(());
+        }
         let start = out.len();
         let mut consumed = 0;
         loop {
@@ -277,9 +287,12 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_message_compresses_to_a_single_zero_byte() {
+    fn an_empty_message_compresses_to_a_single_zero_byte_even_twice_in_a_row() {
         let mut c = compressor(false);
         assert_eq!(compress(&mut c, b""), [0x00]);
+        assert_eq!(compress(&mut c, b""), [0x00]);
+        // ...and leaves the context as it was.
+        assert_eq!(compress(&mut c, b"Hello"), HELLO);
         let mut out = Vec::new();
         let mut d = Decompressor::new(&params(15, false));
         d.decompress(&[0x00], &mut out, 10).unwrap();

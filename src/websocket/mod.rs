@@ -19,6 +19,12 @@
 //!   [`close_code`](ProtocolError::close_code) is 1002, 1007 or 1009).
 //! - [`Encoder`]: messages to frames, masked with caller-supplied keys for
 //!   a client, optionally split into frames of a maximum size.
+//! - permessage-deflate (RFC 7692): [`parse_extensions`] reads a
+//!   `Sec-WebSocket-Extensions` value; [`negotiate_deflate`] (server),
+//!   [`offer_deflate`] and [`accept_deflate_response`] (client) turn a
+//!   [`DeflateConfig`] into a [`DeflateAgreement`]; a [`Compressor`] and a
+//!   [`Decompressor`] built from it go into [`Encoder::with_deflate`] and
+//!   [`Decoder::with_deflate`]. Off unless the application asks for it.
 //!
 //! A client sends a masked text frame; the server decodes it:
 //!
@@ -39,18 +45,45 @@
 //! assert_eq!(server.decode(&mut wire), Ok(None)); // wait for more bytes
 //! ```
 //!
-//! Still to come (issue 13): the upgrade handshake in `http1`, the
-//! `WebSocketHandler` in `web`, the `WebSocket` send handle with flow
-//! control, keepalive pings, broadcast, the client, and permessage-deflate
-//! (RFC 7692). Deflate plugs in at [`decode_header`]'s `allow_rsv1` (the
-//! decoder passes `false` until an extension is negotiated) and at
-//! [`FrameHeader::rsv1`] when encoding; inflated text is then validated and
-//! size-limited after decompression.
+//! With permessage-deflate: the client offers, the server agrees, and
+//! each end builds its codec from its side of the agreement:
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use cyclone::websocket::{
+//!     accept_deflate_response, negotiate_deflate, offer_deflate, Compressor, Decoder,
+//!     Decompressor, DeflateConfig, Encoder, Message, Role, DEFAULT_MAX_MESSAGE_SIZE,
+//! };
+//!
+//! let config = DeflateConfig::default();
+//! let offer = offer_deflate(&config); // the client's Sec-WebSocket-Extensions
+//! let (server_side, response) = negotiate_deflate([offer.as_str()], &config).unwrap();
+//! let client_side = accept_deflate_response(&response, &config).unwrap();
+//!
+//! let mut server = Encoder::new(Role::Server)
+//!     .with_deflate(Compressor::new(&server_side.own, &config));
+//! let mut client = Decoder::new(Role::Client, DEFAULT_MAX_MESSAGE_SIZE)
+//!     .with_deflate(Decompressor::new(&client_side.peer));
+//!
+//! let mut wire = BytesMut::new();
+//! let hello = Message::Text("Hello".into());
+//! server.encode_message(&mut wire, &hello, || None).unwrap();
+//! // FIN + RSV1 ("compressed") + Text; RFC 7692 §7.2.3.1's 7 bytes.
+//! assert_eq!(&wire[..], &[0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+//! assert_eq!(client.decode(&mut wire), Ok(Some(hello)));
+//! ```
+//!
+//! Still to come (issue 13): the upgrade handshake in `http1` (which
+//! carries the extension negotiation above), the `WebSocketHandler` in
+//! `web`, the `WebSocket` send handle with flow control, keepalive pings,
+//! broadcast, and the client.
 
 mod close;
 mod close_code;
 mod decoder;
 mod deflate;
+#[cfg(test)]
+mod deflate_codec;
 mod encoder;
 mod error;
 mod extension;
@@ -58,6 +91,8 @@ mod frame;
 mod mask;
 mod message;
 mod negotiation;
+#[cfg(test)]
+mod negotiation_matrix;
 #[cfg(test)]
 mod random_input;
 #[cfg(test)]
