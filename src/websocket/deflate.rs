@@ -156,7 +156,7 @@ impl Decompressor {
         };
         let ended = self.inflate_all(payload, out, limit)?
             || self.inflate_all(&DEFLATE_TAIL, out, limit)?;
-        // A block with BFINAL set ends the stream (RFC 7692 §7.2.3.3):
+        // A block with BFINAL set ends the stream (RFC 7692 §7.2.3.4):
         // whatever follows it is ignored and the next message starts a
         // fresh stream.
         if ended || self.no_context_takeover {
@@ -313,6 +313,13 @@ mod tests {
         ];
         let mut out = Vec::new();
         d.decompress(&stored, &mut out, 100).unwrap();
+        assert_eq!(out, b"Hello");
+        // §7.2.3.5: two blocks, "He" then a sync flush then "llo".
+        let two = [
+            0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00,
+        ];
+        let mut out = Vec::new();
+        d.decompress(&two, &mut out, 100).unwrap();
         assert_eq!(out, b"Hello");
         // §7.2.3.4: a block with BFINAL set; the stream restarts after it.
         let bfinal = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
