@@ -17,6 +17,7 @@
 use bytes::{Buf, BytesMut};
 
 use super::close::parse_close_payload;
+use super::deflate::Decompressor;
 use super::error::ProtocolError;
 use super::frame::{FrameHeader, OpCode, Role, decode_header};
 use super::mask::apply_mask;
@@ -41,6 +42,9 @@ pub struct Decoder {
     message: Option<Partial>,
     /// The payload of the control frame being received (≤ 125 bytes).
     control: BytesMut,
+    /// permessage-deflate, when negotiated: RSV1 then marks a compressed
+    /// message (RFC 7692 §6).
+    inflater: Option<Decompressor>,
 }
 
 /// Where the decoder is within the byte stream.
@@ -59,6 +63,9 @@ enum State {
 #[derive(Debug)]
 struct Partial {
     text: bool,
+    /// RSV1 was set on the first frame: the payload is DEFLATE data,
+    /// inflated (and only then validated as text) once complete.
+    compressed: bool,
     /// Unmasked payload so far.
     data: BytesMut,
     /// Bytes declared by the headers of the message's frames so far: the
@@ -80,7 +87,19 @@ impl Decoder {
             state: State::Header,
             message: None,
             control: BytesMut::new(),
+            inflater: None,
         }
+    }
+
+    /// Receives with permessage-deflate (RFC 7692), as negotiated:
+    /// RSV1 is then allowed on the first frame of a data message, whose
+    /// payload is inflated once the message is complete. The limit
+    /// applies twice: to the compressed bytes as they arrive, and to the
+    /// inflated message, which is refused with 1009 as soon as it passes
+    /// `max_message_size` (so one message costs at most the limit twice).
+    pub fn with_deflate(mut self, inflater: Decompressor) -> Self {
+        self.inflater = Some(inflater);
+        self
     }
 
     /// The role this decoder receives as.
@@ -124,7 +143,9 @@ impl Decoder {
             match self.state {
                 State::Done => return Ok(None),
                 State::Header => {
-                    let Some((header, len)) = decode_header(buf, self.role, false)? else {
+                    let Some((header, len)) =
+                        decode_header(buf, self.role, self.inflater.is_some())?
+                    else {
                         return Ok(None);
                     };
                     self.start_frame(&header)?;
@@ -163,10 +184,18 @@ impl Decoder {
     }
 
     /// The rules decided from a header, before any of its payload is
-    /// taken: message ordering (§5.4) and the size limit.
+    /// taken: message ordering (§5.4), RSV1's place (only `decode_header`
+    /// with deflate agreed lets it through; RFC 7692 §6 allows it on a
+    /// message's first frame only) and the size limit.
     fn start_frame(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
         let text = match header.opcode {
+            OpCode::Close | OpCode::Ping | OpCode::Pong if header.rsv1 => {
+                return Err(ProtocolError::CompressedControlFrame);
+            }
             OpCode::Close | OpCode::Ping | OpCode::Pong => return Ok(()),
+            OpCode::Continuation if header.rsv1 => {
+                return Err(ProtocolError::CompressedContinuation);
+            }
             OpCode::Continuation => None,
             OpCode::Text => Some(true),
             OpCode::Binary => Some(false),
@@ -189,6 +218,7 @@ impl Decoder {
             (None, Some(text)) => {
                 self.message = Some(Partial {
                     text,
+                    compressed: header.rsv1,
                     data: BytesMut::new(),
                     declared: size,
                     utf8: Utf8Validator::new(),
@@ -218,7 +248,7 @@ impl Decoder {
         // The last piece is validated with the whole message when it is
         // turned into a `String`; validating it here too would read a
         // single-frame message twice.
-        if partial.text && !last_piece {
+        if partial.text && !partial.compressed && !last_piece {
             partial
                 .utf8
                 .feed(&chunk)
@@ -251,10 +281,31 @@ impl Decoder {
         let Some(partial) = self.message.take() else {
             return Err(ProtocolError::UnexpectedContinuation);
         };
+        if partial.compressed {
+            return self.inflate(partial);
+        }
         if !partial.text {
             return Ok(Some(Message::Binary(partial.data.freeze())));
         }
         match String::from_utf8(Vec::from(partial.data)) {
+            Ok(text) => Ok(Some(Message::Text(text))),
+            Err(_) => Err(ProtocolError::InvalidUtf8),
+        }
+    }
+
+    /// A complete compressed message, inflated within the size limit and
+    /// then, for text, validated (§8.1 applies to the inflated bytes).
+    fn inflate(&mut self, partial: Partial) -> Result<Option<Message>, ProtocolError> {
+        let Some(inflater) = self.inflater.as_mut() else {
+            // RSV1 only passes `decode_header` with an inflater.
+            return Err(ProtocolError::ReservedBits(0b100));
+        };
+        let mut data = Vec::new();
+        inflater.decompress(&partial.data, &mut data, self.max_message_size)?;
+        if !partial.text {
+            return Ok(Some(Message::Binary(data.into())));
+        }
+        match String::from_utf8(data) {
             Ok(text) => Ok(Some(Message::Text(text))),
             Err(_) => Err(ProtocolError::InvalidUtf8),
         }

@@ -9,6 +9,7 @@
 use bytes::BytesMut;
 
 use super::close::encode_close_payload;
+use super::deflate::Compressor;
 use super::error::EncodeError;
 use super::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode, Role, encode_header};
 use super::mask::apply_mask;
@@ -20,10 +21,15 @@ use super::message::Message;
 /// every frame, a server's refuses one. A data message longer than
 /// [`Encoder::max_frame_payload`] is sent as several frames (§5.4);
 /// control messages are never split (§5.5).
-#[derive(Debug, Clone, Copy)]
+///
+/// With permessage-deflate ([`Encoder::with_deflate`]) data messages are
+/// compressed whole, then framed, RSV1 set on the first frame only (RFC
+/// 7692 §6); control frames are never compressed.
+#[derive(Debug)]
 pub struct Encoder {
     role: Role,
     max_frame_payload: usize,
+    deflater: Option<Compressor>,
 }
 
 impl Encoder {
@@ -32,7 +38,16 @@ impl Encoder {
         Encoder {
             role,
             max_frame_payload: usize::MAX,
+            deflater: None,
         }
+    }
+
+    /// Sends data messages compressed with permessage-deflate, as
+    /// negotiated (RFC 7692). Messages shorter than the compressor's
+    /// minimum size go uncompressed, RSV1 clear.
+    pub fn with_deflate(mut self, deflater: Compressor) -> Self {
+        self.deflater = Some(deflater);
+        self
     }
 
     /// Splits data messages into frames of at most `max` payload bytes
@@ -67,6 +82,19 @@ impl Encoder {
         payload: &[u8],
         mask_key: Option<[u8; 4]>,
     ) -> Result<(), EncodeError> {
+        self.write_frame(dst, fin, false, opcode, payload, mask_key)
+    }
+
+    /// [`Encoder::encode_frame`] with RSV1 as given.
+    fn write_frame(
+        &self,
+        dst: &mut BytesMut,
+        fin: bool,
+        rsv1: bool,
+        opcode: OpCode,
+        payload: &[u8],
+        mask_key: Option<[u8; 4]>,
+    ) -> Result<(), EncodeError> {
         self.check_mask(mask_key)?;
         if opcode.is_control() {
             if payload.len() > MAX_CONTROL_PAYLOAD {
@@ -78,6 +106,7 @@ impl Encoder {
         }
         let header = FrameHeader {
             fin,
+            rsv1,
             mask: mask_key,
             ..FrameHeader::new(opcode, payload.len() as u64)
         };
@@ -96,9 +125,12 @@ impl Encoder {
     ///
     /// `mask_key` is called once per frame: a client returns a fresh random
     /// key each time (§5.3), a server returns `None`. On error `dst` is
-    /// unchanged.
+    /// unchanged. With deflate, a message is compressed after its first
+    /// key is checked; a compression error, or a later key that breaks
+    /// the masking rule, leaves the compression context ahead of the
+    /// peer's, so the encoder must not be used again.
     pub fn encode_message(
-        &self,
+        &mut self,
         dst: &mut BytesMut,
         message: &Message,
         mut mask_key: impl FnMut() -> Option<[u8; 4]>,
@@ -126,24 +158,56 @@ impl Encoder {
         result
     }
 
-    /// A data message as frames of at most `max_frame_payload` bytes; an
-    /// empty message is one empty frame.
+    /// A data message, compressed if deflate is on and the message is
+    /// long enough, then framed.
     fn encode_data(
-        &self,
+        &mut self,
         dst: &mut BytesMut,
         opcode: OpCode,
         payload: &[u8],
         mask_key: &mut impl FnMut() -> Option<[u8; 4]>,
     ) -> Result<(), EncodeError> {
-        let mut chunks = payload.chunks(self.max_frame_payload).peekable();
-        let mut opcode = opcode;
-        if chunks.peek().is_none() {
-            return self.encode_frame(dst, true, opcode, &[], mask_key());
+        let compress = self
+            .deflater
+            .as_ref()
+            .is_some_and(|d| d.should_compress(payload.len()));
+        if !compress {
+            return self.frame_data(dst, opcode, false, payload, None, mask_key);
         }
+        // The first key is checked before the compressor takes the message
+        // in, so a role mistake does not desynchronise the contexts.
+        let first_key = mask_key();
+        self.check_mask(first_key)?;
+        let mut compressed = Vec::new();
+        if let Some(deflater) = self.deflater.as_mut() {
+            deflater.compress(payload, &mut compressed)?;
+        }
+        self.frame_data(dst, opcode, true, &compressed, Some(first_key), mask_key)
+    }
+
+    /// A payload as frames of at most `max_frame_payload` bytes, RSV1 as
+    /// `compressed` on the first; an empty payload is one empty frame.
+    /// `first_key`, if given, masks the first frame.
+    fn frame_data(
+        &self,
+        dst: &mut BytesMut,
+        opcode: OpCode,
+        compressed: bool,
+        payload: &[u8],
+        mut first_key: Option<Option<[u8; 4]>>,
+        mask_key: &mut impl FnMut() -> Option<[u8; 4]>,
+    ) -> Result<(), EncodeError> {
+        let mut key = || first_key.take().unwrap_or_else(&mut *mask_key);
+        let mut chunks = payload.chunks(self.max_frame_payload).peekable();
+        if chunks.peek().is_none() {
+            return self.write_frame(dst, true, compressed, opcode, &[], key());
+        }
+        let (mut opcode, mut rsv1) = (opcode, compressed);
         while let Some(chunk) = chunks.next() {
             let fin = chunks.peek().is_none();
-            self.encode_frame(dst, fin, opcode, chunk, mask_key())?;
+            self.write_frame(dst, fin, rsv1, opcode, chunk, key())?;
             opcode = OpCode::Continuation;
+            rsv1 = false;
         }
         Ok(())
     }
@@ -254,8 +318,8 @@ mod tests {
     #[test]
     fn a_client_must_mask_and_a_server_must_not() {
         let mut dst = BytesMut::from(&b"earlier"[..]);
-        let client = Encoder::new(Role::Client);
-        let server = Encoder::new(Role::Server);
+        let mut client = Encoder::new(Role::Client);
+        let mut server = Encoder::new(Role::Server);
         let msg = text("hi");
         assert_eq!(
             client.encode_message(&mut dst, &msg, || None),

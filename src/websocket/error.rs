@@ -55,12 +55,28 @@ pub enum ProtocolError {
     /// A text message or close reason that is not UTF-8 (§8.1).
     #[error("invalid UTF-8")]
     InvalidUtf8,
-    /// A message larger than the configured maximum, detected from a frame
-    /// header before its payload is buffered.
+    /// RSV1 ("compressed", RFC 7692 §6) on a continuation frame: with
+    /// permessage-deflate it belongs on a message's first frame only
+    /// (RFC 7692 §6: the receiver must fail the connection).
+    #[error("RSV1 set on a continuation frame")]
+    CompressedContinuation,
+    /// RSV1 on a Close, Ping or Pong: permessage-deflate never compresses
+    /// control frames (RFC 7692 §6).
+    #[error("RSV1 set on a control frame")]
+    CompressedControlFrame,
+    /// A compressed message that does not inflate. RFC 7692 names no
+    /// close code for it; it is the extension's framing that is broken,
+    /// not the message's content type, so it closes with 1002 (RFC 6455
+    /// §7.4.1, "protocol error") rather than 1007.
+    #[error("compressed payload is not a valid DEFLATE stream")]
+    InvalidCompressedData,
+    /// A message larger than the configured maximum: detected from a frame
+    /// header before its payload is buffered, or while a compressed
+    /// message inflates, as soon as its output passes the limit.
     #[error("message of at least {size} bytes exceeds the limit of {max}")]
     MessageTooBig {
         /// Bytes of the message so far, counting the declared length of the
-        /// frame that crossed the limit.
+        /// frame that crossed the limit (or the inflated bytes so far).
         size: u64,
         /// The configured `max_message_size`.
         max: usize,
@@ -100,6 +116,11 @@ pub enum EncodeError {
     /// the 125-byte control frame limit (§5.5.1).
     #[error("close reason of {0} bytes (limit 123)")]
     CloseReasonTooLong(usize),
+    /// The DEFLATE compressor failed (zlib reported an error): the
+    /// compression context can no longer be trusted, so the connection
+    /// should be closed with 1011.
+    #[error("permessage-deflate compression failed")]
+    Compression,
     /// A mask key given to a server's encoder, or none to a client's:
     /// clients mask every frame, servers none (§5.1).
     #[error("a client must mask every frame and a server none")]
@@ -128,6 +149,9 @@ mod tests {
             ProtocolError::ExpectedContinuation,
             ProtocolError::TruncatedCloseCode,
             ProtocolError::InvalidCloseCode(1005),
+            ProtocolError::CompressedContinuation,
+            ProtocolError::CompressedControlFrame,
+            ProtocolError::InvalidCompressedData,
         ] {
             assert_eq!(e.close_code(), CloseCode(1002), "{e}");
         }

@@ -22,6 +22,12 @@
 //! - [`Offer`], [`ClientHandshake`]: the opening handshake (§4), which
 //!   requests may upgrade (a refusal is 400, or 426 for a wrong version,
 //!   never a 101) and the checks a client makes on the answer.
+//! - permessage-deflate (RFC 7692): [`parse_extensions`] reads a
+//!   `Sec-WebSocket-Extensions` value; [`negotiate_deflate`] (server),
+//!   [`offer_deflate`] and [`accept_deflate_response`] (client) turn a
+//!   [`DeflateConfig`] into a [`DeflateAgreement`]; a [`Compressor`] and a
+//!   [`Decompressor`] built from it go into [`Encoder::with_deflate`] and
+//!   [`Decoder::with_deflate`]. Off unless the application asks for it.
 //!
 //! A client sends a masked text frame; the server decodes it:
 //!
@@ -42,23 +48,55 @@
 //! assert_eq!(server.decode(&mut wire), Ok(None)); // wait for more bytes
 //! ```
 //!
-//! Still to come (issue 13): the upgrade hand-off in `http1`, the
+//! With permessage-deflate: the client offers, the server agrees, and
+//! each end builds its codec from its side of the agreement:
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use cyclone::websocket::{
+//!     accept_deflate_response, negotiate_deflate, offer_deflate, Compressor, Decoder,
+//!     Decompressor, DeflateConfig, Encoder, Message, Role, DEFAULT_MAX_MESSAGE_SIZE,
+//! };
+//!
+//! let config = DeflateConfig::default();
+//! let offer = offer_deflate(&config); // the client's Sec-WebSocket-Extensions
+//! let (server_side, response) = negotiate_deflate([offer.as_str()], &config).unwrap();
+//! let client_side = accept_deflate_response(&response, &config).unwrap();
+//!
+//! let mut server = Encoder::new(Role::Server)
+//!     .with_deflate(Compressor::new(&server_side.own, &config));
+//! let mut client = Decoder::new(Role::Client, DEFAULT_MAX_MESSAGE_SIZE)
+//!     .with_deflate(Decompressor::new(&client_side.peer));
+//!
+//! let mut wire = BytesMut::new();
+//! let hello = Message::Text("Hello".into());
+//! server.encode_message(&mut wire, &hello, || None).unwrap();
+//! // FIN + RSV1 ("compressed") + Text; RFC 7692 §7.2.3.1's 7 bytes.
+//! assert_eq!(&wire[..], &[0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+//! assert_eq!(client.decode(&mut wire), Ok(Some(hello)));
+//! ```
+//!
+//! Still to come (issue 13): the upgrade hand-off in `http1` (where the
+//! handshake and the extension negotiation above meet a connection), the
 //! `WebSocketHandler` in `web`, the `WebSocket` send handle with flow
-//! control, keepalive pings, broadcast, the client, and permessage-deflate
-//! (RFC 7692). Deflate plugs in at [`decode_header`]'s `allow_rsv1` (the
-//! decoder passes `false` until an extension is negotiated) and at
-//! [`FrameHeader::rsv1`] when encoding; inflated text is then validated and
-//! size-limited after decompression.
+//! control, keepalive pings, broadcast, and the client.
 
 mod close;
 mod close_code;
 mod decoder;
+mod deflate;
+#[cfg(test)]
+mod deflate_codec;
 mod encoder;
 mod error;
+mod extension;
 mod frame;
 mod handshake;
 mod mask;
 mod message;
+mod negotiation;
+#[cfg(test)]
+mod negotiation_matrix;
 #[cfg(test)]
 mod random_input;
 #[cfg(test)]
@@ -68,8 +106,10 @@ mod utf8;
 pub use close::{CloseFrame, MAX_CLOSE_REASON, encode_close_payload, parse_close_payload};
 pub use close_code::CloseCode;
 pub use decoder::{DEFAULT_MAX_MESSAGE_SIZE, Decoder};
+pub use deflate::{Compressor, DEFLATE_TAIL, Decompressor};
 pub use encoder::Encoder;
 pub use error::{EncodeError, ProtocolError};
+pub use extension::{Extension, ExtensionSyntaxError, parse_extensions};
 pub use frame::{
     FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, Role, decode_header, encode_header,
 };
@@ -79,4 +119,9 @@ pub use handshake::{
 };
 pub use mask::apply_mask;
 pub use message::Message;
+pub use negotiation::{
+    DeflateAgreement, DeflateConfig, DirectionParams, MAX_WINDOW_BITS, MIN_COMPRESS_WINDOW_BITS,
+    MIN_WINDOW_BITS, NegotiationError, PERMESSAGE_DEFLATE, accept_deflate_response,
+    negotiate_deflate, offer_deflate,
+};
 pub use utf8::{Utf8Error, Utf8Validator};

@@ -1,14 +1,18 @@
 //! The decoder on a few thousand random inputs: it never panics, and
 //! feeding the bytes at once or one at a time gives the same messages and
 //! the same error. A test-only file beside the decoder's own tests, which
-//! keep to the rules one by one.
+//! keep to the rules one by one. With permessage-deflate agreed too, on
+//! real compressed messages with bytes flipped.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::decoder::Decoder;
+use super::deflate::{Compressor, Decompressor};
+use super::encoder::Encoder;
 use super::error::ProtocolError;
 use super::frame::Role;
 use super::message::Message;
+use super::negotiation::{DeflateConfig, DirectionParams};
 
 type Results = Vec<Result<Message, ProtocolError>>;
 
@@ -132,4 +136,83 @@ fn random_input_never_panics_and_split_reads_agree() {
     // The inputs reach deep enough: real messages, and most errors.
     assert!(messages > 1000, "only {messages} messages decoded");
     assert!(errors.len() >= 10, "only {} kinds of error", errors.len());
+}
+
+/// Real compressed messages from the other end, as `role` receives them,
+/// with a few bytes flipped (sometimes none).
+fn mutated_compressed(rng: &mut Rng, role: Role, params: &DirectionParams) -> Vec<u8> {
+    let sender = match role {
+        Role::Server => Role::Client,
+        Role::Client => Role::Server,
+    };
+    let mut encoder = Encoder::new(sender)
+        .with_max_frame_payload(1 + rng.below(64) as usize)
+        .with_deflate(Compressor::new(params, &DeflateConfig::default()));
+    let mut wire = BytesMut::new();
+    for _ in 0..1 + rng.below(4) {
+        let len = rng.below(400) as usize;
+        let message = if rng.below(2) == 0 {
+            Message::Text("abcé😀 ".repeat(len / 8))
+        } else {
+            Message::Binary(Bytes::from(vec![rng.below(4) as u8; len]))
+        };
+        let key = (rng.next() as u32).to_be_bytes();
+        let masked = sender == Role::Client;
+        if encoder
+            .encode_message(&mut wire, &message, || masked.then_some(key))
+            .is_err()
+        {
+            break;
+        }
+    }
+    for _ in 0..rng.below(4) {
+        if wire.is_empty() {
+            break;
+        }
+        let at = rng.below(wire.len() as u64) as usize;
+        wire[at] ^= 1 << rng.below(8);
+    }
+    wire.to_vec()
+}
+
+#[test]
+fn random_input_with_deflate_agreed_never_panics_and_split_reads_agree() {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut messages = 0;
+    let mut errors = std::collections::HashSet::new();
+    for i in 0..1500 {
+        let params = DirectionParams {
+            window_bits: 9 + rng.below(7) as u8,
+            no_context_takeover: rng.below(2) == 0,
+        };
+        for role in [Role::Server, Role::Client] {
+            let mut bytes = mutated_compressed(&mut rng, role, &params);
+            bytes.extend(random_input(&mut rng, role));
+            let decoder = || Decoder::new(role, 256).with_deflate(Decompressor::new(&params));
+            let whole = decode_all(&mut decoder(), &bytes);
+            let bytewise = decode_bytewise(&mut decoder(), &bytes);
+            assert_eq!(whole, bytewise, "input {i}: {bytes:x?}");
+            for result in whole {
+                match result {
+                    Ok(_) => messages += 1,
+                    Err(e) => {
+                        errors.insert(std::mem::discriminant(&e));
+                    }
+                }
+            }
+        }
+    }
+    assert!(messages > 1000, "only {messages} messages decoded");
+    for e in [
+        ProtocolError::InvalidCompressedData,
+        ProtocolError::MessageTooBig { size: 0, max: 0 },
+        ProtocolError::InvalidUtf8,
+        ProtocolError::CompressedContinuation,
+        ProtocolError::CompressedControlFrame,
+    ] {
+        assert!(
+            errors.contains(&std::mem::discriminant(&e)),
+            "never saw {e}"
+        );
+    }
 }

@@ -89,7 +89,7 @@ fn every_message_round_trips_split_into_frames_and_reads() {
 #[test]
 fn many_messages_in_one_read_come_out_in_order() {
     let mut wire = BytesMut::new();
-    let encoder = Encoder::new(Role::Server).with_max_frame_payload(2);
+    let mut encoder = Encoder::new(Role::Server).with_max_frame_payload(2);
     for message in messages() {
         encoder
             .encode_message(&mut wire, &message, || None)
