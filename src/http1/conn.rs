@@ -38,6 +38,7 @@ use super::message::Response;
 use super::request::{Started, start_request};
 use super::service::{App, Shared};
 use super::streamed::send_streamed;
+use super::upgrade;
 use crate::ioloop::CatchUnwind;
 use crate::iostream::{IOStream, StreamError};
 use crate::netutil::PeerAddr;
@@ -199,7 +200,7 @@ impl Connection {
         // Scoped so that the request's storage ends before the handler's
         // await and the response's before the flush's: the compiler keeps
         // room in the future for every local whose scope spans an await.
-        let (call, method, version, persist) = {
+        let (call, method, version, persist, upgrade_asked) = {
             let max_head = self.io.shared.config.max_header_size;
             let head = match self
                 .io
@@ -216,6 +217,7 @@ impl Connection {
                 mut request,
                 body,
                 persist,
+                upgrade,
             } = start_request(&self.io, &self.peer, head)?;
             let handler = match &self.io.shared.app {
                 App::Delegate(factory) => {
@@ -254,7 +256,7 @@ impl Connection {
             // again.)
             let call = std::panic::catch_unwind(AssertUnwindSafe(|| handler(request)))
                 .map(CatchUnwind::new);
-            (call, method, version, persist)
+            (call, method, version, persist, upgrade)
         };
         let answered = match call {
             Ok(mut call) => match poll_once(Pin::new(&mut call)).await {
@@ -284,6 +286,17 @@ impl Connection {
                         .status(StatusCode::INTERNAL_SERVER_ERROR)
                 }
             };
+            if response.upgrade.is_some() {
+                // Boxed: rare, and a long-lived protocol's state.
+                return Box::pin(upgrade::switch(
+                    &mut self.io,
+                    response,
+                    version,
+                    method,
+                    upgrade_asked,
+                ))
+                .await;
+            }
             if response.stream.is_some() {
                 return Box::pin(send_streamed(
                     &mut self.io,

@@ -162,6 +162,11 @@ pub fn encode_head(
         HeadFraming::None => {}
     }
     match (persist, version) {
+        // A 101 names the upgrade in Connection (RFC 9110 §7.8: Upgrade is
+        // hop-by-hop); the connection then belongs to the new protocol.
+        _ if status == StatusCode::SWITCHING_PROTOCOLS => {
+            out.extend_from_slice(b"Connection: Upgrade\r\n")
+        }
         (Persist::Close, _) => out.extend_from_slice(b"Connection: close\r\n"),
         (Persist::KeepAlive, Version::HTTP_10) => {
             out.extend_from_slice(b"Connection: keep-alive\r\n")

@@ -1,13 +1,16 @@
 //! [`Request`] and [`Response`].
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
+use std::rc::Rc;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
 
 use super::spares::{self, Spares};
-use crate::iostream::StreamWatcher;
+use crate::iostream::{IOStream, StreamWatcher};
 use crate::netutil::PeerAddr;
 
 /// The most spare maps kept per thread. A loop needs one between a
@@ -169,6 +172,27 @@ pub struct Response {
     pub body: Bytes,
     /// A body produced in pieces, sent after `body` (normally empty).
     pub stream: Option<BodyStream>,
+    /// What the connection becomes after a 101 ([`Response::switching_protocols`]).
+    pub(crate) upgrade: Option<OnUpgrade>,
+}
+
+/// Takes over an upgraded connection's stream once its 101 is sent.
+pub(crate) struct OnUpgrade(Box<dyn FnOnce(Rc<IOStream>) -> Protocol>);
+
+/// The new protocol, running on the upgraded stream.
+type Protocol = Pin<Box<dyn Future<Output = ()>>>;
+
+impl OnUpgrade {
+    /// Hands `stream` over; the future runs the new protocol.
+    pub(crate) fn call(self, stream: Rc<IOStream>) -> Protocol {
+        (self.0)(stream)
+    }
+}
+
+impl std::fmt::Debug for OnUpgrade {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnUpgrade")
+    }
 }
 
 /// A response body produced piece by piece and sent as it is produced,
@@ -235,7 +259,47 @@ impl Response {
             headers: spare_header_map(),
             body: Bytes::new(),
             stream: None,
+            upgrade: None,
         }
+    }
+
+    /// `101 Switching Protocols`, handing the connection over: once the
+    /// 101 (with `headers`, which name the new protocol in `Upgrade`; the
+    /// server adds `Connection: Upgrade`) is sent, no HTTP parsing touches the stream
+    /// again and `on_upgrade` gets it, with whatever the client sent after
+    /// its request still in its buffer. The connection ends when the
+    /// returned future does.
+    ///
+    /// Only for a request that asked to upgrade (HTTP/1.1, an `Upgrade`
+    /// header, `upgrade` in `Connection`): to any other the server answers
+    /// 500 instead, since a client that did not ask would go on reading
+    /// HTTP from a stream that speaks something else.
+    ///
+    /// ```
+    /// use cyclone::http1::Response;
+    ///
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("upgrade", "echo".parse().unwrap());
+    /// let resp = Response::switching_protocols(headers, |stream| async move {
+    ///     while let Ok(data) = stream.read_bytes(4096, true).await {
+    ///         if stream.write(data).await.is_err() {
+    ///             break;
+    ///         }
+    ///     }
+    /// });
+    /// assert_eq!(resp.status, http::StatusCode::SWITCHING_PROTOCOLS);
+    /// ```
+    pub fn switching_protocols<F, Fut>(headers: HeaderMap, on_upgrade: F) -> Response
+    where
+        F: FnOnce(Rc<IOStream>) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let mut response = Response::new(StatusCode::SWITCHING_PROTOCOLS);
+        response.headers = headers;
+        response.upgrade = Some(OnUpgrade(Box::new(move |stream| {
+            Box::pin(on_upgrade(stream))
+        })));
+        response
     }
 
     /// `200 OK` with a `text/plain; charset=utf-8` body.
@@ -253,6 +317,7 @@ impl Response {
             headers,
             body: body.into(),
             stream: None,
+            upgrade: None,
         }
     }
 

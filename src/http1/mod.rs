@@ -30,6 +30,7 @@ mod server;
 mod service;
 mod spares;
 mod streamed;
+mod upgrade;
 mod writer;
 mod xheaders;
 

@@ -4,7 +4,7 @@
 //! the client is.
 
 use bytes::Bytes;
-use http::header::{CONNECTION, EXPECT};
+use http::header::{CONNECTION, EXPECT, UPGRADE};
 use http::{HeaderMap, Version};
 
 use super::decode::Body;
@@ -23,6 +23,10 @@ pub(crate) struct Started {
     pub(crate) body: Body,
     /// Whether the connection may carry another request after this one.
     pub(crate) persist: Persist,
+    /// Whether the client asked to switch protocols (RFC 9110 §7.8):
+    /// HTTP/1.1, an `Upgrade` header and `upgrade` in `Connection`. Only
+    /// then may a handler's 101 take the connection over.
+    pub(crate) upgrade: bool,
 }
 
 /// Parses `head` into a [`Request`] and what follows it.
@@ -48,6 +52,10 @@ pub(crate) fn start_request(io: &Io, peer: &PeerAddr, head: Bytes) -> Result<Sta
     } else {
         Persist::Close
     };
+    let upgrade = seen.connection
+        && head.version == Version::HTTP_11
+        && head.headers.contains_key(UPGRADE)
+        && connection_has(&head.headers, "upgrade");
     let body = Body {
         kind,
         send_continue: seen.expect
@@ -79,6 +87,7 @@ pub(crate) fn start_request(io: &Io, peer: &PeerAddr, head: Bytes) -> Result<Sta
         request,
         body,
         persist,
+        upgrade,
     })
 }
 
