@@ -314,68 +314,29 @@ impl Decoder {
 
 #[cfg(test)]
 mod tests {
-    use bytes::{BufMut, Bytes};
+    use bytes::Bytes;
 
     use super::super::close::CloseFrame;
     use super::super::close_code::CloseCode;
-    use super::super::frame::encode_header;
     use super::*;
 
-    const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+    use super::super::test_support::{self, KEY, Results, client_frame};
 
     /// A masked frame, as a client sends it.
     fn frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
-        let header = FrameHeader {
-            fin,
-            mask: Some(KEY),
-            ..FrameHeader::new(opcode, payload.len() as u64)
-        };
-        let mut dst = BytesMut::new();
-        encode_header(&header, &mut dst);
-        let start = dst.len();
-        dst.extend_from_slice(payload);
-        apply_mask(&mut dst[start..], KEY, 0);
-        dst.to_vec()
+        client_frame(fin, false, opcode, payload)
     }
 
     fn server() -> Decoder {
         Decoder::new(Role::Server, DEFAULT_MAX_MESSAGE_SIZE)
     }
 
-    /// Every result of decoding `bytes` fed at once, up to the first error.
-    fn decode_all(decoder: &mut Decoder, bytes: &[u8]) -> Vec<Result<Message, ProtocolError>> {
-        let mut buf = BytesMut::from(bytes);
-        let mut out = Vec::new();
-        loop {
-            match decoder.decode(&mut buf) {
-                Ok(Some(m)) => out.push(Ok(m)),
-                Ok(None) => return out,
-                Err(e) => {
-                    out.push(Err(e));
-                    return out;
-                }
-            }
-        }
+    fn decode_all(decoder: &mut Decoder, bytes: &[u8]) -> Results {
+        test_support::decode_all(|b| decoder.decode(b), bytes)
     }
 
-    /// The same, one byte per read.
-    fn decode_bytewise(decoder: &mut Decoder, bytes: &[u8]) -> Vec<Result<Message, ProtocolError>> {
-        let mut buf = BytesMut::new();
-        let mut out = Vec::new();
-        for &b in bytes {
-            buf.put_u8(b);
-            loop {
-                match decoder.decode(&mut buf) {
-                    Ok(Some(m)) => out.push(Ok(m)),
-                    Ok(None) => break,
-                    Err(e) => {
-                        out.push(Err(e));
-                        break;
-                    }
-                }
-            }
-        }
-        out
+    fn decode_bytewise(decoder: &mut Decoder, bytes: &[u8]) -> Results {
+        test_support::decode_bytewise(|b| decoder.decode(b), bytes)
     }
 
     fn text(s: &str) -> Result<Message, ProtocolError> {

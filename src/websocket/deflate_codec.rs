@@ -10,12 +10,11 @@ use super::decoder::{DEFAULT_MAX_MESSAGE_SIZE, Decoder};
 use super::deflate::{Compressor, Decompressor};
 use super::encoder::Encoder;
 use super::error::ProtocolError;
-use super::frame::{FrameHeader, OpCode, Role, encode_header};
-use super::mask::apply_mask;
+use super::frame::{OpCode, Role};
 use super::message::Message;
 use super::negotiation::{DeflateAgreement, DeflateConfig, DirectionParams};
 
-const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+use super::test_support::{KEY, client_frame};
 
 fn takeover(no_context_takeover: bool) -> DeflateAgreement {
     let params = DirectionParams {
@@ -66,22 +65,6 @@ fn decode(decoder: &mut Decoder, wire: &[u8], read_size: usize) -> Vec<Message> 
     }
     assert!(buf.is_empty(), "every byte used");
     out
-}
-
-/// A masked frame from a client with the given RSV1 and payload.
-fn client_frame(fin: bool, rsv1: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
-    let header = FrameHeader {
-        fin,
-        rsv1,
-        mask: Some(KEY),
-        ..FrameHeader::new(opcode, payload.len() as u64)
-    };
-    let mut dst = BytesMut::new();
-    encode_header(&header, &mut dst);
-    let start = dst.len();
-    dst.extend_from_slice(payload);
-    apply_mask(&mut dst[start..], KEY, 0);
-    dst.to_vec()
 }
 
 fn compressed(input: &[u8]) -> Vec<u8> {

@@ -101,6 +101,8 @@ mod negotiation_matrix;
 mod random_input;
 #[cfg(test)]
 mod roundtrip;
+#[cfg(test)]
+mod test_support;
 mod utf8;
 
 pub use close::{CloseFrame, MAX_CLOSE_REASON, encode_close_payload, parse_close_payload};

@@ -4,7 +4,7 @@
 //! keep to the rules one by one. With permessage-deflate agreed too, on
 //! real compressed messages with bytes flipped.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use super::decoder::Decoder;
 use super::deflate::{Compressor, Decompressor};
@@ -14,43 +14,16 @@ use super::frame::Role;
 use super::message::Message;
 use super::negotiation::{DeflateConfig, DirectionParams};
 
-type Results = Vec<Result<Message, ProtocolError>>;
+use super::test_support::{self, Results};
 
-/// Every result of decoding `bytes` fed at once, up to the first error.
+/// Decodes `bytes` fed at once with `decoder`.
 fn decode_all(decoder: &mut Decoder, bytes: &[u8]) -> Results {
-    let mut buf = BytesMut::from(bytes);
-    let mut out = Vec::new();
-    loop {
-        match decoder.decode(&mut buf) {
-            Ok(Some(m)) => out.push(Ok(m)),
-            Ok(None) => return out,
-            Err(e) => {
-                out.push(Err(e));
-                return out;
-            }
-        }
-    }
+    test_support::decode_all(|b| decoder.decode(b), bytes)
 }
 
-/// The same, one byte per read, calling `decode` after every byte even
-/// once it has failed (it must then return nothing).
+/// Decodes `bytes` fed one byte at a time with `decoder`.
 fn decode_bytewise(decoder: &mut Decoder, bytes: &[u8]) -> Results {
-    let mut buf = BytesMut::new();
-    let mut out = Vec::new();
-    for &b in bytes {
-        buf.put_u8(b);
-        loop {
-            match decoder.decode(&mut buf) {
-                Ok(Some(m)) => out.push(Ok(m)),
-                Ok(None) => break,
-                Err(e) => {
-                    out.push(Err(e));
-                    break;
-                }
-            }
-        }
-    }
-    out
+    test_support::decode_bytewise(|b| decoder.decode(b), bytes)
 }
 
 /// xorshift64*: a small deterministic generator, so a failure repeats.
@@ -112,30 +85,53 @@ fn random_input(rng: &mut Rng, role: Role) -> Vec<u8> {
     out
 }
 
-#[test]
-fn random_input_never_panics_and_split_reads_agree() {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut messages = 0;
-    let mut errors = std::collections::HashSet::new();
-    for i in 0..4000 {
-        for role in [Role::Server, Role::Client] {
-            let bytes = random_input(&mut rng, role);
-            let whole = decode_all(&mut Decoder::new(role, 256), &bytes);
-            let bytewise = decode_bytewise(&mut Decoder::new(role, 256), &bytes);
-            assert_eq!(whole, bytewise, "input {i}: {bytes:x?}");
-            for result in whole {
-                match result {
-                    Ok(_) => messages += 1,
-                    Err(e) => {
-                        errors.insert(std::mem::discriminant(&e));
-                    }
+/// What a run of random inputs reached: messages decoded, kinds of error.
+#[derive(Default)]
+struct Tally {
+    messages: usize,
+    errors: std::collections::HashSet<std::mem::Discriminant<ProtocolError>>,
+}
+
+impl Tally {
+    /// Decodes input `i` at once and byte by byte, each with a fresh
+    /// decoder from `make`; both must give the same results, which are
+    /// counted.
+    fn split_reads_agree(&mut self, i: usize, bytes: &[u8], make: impl Fn() -> Decoder) {
+        let whole = decode_all(&mut make(), bytes);
+        let bytewise = decode_bytewise(&mut make(), bytes);
+        assert_eq!(whole, bytewise, "input {i}: {bytes:x?}");
+        for result in whole {
+            match result {
+                Ok(_) => self.messages += 1,
+                Err(e) => {
+                    self.errors.insert(std::mem::discriminant(&e));
                 }
             }
         }
     }
+}
+
+#[test]
+fn random_input_never_panics_and_split_reads_agree() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut tally = Tally::default();
+    for i in 0..4000 {
+        for role in [Role::Server, Role::Client] {
+            let bytes = random_input(&mut rng, role);
+            tally.split_reads_agree(i, &bytes, || Decoder::new(role, 256));
+        }
+    }
     // The inputs reach deep enough: real messages, and most errors.
-    assert!(messages > 1000, "only {messages} messages decoded");
-    assert!(errors.len() >= 10, "only {} kinds of error", errors.len());
+    assert!(
+        tally.messages > 1000,
+        "only {} messages decoded",
+        tally.messages
+    );
+    assert!(
+        tally.errors.len() >= 10,
+        "only {} kinds of error",
+        tally.errors.len()
+    );
 }
 
 /// Real compressed messages from the other end, as `role` receives them,
@@ -178,8 +174,7 @@ fn mutated_compressed(rng: &mut Rng, role: Role, params: &DirectionParams) -> Ve
 #[test]
 fn random_input_with_deflate_agreed_never_panics_and_split_reads_agree() {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let mut messages = 0;
-    let mut errors = std::collections::HashSet::new();
+    let mut tally = Tally::default();
     for i in 0..1500 {
         let params = DirectionParams {
             window_bits: 9 + rng.below(7) as u8,
@@ -188,21 +183,16 @@ fn random_input_with_deflate_agreed_never_panics_and_split_reads_agree() {
         for role in [Role::Server, Role::Client] {
             let mut bytes = mutated_compressed(&mut rng, role, &params);
             bytes.extend(random_input(&mut rng, role));
-            let decoder = || Decoder::new(role, 256).with_deflate(Decompressor::new(&params));
-            let whole = decode_all(&mut decoder(), &bytes);
-            let bytewise = decode_bytewise(&mut decoder(), &bytes);
-            assert_eq!(whole, bytewise, "input {i}: {bytes:x?}");
-            for result in whole {
-                match result {
-                    Ok(_) => messages += 1,
-                    Err(e) => {
-                        errors.insert(std::mem::discriminant(&e));
-                    }
-                }
-            }
+            tally.split_reads_agree(i, &bytes, || {
+                Decoder::new(role, 256).with_deflate(Decompressor::new(&params))
+            });
         }
     }
-    assert!(messages > 1000, "only {messages} messages decoded");
+    assert!(
+        tally.messages > 1000,
+        "only {} messages decoded",
+        tally.messages
+    );
     for e in [
         ProtocolError::InvalidCompressedData,
         ProtocolError::MessageTooBig { size: 0, max: 0 },
@@ -211,7 +201,7 @@ fn random_input_with_deflate_agreed_never_panics_and_split_reads_agree() {
         ProtocolError::CompressedControlFrame,
     ] {
         assert!(
-            errors.contains(&std::mem::discriminant(&e)),
+            tally.errors.contains(&std::mem::discriminant(&e)),
             "never saw {e}"
         );
     }
