@@ -277,7 +277,7 @@ impl Connection {
             persist
         };
         {
-            let response = match answered {
+            let mut response = match answered {
                 Ok(r) => r,
                 Err(p) => {
                     let msg = crate::ioloop::panic_message_of(&*p);
@@ -286,11 +286,12 @@ impl Connection {
                         .status(StatusCode::INTERNAL_SERVER_ERROR)
                 }
             };
-            if response.upgrade.is_some() {
+            if let Some(on_upgrade) = response.upgrade.take() {
                 // Boxed: rare, and a long-lived protocol's state.
                 return Box::pin(upgrade::switch(
                     &mut self.io,
                     response,
+                    on_upgrade,
                     version,
                     method,
                     upgrade_asked,

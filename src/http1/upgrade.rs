@@ -6,23 +6,21 @@ use http::{Method, StatusCode, Version};
 
 use super::encode::Persist;
 use super::io::{Io, Stop};
-use super::message::Response;
+use super::message::{OnUpgrade, Response};
 
-/// Sends `response` (a 101 carrying its new protocol) after the responses
+/// Sends `response` (a 101 whose new protocol is `on_upgrade`) after the responses
 /// already pending, then runs the new protocol on the stream until it
 /// ends. A 101 the client did not ask for, or an upgrade on another
 /// status, is a handler's bug: the client gets a 500 and the connection
 /// closes, rather than a protocol it cannot expect.
 pub(crate) async fn switch(
     io: &mut Io,
-    mut response: Response,
+    response: Response,
+    on_upgrade: OnUpgrade,
     version: Version,
     method: Method,
     asked: bool,
 ) -> Result<Persist, Stop> {
-    let Some(on_upgrade) = response.upgrade.take() else {
-        return Ok(Persist::Close);
-    };
     if !asked || response.status != StatusCode::SWITCHING_PROTOCOLS {
         tracing::error!(
             "handler answered {} with a protocol switch the request did not ask for",
