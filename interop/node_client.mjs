@@ -1,5 +1,6 @@
 // Cyclone's WebSocket echo against an independent client: the npm `ws`
-// package, once without compression and once with permessage-deflate.
+// package, once without compression, once with ws's permessage-deflate
+// offer, and once offering 9-bit windows without context takeover.
 //
 //   node interop/node_client.mjs ws://127.0.0.1:PORT/ws/echo
 //
@@ -82,11 +83,9 @@ function describe(data, isBinary) {
 // A connection whose incoming messages, pongs and close queue up to be
 // awaited one at a time, in order.
 class Peer {
-  constructor(url, compress) {
+  constructor(url, perMessageDeflate) {
     this.ws = new WebSocket(url, {
-      // threshold 0: compress every message, not only those over 1 KiB
-      // (ws's default), so small compressed frames are exercised too.
-      perMessageDeflate: compress ? { threshold: 0 } : false,
+      perMessageDeflate,
       handshakeTimeout: REPLY_TIMEOUT_MS,
       // Above the largest echo (1 MiB), with room.
       maxPayload: 64 * 1024 * 1024,
@@ -148,10 +147,28 @@ async function echoes(peer, label, name, payload, isBinary, sendParts) {
   ok(step);
 }
 
-async function group(url, compress) {
-  const label = compress ? 'permessage-deflate' : 'no compression';
+// The offers, one connection each. threshold 0: compress every message,
+// not only those over 1 KiB (ws's default), so that small compressed frames
+// are exercised too. The last asks for the smallest windows zlib allows for
+// raw deflate (RFC 7692 allows 8, zlib refuses it) and no context takeover,
+// which ws refuses to connect without the server agreeing to in its answer.
+const SMALL_WINDOWS = 9;
+const OFFERS = {
+  'no compression': false,
+  'permessage-deflate': { threshold: 0 },
+  [`permessage-deflate, ${SMALL_WINDOWS}-bit windows, no context takeover`]: {
+    threshold: 0,
+    serverMaxWindowBits: SMALL_WINDOWS,
+    clientMaxWindowBits: SMALL_WINDOWS,
+    serverNoContextTakeover: true,
+    clientNoContextTakeover: true,
+  },
+};
+
+async function group(url, label) {
+  const compress = OFFERS[label] !== false;
   let step = `connect (${label})`;
-  const peer = new Peer(url, compress);
+  const peer = new Peer(url, OFFERS[label]);
   try {
     await peer.opened();
     step = `extension negotiation (${label})`;
@@ -201,7 +218,6 @@ if (!url) {
   console.error('usage: node interop/node_client.mjs ws://127.0.0.1:PORT/ws/echo');
   process.exit(2);
 }
-await group(url, false);
-await group(url, true);
+for (const label of Object.keys(OFFERS)) await group(url, label);
 console.log(`node: ${passes} passed, ${failures} failed`);
 process.exit(failures ? 1 : 0);

@@ -4,8 +4,9 @@
 
     interop/.venv/bin/python interop/python_client.py ws://127.0.0.1:PORT/ws/echo
 
-With `websockets`, once with compression off and once with permessage-deflate
-offered: the extension is (or isn't) in the server's answer; text and binary
+With `websockets`, once with compression off, once with websockets' own offer
+of permessage-deflate, and once offering 9-bit windows without context
+takeover: the extension is (or isn't) in the server's answer; text and binary
 messages of the sizes around each length encoding's edge come back unchanged
 and of the same type; unicode text; a ping is answered by its pong; a close
 with 1000 and a reason is answered with 1000.
@@ -31,9 +32,11 @@ import socket
 import struct
 import sys
 import urllib.parse
+import zlib
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 # How long any one reply may take. Loopback answers in milliseconds; this
 # only bounds a server that never answers, so the run fails instead of hanging.
@@ -104,60 +107,112 @@ def bytes_of(n, seed):
 # ---------------------------------------------------------------- websockets
 
 
-async def library_group(url, compress):
+# The compression settings each group offers: none; websockets' default
+# offer (`permessage-deflate; client_max_window_bits`); and the smallest
+# windows zlib allows for raw deflate on both sides (RFC 7692's 8 is refused
+# by zlib, so 9) with no context takeover, which the server must echo in its
+# answer (RFC 7692 §7.1.1.1, §7.1.2.1) and then compress within.
+SMALL_WINDOWS = 9
+COMPRESSION = {
+    "no compression": dict(compression=None),
+    "permessage-deflate": dict(compression="deflate"),
+    f"permessage-deflate, {SMALL_WINDOWS}-bit windows, no context takeover": dict(
+        compression=None,
+        extensions=[
+            ClientPerMessageDeflateFactory(
+                server_no_context_takeover=True,
+                client_no_context_takeover=True,
+                server_max_window_bits=SMALL_WINDOWS,
+                client_max_window_bits=SMALL_WINDOWS,
+            )
+        ],
+    ),
+}
+
+
+async def library_group(url, label):
     """One connection through `websockets`; every step a named check."""
-    label = "permessage-deflate" if compress else "no compression"
+    compress = label != "no compression"
     step = f"connect ({label})"
+    ws = None
     try:
-        async with connect(
+        ws = await connect(
             url,
-            # None turns off websockets' default offer of permessage-deflate.
-            compression="deflate" if compress else None,
-            # The largest echo is 1 MiB; websockets' default limit is exactly
-            # that, so allow more rather than test its boundary by accident.
-            max_size=4 * 1024 * 1024,
+            # compression=None turns off websockets' default offer; the
+            # small-window group makes its own through `extensions`.
+            **COMPRESSION[label],
+            # The largest echo is the server's limit, 10 MiB (websockets'
+            # default is 1 MiB); allow a little more, so the limit tested is
+            # the server's and never the library's.
+            max_size=SERVER_MAX_MESSAGE + 1024,
             # No keepalive pings of the library's own to mix with ours.
             ping_interval=None,
             # Straight to 127.0.0.1, whatever proxy the environment names.
             proxy=None,
             open_timeout=REPLY_TIMEOUT,
             close_timeout=REPLY_TIMEOUT,
-        ) as ws:
-            ext = ws.response.headers.get("Sec-WebSocket-Extensions")
-            step = f"extension negotiation ({label})"
-            if compress:
-                expect(ext is not None and "permessage-deflate" in ext,
-                       f"offered permessage-deflate, the answer's Sec-WebSocket-Extensions is {ext!r}")
-            else:
-                expect(ext is None, f"offered nothing, yet the answer has Sec-WebSocket-Extensions: {ext!r}")
-            ok(f"{step}: {ext or 'none'}")
+        )
+        ext = ws.response.headers.get("Sec-WebSocket-Extensions")
+        step = f"extension negotiation ({label})"
+        if compress:
+            expect(ext is not None and "permessage-deflate" in ext,
+                   f"offered permessage-deflate, the answer's Sec-WebSocket-Extensions is {ext!r}")
+            if "window" in label:
+                # websockets itself refuses an answer without these; checked
+                # here too, so that a change of library could not hide it.
+                for param in ["server_no_context_takeover", f"server_max_window_bits={SMALL_WINDOWS}"]:
+                    expect(param in ext.replace(" ", ""), f"the answer {ext!r} lacks {param}")
+        else:
+            expect(ext is None, f"offered nothing, yet the answer has Sec-WebSocket-Extensions: {ext!r}")
+        ok(f"{step}: {ext or 'none'}")
 
-            messages = []
-            for n in SIZES:
-                messages.append((f"text {n} bytes", text_of(n, n)))
-                messages.append((f"binary {n} bytes", bytes_of(n, n + 1)))
-            messages.append(("unicode text", UNICODE_TEXT))
-            for name, payload in messages:
-                step = f"echo {name} ({label})"
-                await ws.send(payload)
-                reply = await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT)
-                expect(type(reply) is type(payload),
-                       f"sent {describe(payload)}, got back {describe(reply)}")
-                expect(reply == payload,
-                       f"sent {describe(payload)}, got back different content: {describe(reply)}")
-                ok(step)
-
-            step = f"ping answered with pong ({label})"
-            pong = await ws.ping(b"interop ping")
-            await asyncio.wait_for(pong, REPLY_TIMEOUT)
+        messages = []
+        for n in SIZES:
+            messages.append((f"text {n} bytes", text_of(n, n)))
+            messages.append((f"binary {n} bytes", bytes_of(n, n + 1)))
+        messages.append(("unicode text", UNICODE_TEXT))
+        # A message of exactly the limit is allowed (one byte more is not).
+        # Compressed, it is made compressible: random bytes deflate to a
+        # little more than they are (10,511,361 bytes here), and Cyclone, like
+        # Tornado, holds the frame's wire length to the limit before
+        # inflating, so that would be refused with 1009 for its wire size.
+        if compress:
+            at_limit = (text_of(4096, 7).encode() * (SERVER_MAX_MESSAGE // 4096 + 1))[:SERVER_MAX_MESSAGE]
+        else:
+            at_limit = bytes_of(SERVER_MAX_MESSAGE, 7)
+        messages.append((f"binary of exactly the server's limit, {SERVER_MAX_MESSAGE} bytes", at_limit))
+        for name, payload in messages:
+            step = f"echo {name} ({label})"
+            await ws.send(payload)
+            reply = await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT)
+            expect(type(reply) is type(payload),
+                   f"sent {describe(payload)}, got back {describe(reply)}")
+            expect(reply == payload,
+                   f"sent {describe(payload)}, got back different content: {describe(reply)}")
             ok(step)
 
-            step = f"close 1000 answered with 1000 ({label})"
-            await asyncio.wait_for(ws.close(1000, "interop done"), REPLY_TIMEOUT + 1)
-            rcvd = ws.protocol.close_rcvd
-            expect(rcvd is not None, "the server sent no Close frame before the connection ended")
-            expect(rcvd.code == 1000, f"the server answered with code {rcvd.code} ({rcvd.reason!r})")
-            ok(f"{step} (reason {rcvd.reason!r})")
+        # Without waiting for replies: the server reads while it writes,
+        # and keeps the order.
+        step = f"100 messages sent back to back, echoed in order ({label})"
+        burst = [f"burst {i} " + text_of(i * 37, i) for i in range(100)]
+        for m in burst:
+            await ws.send(m)
+        for i, m in enumerate(burst):
+            reply = await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT)
+            expect(reply == m, f"reply {i} is {describe(reply)}, expected {describe(m)}")
+        ok(step)
+
+        step = f"ping answered with pong ({label})"
+        pong = await ws.ping(b"interop ping")
+        await asyncio.wait_for(pong, REPLY_TIMEOUT)
+        ok(step)
+
+        step = f"close 1000 answered with 1000 ({label})"
+        await asyncio.wait_for(ws.close(1000, "interop done"), REPLY_TIMEOUT + 1)
+        rcvd = ws.protocol.close_rcvd
+        expect(rcvd is not None, "the server sent no Close frame before the connection ended")
+        expect(rcvd.code == 1000, f"the server answered with code {rcvd.code} ({rcvd.reason!r})")
+        ok(f"{step} (reason {rcvd.reason!r})")
     except CheckFailed as e:
         fail(step, e)
     except (TimeoutError, asyncio.TimeoutError):
@@ -166,6 +221,14 @@ async def library_group(url, compress):
         fail(step, f"the connection closed: {e}")
     except Exception as e:  # a refused handshake, a reset: all fail the step
         fail(step, f"{type(e).__name__}: {e}")
+    finally:
+        # After a failure the connection may be half gone; closing it is
+        # tidying up, and its errors would only hide the failure above.
+        if ws is not None:
+            try:
+                await asyncio.wait_for(ws.close(), REPLY_TIMEOUT)
+            except Exception:
+                pass
 
 
 # ---------------------------------------------------------------- raw frames
@@ -195,7 +258,7 @@ class Raw:
         out, self.buf = self.buf[:n], self.buf[n:]
         return out
 
-    def handshake(self, version="13", key=True):
+    def handshake(self, version="13", key=True, extra=()):
         """Sends an upgrade request; returns (status, {lowercased header: value})."""
         lines = [
             f"GET {self.path} HTTP/1.1",
@@ -207,6 +270,7 @@ class Raw:
         self.key = base64.b64encode(os.urandom(16)).decode()
         if key:
             lines.append(f"Sec-WebSocket-Key: {self.key}")
+        lines += extra
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         while b"\r\n\r\n" not in self.buf:
             self._recv_more()
@@ -219,18 +283,20 @@ class Raw:
             headers[name.strip().lower()] = value.strip()
         return status, headers
 
-    def open(self):
-        status, headers = self.handshake()
+    def open(self, extra=()):
+        status, headers = self.handshake(extra=extra)
         expect(status == 101, f"the handshake was answered with {status}, not 101")
         want = base64.b64encode(hashlib.sha1((self.key + WS_GUID).encode()).digest()).decode()
         got = headers.get("sec-websocket-accept")
         expect(got == want, f"Sec-WebSocket-Accept is {got!r}, expected {want!r}")
+        return headers
 
-    def send_frame(self, opcode, payload=b"", fin=True, mask=True, length=None):
+    def send_frame(self, opcode, payload=b"", fin=True, mask=True, length=None, rsv1=False):
         """A frame as a client builds it; `mask=False` and `length` (announced
-        instead of the payload's own) make the invalid ones."""
+        instead of the payload's own) make the invalid ones; `rsv1` marks a
+        compressed message (RFC 7692 §6)."""
         n = len(payload) if length is None else length
-        head = bytes([(0x80 if fin else 0) | opcode])
+        head = bytes([(0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode])
         mask_bit = 0x80 if mask else 0
         if n < 126:
             head += bytes([mask_bit | n])
@@ -339,6 +405,97 @@ def fragments_with_ping(raw):
     return None
 
 
+def long_control_frame(raw):
+    raw.open()
+    # Control frames carry at most 125 bytes (§5.5).
+    raw.send_frame(PING, b"p" * 126)
+    return "reason " + repr(raw.expect_close(1002))
+
+
+def fragmented_control_frame(raw):
+    raw.open()
+    # Control frames must not be fragmented (§5.5).
+    raw.send_frame(PING, b"half", fin=False)
+    return "reason " + repr(raw.expect_close(1002))
+
+
+def rsv1_unnegotiated(raw):
+    raw.open()
+    # RSV1 means "compressed" only once permessage-deflate is agreed (§5.2).
+    raw.send_frame(TEXT, b"plain", rsv1=True)
+    return "reason " + repr(raw.expect_close(1002))
+
+
+def continuation_without_start(raw):
+    raw.open()
+    raw.send_frame(CONT, b"orphan")
+    return "reason " + repr(raw.expect_close(1002))
+
+
+def new_message_inside_fragments(raw):
+    raw.open()
+    # A data frame other than a continuation before the FIN (§5.4).
+    raw.send_frame(TEXT, b"first", fin=False)
+    raw.send_frame(TEXT, b"second")
+    return "reason " + repr(raw.expect_close(1002))
+
+
+def close_one_byte(raw):
+    raw.open()
+    # A close payload is empty or starts with a two-byte code (§5.5.1).
+    raw.send_frame(CLOSE, b"\x03")
+    return "reason " + repr(raw.expect_close(1002))
+
+
+def close_reserved_code(raw):
+    raw.open()
+    # 1005 is for reporting "no code"; it must never be sent (§7.4.1).
+    raw.send_frame(CLOSE, struct.pack("!H", 1005))
+    return "reason " + repr(raw.expect_close(1002))
+
+
+def utf8_split_across_fragments(raw):
+    raw.open()
+    # "☃" is E2 98 83; the fragments cut it after its first byte. Only the
+    # message as a whole need be valid UTF-8 (§5.6).
+    snow = "a☃b".encode()
+    raw.send_frame(TEXT, snow[:2], fin=False)
+    raw.send_frame(CONT, snow[2:])
+    message, fin = b"", False
+    while not fin:
+        fin, opcode, payload = raw.read_frame()
+        expect(opcode in (TEXT, CONT), f"expected the echo, got opcode {opcode:#x} ({payload[:40]!r})")
+        message += payload
+    expect(message == snow, f"the message came back as {message!r}")
+    return None
+
+
+def oversized_in_fragments(raw):
+    raw.open()
+    # 11 fragments of 1 MiB: each frame is small, the message is not. Sent
+    # one by one, stopping at the server's Close: the limit must hold for the
+    # message as it grows, not only for one frame's header.
+    chunk = b"f" * (1024 * 1024)
+    for i in range(OVERSIZED // len(chunk)):
+        try:
+            raw.send_frame(BINARY if i == 0 else CONT, chunk, fin=False)
+        except (BrokenPipeError, ConnectionResetError):
+            break  # the server has closed; its Close is in our buffer
+    return "reason " + repr(raw.expect_close(1009))
+
+
+def deflate_bomb(raw):
+    headers = raw.open(extra=["Sec-WebSocket-Extensions: permessage-deflate"])
+    ext = headers.get("sec-websocket-extensions", "")
+    expect("permessage-deflate" in ext, f"the offer of permessage-deflate was answered with {ext!r}")
+    # 11 MiB of zeros deflate to about 11 KB: the limit must apply to the
+    # inflated size (RFC 7692 §8.1 warns of exactly this).
+    z = zlib.compressobj(wbits=-15)
+    body = z.compress(bytes(OVERSIZED)) + z.flush(zlib.Z_SYNC_FLUSH)
+    raw.send_frame(BINARY, body[:-4], rsv1=True)  # without the 00 00 FF FF tail (§7.2.1)
+    return f"{len(body) - 4} bytes on the wire; reason " + repr(raw.expect_close(1009))
+
+
 def wrong_version(raw):
     # 8 is the last draft's version (hybi-08); RFC 6455 §4.4: the server
     # answers 426 with the versions it speaks.
@@ -361,6 +518,16 @@ RAW_CHECKS = [
     (f"{OVERSIZED // (1024 * 1024)} MiB frame header -> close 1009 before the payload", oversized),
     ("reserved opcode 0x3 -> close 1002", reserved_opcode),
     ("fragmented text with a ping between fragments", fragments_with_ping),
+    ("ping of 126 bytes -> close 1002", long_control_frame),
+    ("fragmented ping -> close 1002", fragmented_control_frame),
+    ("RSV1 without permessage-deflate -> close 1002", rsv1_unnegotiated),
+    ("continuation frame with no message started -> close 1002", continuation_without_start),
+    ("new text frame inside a fragmented message -> close 1002", new_message_inside_fragments),
+    ("close with a 1-byte payload -> close 1002", close_one_byte),
+    ("close with code 1005 -> close 1002", close_reserved_code),
+    ("UTF-8 character split across fragments", utf8_split_across_fragments),
+    (f"{OVERSIZED // (1024 * 1024)} fragments of 1 MiB -> close 1009", oversized_in_fragments),
+    (f"deflated message inflating to {OVERSIZED // (1024 * 1024)} MiB -> close 1009", deflate_bomb),
     ("handshake with Sec-WebSocket-Version: 8 -> 426 naming 13", wrong_version),
     ("handshake without Sec-WebSocket-Key -> 400", missing_key),
 ]
@@ -371,8 +538,8 @@ def main():
     parser.add_argument("url", help="the echo endpoint, e.g. ws://127.0.0.1:8888/ws/echo")
     args = parser.parse_args()
 
-    asyncio.run(library_group(args.url, compress=False))
-    asyncio.run(library_group(args.url, compress=True))
+    for label in COMPRESSION:
+        asyncio.run(library_group(args.url, label))
     for name, body in RAW_CHECKS:
         raw_check(args.url, name, body)
 

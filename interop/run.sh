@@ -101,7 +101,7 @@ check() {
 }
 
 # Each limit is several times what the check takes here (seconds: python
-# ~10, node ~1, ws_client ~1, browser ~3), to bound a hang, not to time.
+# ~4, node ~1, ws_client ~1, browser ~3), to bound a hang, not to time.
 check "python websockets + raw frames -> cyclone /ws/echo" \
   timeout -k 5 180 interop/.venv/bin/python interop/python_client.py "ws://127.0.0.1:$port/ws/echo"
 check "node ws -> cyclone /ws/echo" \
