@@ -2,7 +2,8 @@
 # Cyclone's WebSocket against independent implementations (interop/README.md):
 #   python  Python `websockets` and hand-built raw frames -> cyclone /ws/echo
 #   node    npm `ws` client -> cyclone /ws/echo
-#   client  Cyclone's examples/ws_client -> an npm `ws` echo server
+#   client  Cyclone's examples/ws_client -> npm `ws` and Python `websockets`
+#           echo servers
 #   browser headless Chromium (playwright-core), two tabs on cyclone /chat
 # Installs the peers (interop/setup.sh), builds Cyclone, starts
 # `cyclone serve` on a free port of 127.0.0.1, runs every check with a time
@@ -64,21 +65,35 @@ if [ -z "$up" ]; then
 fi
 say "cyclone serve is up on 127.0.0.1:$port"
 
-# --- the npm ws echo server that examples/ws_client talks to ----------------
-node interop/node_echo_server.mjs --path /ws/echo > "$tmp/node_echo.log" 2>&1 &
-pids+=("$!")
-node_port=""
-for _ in $(seq 200); do
-  node_port=$(awk '/^listening /{print $2}' "$tmp/node_echo.log")
-  [ -n "$node_port" ] && break
-  sleep 0.05
-done
-if [ -z "$node_port" ]; then
-  cat "$tmp/node_echo.log"
-  say "FAIL: the node ws echo server did not start within 10 s (its output is above)"
-  exit 1
-fi
+# --- the echo servers that examples/ws_client talks to ---------------------
+# start_peer NAME LOG VAR COMMAND... -> starts an echo server that prints
+# `listening PORT` once ready, and sets VAR to that port (10 s at most).
+# Not run in $(...): the server's pid must reach `pids` in this shell.
+start_peer() {
+  local name=$1 log=$2 var=$3 p="" _
+  shift 3
+  "$@" > "$log" 2>&1 &
+  pids+=("$!")
+  for _ in $(seq 200); do
+    p=$(awk '/^listening /{print $2}' "$log")
+    [ -n "$p" ] && break
+    sleep 0.05
+  done
+  if [ -z "$p" ]; then
+    cat "$log"
+    say "FAIL: the $name echo server did not start within 10 s (its output is above)"
+    exit 1
+  fi
+  printf -v "$var" '%s' "$p"
+}
+node_port="" python_port=""
+node_log=$tmp/node_echo.log
+start_peer "node ws" "$node_log" node_port node interop/node_echo_server.mjs --path /ws/echo
 say "node ws echo server is up on 127.0.0.1:$node_port"
+python_log=$tmp/python_echo.log
+start_peer "python websockets" "$python_log" python_port \
+  interop/.venv/bin/python interop/python_echo_server.py
+say "python websockets echo server is up on 127.0.0.1:$python_port"
 
 # --- checks ------------------------------------------------------------------
 passed=0
@@ -121,14 +136,15 @@ with open(sys.argv[1], "w", encoding="utf-8") as f:
     f.write("".join(line + "\n" for line in lines))
 PY
 
-# ws_client_echo [--compress] -> examples/ws_client sends every line to the
-# node echo server and must print each reply, in order, equal to the input;
-# the server's log must show permessage-deflate negotiated exactly when
-# --compress was given.
+# ws_client_echo LOG PORT [--compress] -> examples/ws_client sends every
+# line to the echo server on PORT and must print each reply, in order,
+# equal to the input; the server's LOG must show permessage-deflate
+# negotiated exactly when --compress was given.
 ws_client_echo() {
-  local before out="$tmp/client.out" err="$tmp/client.err" want got
-  before=$(grep -c '^connection ' "$tmp/node_echo.log" || true)
-  if ! timeout -k 5 60 "$ws_client" "ws://127.0.0.1:$node_port/ws/echo" "$@" \
+  local log=$1 port=$2 before out="$tmp/client.out" err="$tmp/client.err" want got
+  shift 2
+  before=$(grep -c '^connection ' "$log" || true)
+  if ! timeout -k 5 60 "$ws_client" "ws://127.0.0.1:$port/ws/echo" "$@" \
       < "$tmp/lines.txt" > "$out" 2> "$err"; then
     cat "$err"
     echo "ws_client failed (its stderr is above)"
@@ -142,17 +158,21 @@ ws_client_echo() {
     return 1
   fi
   # The connection line the server logged for this run.
-  got=$(grep '^connection ' "$tmp/node_echo.log" | tail -n +"$((before + 1))")
+  got=$(grep '^connection ' "$log" | tail -n +"$((before + 1))")
   want="extensions=none"
   [ "${1:-}" = --compress ] && want="extensions=permessage-deflate"
-  if [ "$(wc -l <<< "$got")" != 1 ] || [[ "$got" != *"$want" ]]; then
-    echo "the node server logged [$got], expected one connection with $want"
+  if [ "$(wc -l <<< "$got")" != 1 ] || [[ "$got" != *"$want"* ]]; then
+    echo "the server logged [$got], expected one connection with $want"
     return 1
   fi
   echo "$(wc -l < "$out") lines echoed unchanged; server: $got"
 }
-check "cyclone ws_client -> node ws echo" ws_client_echo
-check "cyclone ws_client --compress -> node ws echo (permessage-deflate)" ws_client_echo --compress
+check "cyclone ws_client -> node ws echo" ws_client_echo "$node_log" "$node_port"
+check "cyclone ws_client --compress -> node ws echo (permessage-deflate)" \
+  ws_client_echo "$node_log" "$node_port" --compress
+check "cyclone ws_client -> python websockets echo" ws_client_echo "$python_log" "$python_port"
+check "cyclone ws_client --compress -> python websockets echo (permessage-deflate, 12-bit windows)" \
+  ws_client_echo "$python_log" "$python_port" --compress
 
 check "chromium: two tabs on cyclone /chat" \
   timeout -k 5 120 node interop/chat_browser.mjs "http://127.0.0.1:$port/chat"
