@@ -1,4 +1,5 @@
-//! WebSocket (RFC 6455): the frame and message codec.
+//! WebSocket (RFC 6455, with RFC 7692's permessage-deflate): the codec,
+//! connections on the loop, and the client.
 //!
 //! Sans-I/O, in the manner of h11: bytes in, messages out, no socket, loop
 //! or timer inside, so every rule is tested with plain byte strings. The
@@ -76,10 +77,48 @@
 //! assert_eq!(client.decode(&mut wire), Ok(Some(hello)));
 //! ```
 //!
-//! Still to come (issue 13): the upgrade hand-off in `http1` (where the
-//! handshake and the extension negotiation above meet a connection), the
-//! `WebSocketHandler` in `web`, the `WebSocket` send handle with flow
-//! control, keepalive pings, broadcast, and the client.
+//! On the loop, a connection has two halves. [`WebSocket`] sends: a cheap
+//! `Clone` handle whose writes are encoded and queued at once (messages
+//! never interleave) and whose futures resolve when the kernel has the
+//! bytes; a peer that stops reading is cut off at
+//! [`WebSocketOptions::max_write_buffer_size`]. [`Reader`] receives:
+//! Pings answered, keepalive pings sent and timed, the close handshake
+//! carried through (with [`WebSocketOptions::close_timeout`]), and every
+//! protocol error answered with its close code before the connection is
+//! dropped. [`RemoteWebSocket`] writes from other threads through the
+//! loop; [`broadcast`] sends one message to many connections, encoded
+//! once. [`upgrade`] answers an HTTP request with the 101 that starts a
+//! session (the web layer's `WebSocketHandler` is built on it), and
+//! [`websocket_connect`] is the client.
+//!
+//! An echo server on the bare HTTP server, and a client talking to it:
+//!
+//! ```
+//! use cyclone::http1::HttpServer;
+//! use cyclone::websocket::{self, websocket_connect, ConnectOptions, Event, Message};
+//!
+//! let reply = cyclone::run_sync(async {
+//!     let server = HttpServer::new(|req| async move {
+//!         let options = websocket::WebSocketOptions::default();
+//!         websocket::upgrade(&req.method, req.version, &req.headers, |_| None, options,
+//!             |ws, mut reader| async move {
+//!                 loop {
+//!                     match reader.next().await {
+//!                         Event::Message(m) => drop(ws.write_message(m).await),
+//!                         Event::Closed(_) => break,
+//!                         Event::Ping(_) | Event::Pong(_) => {} // answered already
+//!                     }
+//!                 }
+//!             })
+//!     });
+//!     let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+//!     let url = format!("ws://127.0.0.1:{port}/");
+//!     let mut conn = websocket_connect(&url, ConnectOptions::default()).await.unwrap();
+//!     conn.write_message("anyone there?").await.unwrap();
+//!     conn.read_message().await
+//! });
+//! assert_eq!(reply, Some(Message::Text("anyone there?".into())));
+//! ```
 
 mod broadcast;
 mod client;
