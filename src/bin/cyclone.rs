@@ -11,7 +11,10 @@ use std::process::ExitCode;
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use cyclone::http1::{HttpServer, Response};
-use cyclone::web::{Application, HttpError, Request, RequestHandler, StaticFileHandler};
+use cyclone::web::{
+    Application, HttpError, Request, RequestHandler, StaticFileHandler, WebSocketHandler,
+};
+use cyclone::websocket::{self, CloseInfo, DeflateConfig, Message, WebSocket, WebSocketOptions};
 use cyclone::{Backend, IOLoop};
 use http::Method;
 
@@ -23,6 +26,7 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// serves the whole demo wherever it is installed or run from. A test
 /// below holds this list to the folder.
 static PUBLIC: &[(&str, &[u8])] = &[
+    ("chat.html", include_bytes!("../../public/chat.html")),
     ("index.html", include_bytes!("../../public/index.html")),
     ("robots.txt", include_bytes!("../../public/robots.txt")),
     ("style.css", include_bytes!("../../public/style.css")),
@@ -230,6 +234,8 @@ const HOME: &str = r#"<!DOCTYPE html>
 <li><a href="/hello">/hello</a>: plain text</li>
 <li><code>curl -d 'some text' http://HOST/echo</code>: echoes the body back</li>
 <li><a href="/static/">/static/</a>: files from the bundled <code>public/</code> folder</li>
+<li><a href="/chat">/chat</a>: a chat room over a WebSocket (open it in two tabs)</li>
+<li><code>ws://HOST/ws/echo</code>: a WebSocket echo (permessage-deflate if offered)</li>
 </ul>
 <form method="post" action="/echo"><input name="say" value="hello"> <button>POST to /echo</button></form>
 </body>
@@ -248,6 +254,60 @@ impl RequestHandler for Echo {
             resp.headers.insert(http::header::CONTENT_TYPE, ct.clone());
         }
         Ok(resp)
+    }
+}
+
+/// `/ws/echo`: every message back, unchanged, with its own opcode.
+struct WsEcho;
+
+impl WebSocketHandler for WsEcho {
+    fn compression_options(&self) -> Option<DeflateConfig> {
+        Some(DeflateConfig::default())
+    }
+
+    async fn on_message(&mut self, ws: &WebSocket, message: Message) {
+        // Awaited: a client that does not read its echoes is not sent
+        // more than the socket takes (and is cut off at the buffer limit).
+        let _ = ws.write_message(message).await;
+    }
+}
+
+/// The largest chat message: a line of chat, not a file transfer.
+const CHAT_MAX_MESSAGE: usize = 64 << 10;
+
+thread_local! {
+    /// The chat room of this thread's loop: its open connections. (With
+    /// `--threads` or `--processes`, each loop has a room of its own.)
+    static ROOM: std::cell::RefCell<slab::Slab<WebSocket>> =
+        const { std::cell::RefCell::new(slab::Slab::new()) };
+}
+
+/// `/ws/chat`: every text message to everyone in the room, unchanged
+/// (the page sends `{"name": .., "text": ..}` and shows what it gets).
+#[derive(Default)]
+struct Chat {
+    seat: Option<usize>,
+}
+
+impl WebSocketHandler for Chat {
+    fn options(&self) -> WebSocketOptions {
+        WebSocketOptions::default().max_message_size(CHAT_MAX_MESSAGE)
+    }
+
+    async fn open(&mut self, ws: &WebSocket, _req: &Request) {
+        self.seat = Some(ROOM.with(|r| r.borrow_mut().insert(ws.clone())));
+    }
+
+    async fn on_message(&mut self, _ws: &WebSocket, message: Message) {
+        if let Message::Text(_) = message {
+            ROOM.with(|r| websocket::broadcast(r.borrow().iter().map(|(_, ws)| ws), &message));
+        }
+    }
+
+    fn on_close(&mut self, _info: &CloseInfo) {
+        if let Some(seat) = self.seat.take() {
+            ROOM.with(|r| r.borrow_mut().try_remove(seat));
+        }
     }
 }
 
@@ -270,7 +330,12 @@ fn site(root: Option<&PathBuf>) -> Result<Application, Failure> {
         .route("/hello", |_req: Request| async {
             Response::text("Hello, World!")
         })
-        .handler("/echo", || Echo);
+        .handler("/echo", || Echo)
+        .route("/chat", |_req: Request| async {
+            Response::html(&include_bytes!("../../public/chat.html")[..])
+        })
+        .websocket("/ws/echo", || WsEcho)
+        .websocket("/ws/chat", Chat::default);
     app = app.static_files("/static/", StaticFileHandler::embedded(PUBLIC));
     Ok(app)
 }

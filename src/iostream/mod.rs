@@ -29,6 +29,7 @@
 
 mod error;
 mod read;
+mod read_with;
 mod write;
 
 use std::cell::RefCell;
@@ -46,7 +47,8 @@ use crate::ioloop::{IOLoop, Interest, Ready};
 
 pub use error::StreamError;
 pub use read::{Read, ReadInto};
-pub use write::Write;
+pub use read_with::ReadWith;
+pub use write::{Flushed, Write};
 
 /// Default `max_buffer_size`: Tornado's 100 MiB.
 pub const DEFAULT_MAX_BUFFER_SIZE: usize = 100 << 20;

@@ -39,7 +39,7 @@ const ARENA_MIN_SPARE: usize = 1 << 10;
 /// transfers then copy nothing extra).
 const DIRECT_READ_MIN: usize = 16 << 10;
 
-enum Target {
+pub(super) enum Target {
     /// `keep_open`: a delimiter past `max` fails the read but leaves the
     /// stream open (so a protocol can answer "too large" before closing).
     Until {
@@ -62,7 +62,7 @@ enum Target {
 
 /// A read's delimiter, owned by the read. Protocol delimiters are short
 /// (`\r\n\r\n`, `\n`) and are kept inline: a read costs no allocation.
-enum Delimiter {
+pub(super) enum Delimiter {
     Inline {
         bytes: [u8; Delimiter::INLINE],
         len: u8,
@@ -353,7 +353,7 @@ impl Inner {
     }
 
     /// Drives a read: buffer, then fd, then wait. `Ok(n)`: take n bytes.
-    fn poll_target(
+    pub(super) fn poll_target(
         &self,
         cx: &mut Context<'_>,
         target: &Target,
@@ -407,7 +407,7 @@ impl Inner {
         }
     }
 
-    fn finish_read(&self) {
+    pub(super) fn finish_read(&self) {
         let mut st = self.st.borrow_mut();
         st.reading = false;
         st.read_waiting = false;
@@ -511,7 +511,7 @@ impl Drop for ReadInto<'_, '_> {
 }
 
 impl IOStream {
-    fn begin_read(&self) -> bool {
+    pub(super) fn begin_read(&self) -> bool {
         let mut st = self.inner.st.borrow_mut();
         if st.reading {
             return false;

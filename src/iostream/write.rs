@@ -271,25 +271,77 @@ impl Future for Write<'_> {
     type Output = Result<(), StreamError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let until = match &self.until {
-            Ok(u) => *u,
-            Err(e) => return Poll::Ready(Err(e.clone())),
-        };
-        let inner = &self.stream.inner;
-        let mut st = inner.st.borrow_mut();
-        if st.written_total >= until {
-            return Poll::Ready(Ok(()));
-        }
-        if st.closed {
-            drop(st);
-            return Poll::Ready(Err(inner.closed_error()));
-        }
-        st.write_wakers.register(cx.waker());
-        Poll::Pending
+        poll_written(&self.stream.inner, &self.until, cx)
     }
 }
 
+impl Write<'_> {
+    /// The same write as a future that owns a handle to the stream
+    /// instead of borrowing it, for code that queues a write now and
+    /// returns its completion to a caller (a WebSocket's `write_message`):
+    /// the bytes are already queued, in order, whether or not it is
+    /// awaited.
+    pub fn into_owned(self) -> Flushed {
+        Flushed {
+            inner: self.stream.inner.clone(),
+            until: self.until,
+        }
+    }
+}
+
+/// A queued write's completion, owning its stream handle: see
+/// [`Write::into_owned`]. Keeps the stream's state alive (not its fd: a
+/// closed stream fails it) until dropped.
+#[must_use = "the data is sent either way; await to learn when (or whether) it went out"]
+pub struct Flushed {
+    inner: std::rc::Rc<Inner>,
+    until: Result<u64, StreamError>,
+}
+
+impl Flushed {
+    /// The error the write was refused with at once (a full write buffer,
+    /// a closed stream), if it was: `None` for a write that was queued.
+    pub fn refused(&self) -> Option<&StreamError> {
+        self.until.as_ref().err()
+    }
+}
+
+impl Future for Flushed {
+    type Output = Result<(), StreamError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        poll_written(&self.inner, &self.until, cx)
+    }
+}
+
+/// Whether the stream has handed its bytes up to `until` to the kernel.
+fn poll_written(
+    inner: &Inner,
+    until: &Result<u64, StreamError>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), StreamError>> {
+    let until = match until {
+        Ok(u) => *u,
+        Err(e) => return Poll::Ready(Err(e.clone())),
+    };
+    let mut st = inner.st.borrow_mut();
+    if st.written_total >= until {
+        return Poll::Ready(Ok(()));
+    }
+    if st.closed {
+        drop(st);
+        return Poll::Ready(Err(inner.closed_error()));
+    }
+    st.write_wakers.register(cx.waker());
+    Poll::Pending
+}
+
 impl IOStream {
+    /// Bytes written but not yet handed to the kernel.
+    pub fn write_buffered(&self) -> usize {
+        self.inner.st.borrow().wq_bytes
+    }
+
     /// Queues `data` and tries to send it at once. The returned future
     /// resolves when it has been handed to the kernel; many writes may be
     /// outstanding and they resolve in order. Awaiting it is the flow

@@ -18,6 +18,7 @@ use super::response::{IntoResponse, error_page};
 use super::router::Router;
 use super::settings::Settings;
 use super::static_files::StaticFileHandler;
+use super::websocket::{self, WebSocketHandler};
 use super::xsrf::xsrf_ok;
 use crate::http1::{self, HttpConfig, HttpServer, Response};
 
@@ -179,6 +180,20 @@ impl Application {
     {
         let ep: Endpoint =
             Rc::new(move |req, pending| finishing(handler::run(factory(), req), pending));
+        self.add(None, pattern, ep)
+    }
+
+    /// Routes `pattern` to a WebSocket endpoint: each connection gets a
+    /// fresh handler from `factory` (see [`WebSocketHandler`]). A request
+    /// that is not a valid handshake is refused (400, or 426 for a wrong
+    /// version), a cross-origin one by `check_origin` (403).
+    pub fn websocket<H, F>(self, pattern: &str, factory: F) -> Application
+    where
+        H: WebSocketHandler,
+        F: Fn() -> H + 'static,
+    {
+        let ep: Endpoint =
+            Rc::new(move |req, pending| finishing(websocket::handshake(factory(), req), pending));
         self.add(None, pattern, ep)
     }
 

@@ -24,6 +24,7 @@ mod router;
 mod settings;
 mod static_files;
 mod url;
+mod websocket;
 mod xsrf;
 
 pub use application::Application;
@@ -35,4 +36,5 @@ pub use request::Request;
 pub use response::{IntoResponse, html_escape};
 pub use settings::Settings;
 pub use static_files::StaticFileHandler;
+pub use websocket::WebSocketHandler;
 pub use xsrf::{mask_xsrf_token, xsrf_token};

@@ -33,6 +33,8 @@ pub struct Compressor {
     deflate: Compress,
     no_context_takeover: bool,
     min_size: usize,
+    level: u32,
+    bits: u8,
 }
 
 impl std::fmt::Debug for Compressor {
@@ -56,6 +58,8 @@ impl Compressor {
             deflate: Compress::new_with_window_bits(level, false, bits),
             no_context_takeover: own.no_context_takeover,
             min_size: config.min_compress_size,
+            level: level.level(),
+            bits,
         }
     }
 
@@ -63,6 +67,14 @@ impl Compressor {
     /// [`DeflateConfig::min_compress_size`]).
     pub fn should_compress(&self, len: usize) -> bool {
         len >= self.min_size
+    }
+
+    /// Without context takeover every message is compressed from a fresh
+    /// state, so two compressors with the same level and window turn a
+    /// message into the same bytes: their (level, window bits). `None`
+    /// with context takeover, where the output depends on the history.
+    pub(crate) fn stateless_params(&self) -> Option<(u32, u8)> {
+        self.no_context_takeover.then_some((self.level, self.bits))
     }
 
     /// Appends `input`, compressed as one message, to `out` (§7.2.1).

@@ -120,6 +120,29 @@ impl Encoder {
         Ok(())
     }
 
+    /// Whether a data message of `len` bytes encodes the same on every
+    /// connection that answers the same [`Sharing`], so one encoding can
+    /// be sent to all of them: `None` for a client (each frame has its
+    /// own mask) and for a compressor that keeps context across messages.
+    pub(crate) fn sharing(&self, len: usize) -> Option<Sharing> {
+        if self.role == Role::Client {
+            return None;
+        }
+        let split = len > self.max_frame_payload;
+        match &self.deflater {
+            Some(d) if d.should_compress(len) => {
+                d.stateless_params().map(|(level, bits)| Sharing {
+                    deflate: Some((level, bits)),
+                    split: split.then_some(self.max_frame_payload),
+                })
+            }
+            _ => Some(Sharing {
+                deflate: None,
+                split: split.then_some(self.max_frame_payload),
+            }),
+        }
+    }
+
     /// Appends `message` to `dst`, as one frame or (for data messages
     /// longer than [`Encoder::max_frame_payload`]) several.
     ///
@@ -370,4 +393,14 @@ mod tests {
         assert_eq!(&dst[2..6], &[1; 4]);
         assert_eq!(&dst[9..13], &[2; 4]);
     }
+}
+
+/// What a message's encoding depends on, for connections that can share
+/// it (see [`Encoder::sharing`]): equal values encode a message alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Sharing {
+    /// Compressed with this (level, window bits), from a fresh state.
+    pub(crate) deflate: Option<(u32, u8)>,
+    /// Split into frames of this many payload bytes.
+    pub(crate) split: Option<usize>,
 }

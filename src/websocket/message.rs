@@ -23,3 +23,61 @@ pub enum Message {
     /// ([`CloseCode::NO_STATUS`](super::CloseCode::NO_STATUS)).
     Close(Option<CloseFrame>),
 }
+
+impl From<String> for Message {
+    fn from(text: String) -> Message {
+        Message::Text(text)
+    }
+}
+
+impl From<&str> for Message {
+    fn from(text: &str) -> Message {
+        Message::Text(text.to_string())
+    }
+}
+
+impl From<Bytes> for Message {
+    fn from(data: Bytes) -> Message {
+        Message::Binary(data)
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    fn from(data: Vec<u8>) -> Message {
+        Message::Binary(data.into())
+    }
+}
+
+impl From<&[u8]> for Message {
+    fn from(data: &[u8]) -> Message {
+        Message::Binary(Bytes::copy_from_slice(data))
+    }
+}
+
+impl Message {
+    /// A text message holding `value` as JSON.
+    ///
+    /// ```
+    /// use cyclone::websocket::Message;
+    /// let m = Message::json(&serde_json::json!({"n": 1})).unwrap();
+    /// assert_eq!(m, Message::Text(r#"{"n":1}"#.into()));
+    /// ```
+    pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Message, serde_json::Error> {
+        serde_json::to_string(value).map(Message::Text)
+    }
+
+    /// Whether this is a text or binary message (not a control frame).
+    pub fn is_data(&self) -> bool {
+        matches!(self, Message::Text(_) | Message::Binary(_))
+    }
+
+    /// A data message's payload bytes (text as UTF-8); empty for control
+    /// frames other than Ping and Pong.
+    pub fn payload(&self) -> &[u8] {
+        match self {
+            Message::Text(t) => t.as_bytes(),
+            Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => b,
+            Message::Close(_) => &[],
+        }
+    }
+}

@@ -81,8 +81,11 @@
 //! `WebSocketHandler` in `web`, the `WebSocket` send handle with flow
 //! control, keepalive pings, broadcast, and the client.
 
+mod broadcast;
+mod client;
 mod close;
 mod close_code;
+mod connection;
 mod decoder;
 mod deflate;
 #[cfg(test)]
@@ -92,19 +95,27 @@ mod error;
 mod extension;
 mod frame;
 mod handshake;
+mod keys;
 mod mask;
 mod message;
 mod negotiation;
 #[cfg(test)]
 mod negotiation_matrix;
+mod options;
 #[cfg(test)]
 mod random_input;
+mod reader;
+mod remote;
 #[cfg(test)]
 mod roundtrip;
+mod server;
+mod socket;
 #[cfg(test)]
 mod test_support;
 mod utf8;
 
+pub use broadcast::broadcast;
+pub use client::{ConnectError, ConnectOptions, WebSocketConnection, websocket_connect};
 pub use close::{CloseFrame, MAX_CLOSE_REASON, encode_close_payload, parse_close_payload};
 pub use close_code::CloseCode;
 pub use decoder::{DEFAULT_MAX_MESSAGE_SIZE, Decoder};
@@ -126,4 +137,9 @@ pub use negotiation::{
     MIN_WINDOW_BITS, NegotiationError, PERMESSAGE_DEFLATE, accept_deflate_response,
     negotiate_deflate, offer_deflate,
 };
+pub use options::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_WRITE_BUFFER_SIZE, WebSocketOptions};
+pub use reader::{CloseInfo, Event, Reader};
+pub use remote::{LoopGone, RemoteWebSocket};
+pub use server::{accept, refusal, upgrade};
+pub use socket::{Flush, SendError, WebSocket};
 pub use utf8::{Utf8Error, Utf8Validator};

@@ -1,0 +1,100 @@
+//! The server's side of an upgrade on the HTTP layer: a handshake request
+//! answered with a 101 that runs a session on the connection, or with the
+//! refusal the handshake's error calls for. The web layer's
+//! `WebSocketHandler` is built on this; an application on the bare HTTP
+//! server can use it directly.
+
+use std::future::Future;
+
+use http::header::HeaderMap;
+use http::{Method, Version};
+
+use super::connection::open;
+use super::frame::Role;
+use super::handshake::{AcceptError, HandshakeError, Offer};
+use super::negotiation::negotiate_deflate;
+use super::options::WebSocketOptions;
+use super::reader::Reader;
+use super::socket::WebSocket;
+use crate::http1::Response;
+
+/// Answers a WebSocket handshake request with a 101 whose connection runs
+/// `session`, or with the refusal its error calls for (400, or 426 with
+/// `Sec-WebSocket-Version: 13`). `choose_protocol` picks one of the
+/// client's subprotocols (or none); `options` sets the limits, and with
+/// `compression` set, a client's permessage-deflate offer is accepted.
+///
+/// ```
+/// use cyclone::http1::{HttpServer, Response};
+/// use cyclone::websocket::{self, Event, WebSocketOptions};
+///
+/// let server = HttpServer::new(|req| async move {
+///     websocket::upgrade(&req.method, req.version, &req.headers, |_| None,
+///         WebSocketOptions::default(), |ws, mut reader| async move {
+///             while let Event::Message(m) = reader.next().await {
+///                 let _ = ws.write_message(m).await; // echo
+///             }
+///         })
+/// });
+/// ```
+pub fn upgrade<F, Fut>(
+    method: &Method,
+    version: Version,
+    headers: &HeaderMap,
+    choose_protocol: impl FnOnce(&[String]) -> Option<String>,
+    options: WebSocketOptions,
+    session: F,
+) -> Response
+where
+    F: FnOnce(WebSocket, Reader) -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    match Offer::from_request(method, version, headers) {
+        Err(e) => refusal(&e),
+        Ok(offer) => {
+            let protocol = choose_protocol(offer.protocols());
+            match accept(&offer, protocol, options, session) {
+                Ok(response) => response,
+                Err(e) => {
+                    tracing::error!("websocket handshake not accepted: {e}");
+                    Response::text("500 Internal Server Error\n")
+                        .status(http::StatusCode::INTERNAL_SERVER_ERROR)
+                }
+            }
+        }
+    }
+}
+
+/// The 101 accepting `offer` with `protocol` (which must be one the client
+/// offered), permessage-deflate if `options.compression` is set and the
+/// client offered it, and `session` running on the connection.
+pub fn accept<F, Fut>(
+    offer: &Offer,
+    protocol: Option<String>,
+    options: WebSocketOptions,
+    session: F,
+) -> Result<Response, AcceptError>
+where
+    F: FnOnce(WebSocket, Reader) -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let negotiated = options.compression.as_ref().and_then(|config| {
+        negotiate_deflate(offer.extensions().iter().map(String::as_str), config)
+    });
+    let (agreement, extensions) = match negotiated {
+        Some((a, e)) => (Some(a), Some(e)),
+        None => (None, None),
+    };
+    let headers = offer.accept(protocol.as_deref(), extensions.as_deref())?;
+    Ok(Response::switching_protocols(headers, move |stream| {
+        let (ws, reader) = open(stream, Role::Server, agreement, protocol, &options);
+        session(ws, reader)
+    }))
+}
+
+/// The answer to a request that is not a valid handshake.
+pub fn refusal(e: &HandshakeError) -> Response {
+    let mut response = Response::text(format!("{e}\n")).status(e.status());
+    response.headers.extend(e.headers());
+    response
+}

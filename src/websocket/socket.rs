@@ -1,0 +1,347 @@
+//! [`WebSocket`]: the sending half of an open connection, a cheap `Clone`
+//! handle on the loop's thread. Frames are encoded and queued on the
+//! stream the moment a message is written, so messages go out whole and
+//! in call order whoever writes them; the future each write returns is its
+//! flow control.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use super::close::{CloseFrame, MAX_CLOSE_REASON};
+use super::close_code::CloseCode;
+use super::encoder::Encoder;
+use super::error::EncodeError;
+use super::frame::{MAX_CONTROL_PAYLOAD, Role};
+use super::keys::mask_key;
+use super::message::Message;
+use crate::iostream::{Flushed, IOStream, StreamError};
+
+/// Why a message could not be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The connection is closed, or closing (our Close was sent: nothing
+    /// may follow it, RFC 6455 §5.5.1).
+    #[error("the WebSocket is closed")]
+    Closed,
+    /// The peer stopped reading: the message would have passed
+    /// `max_write_buffer_size`, so the connection was closed instead.
+    #[error("the peer is not reading: write buffer limit reached, connection closed")]
+    SlowReader,
+    /// The message breaks a rule of the protocol (a Ping over 125 bytes,
+    /// a Close reason over 123, a close code that may not be sent).
+    #[error(transparent)]
+    Invalid(#[from] EncodeError),
+    /// [`WebSocket::write_json`]'s value could not be serialized.
+    #[error("cannot serialize the message as JSON: {0}")]
+    Serialize(String),
+}
+
+/// A WebSocket connection's sending half. Cheap to clone; every clone
+/// writes to the same connection, on the loop's thread. For another
+/// thread, see [`WebSocket::remote`].
+///
+/// Each `write_message` encodes its message and queues it at once (so
+/// messages are never interleaved and go out in call order, awaited or
+/// not); the returned future resolves when the bytes are in the kernel's
+/// hands. Awaiting it is the flow control: a handler that awaits its
+/// writes sends no faster than the peer reads. A peer that stops reading
+/// is cut off at `max_write_buffer_size` rather than grown without bound.
+#[derive(Clone)]
+pub struct WebSocket {
+    pub(super) shared: Rc<Shared>,
+}
+
+pub(super) struct Shared {
+    pub(super) stream: Rc<IOStream>,
+    pub(super) close_timeout: Duration,
+    pub(super) st: RefCell<SendState>,
+}
+
+pub(super) struct SendState {
+    encoder: Encoder,
+    /// When our Close went out: nothing more may be sent after it, and
+    /// the peer has `close_timeout` from then to answer.
+    pub(super) close_sent: Option<Instant>,
+    /// The subprotocol agreed in the handshake.
+    protocol: Option<String>,
+    /// The write that failed for lack of room, so later ones say why.
+    slow_reader: bool,
+}
+
+impl std::fmt::Debug for WebSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("fd", &self.shared.stream.fd())
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebSocket {
+    /// A handle sending with `encoder` (its role decides masking) on
+    /// `stream`, whose write buffer is bounded at `max_write_buffer`.
+    pub(crate) fn new(
+        stream: Rc<IOStream>,
+        encoder: Encoder,
+        protocol: Option<String>,
+        max_write_buffer: usize,
+        close_timeout: Duration,
+    ) -> WebSocket {
+        stream.set_max_write_buffer_size(Some(max_write_buffer));
+        WebSocket {
+            shared: Rc::new(Shared {
+                stream,
+                close_timeout,
+                st: RefCell::new(SendState {
+                    encoder,
+                    close_sent: None,
+                    protocol,
+                    slow_reader: false,
+                }),
+            }),
+        }
+    }
+
+    /// Sends a text, binary (or, for special needs, control) message.
+    /// Strings become text messages, byte vectors and [`Bytes`] binary
+    /// ones; [`Message::json`] makes JSON text.
+    ///
+    /// The message is queued before this returns; the future tells when
+    /// it has gone to the kernel (or why it could not).
+    pub fn write_message(&self, message: impl Into<Message>) -> Flush {
+        Flush(self.queue(&message.into()))
+    }
+
+    /// Sends `value` as a JSON text message.
+    pub fn write_json<T: serde::Serialize + ?Sized>(&self, value: &T) -> Flush {
+        match Message::json(value) {
+            Ok(m) => self.write_message(m),
+            Err(e) => Flush(Err(SendError::Serialize(e.to_string()))),
+        }
+    }
+
+    /// Sends a Ping with `payload` (at most 125 bytes); the peer answers
+    /// with a Pong carrying it.
+    pub fn ping(&self, payload: impl Into<Bytes>) -> Flush {
+        let payload = payload.into();
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Flush(Err(SendError::Invalid(EncodeError::ControlPayloadTooLong(
+                payload.len(),
+            ))));
+        }
+        self.write_message(Message::Ping(payload))
+    }
+
+    /// Starts the close handshake: sends a Close with `code` and `reason`
+    /// (at most 123 bytes; a longer one is cut at a character boundary).
+    /// The peer then has `close_timeout` (5 s by default) to answer before
+    /// the connection is dropped. The future resolves once the connection
+    /// is closed. Closing twice is harmless: the second call only waits.
+    pub async fn close(&self, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        let sent = self.send_close(code, reason);
+        let stream = &self.shared.stream;
+        let waited = crate::ioloop::timeout(self.shared.close_timeout, stream.closed()).await;
+        if waited.is_err() {
+            stream.close();
+        }
+        match sent {
+            Err(SendError::Closed) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Queues our Close (once). Err(Closed) if one was already sent.
+    pub(super) fn send_close(&self, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        let frame = CloseFrame::new(code, truncate(reason, MAX_CLOSE_REASON));
+        self.queue(&Message::Close(Some(frame))).map(drop)
+    }
+
+    /// Queues a Close without a status (an answer to one without any).
+    pub(super) fn send_empty_close(&self) -> Result<(), SendError> {
+        self.queue(&Message::Close(None)).map(drop)
+    }
+
+    /// Whether the connection is closed (the stream is gone).
+    pub fn is_closed(&self) -> bool {
+        self.shared.stream.is_closed()
+    }
+
+    /// Whether our Close has been sent: no more messages may be.
+    pub fn is_closing(&self) -> bool {
+        self.shared.st.borrow().close_sent.is_some()
+    }
+
+    /// The subprotocol agreed in the handshake, if any.
+    pub fn protocol(&self) -> Option<String> {
+        self.shared.st.borrow().protocol.clone()
+    }
+
+    /// Bytes written but not yet taken by the kernel.
+    pub fn buffered_amount(&self) -> usize {
+        self.shared.stream.write_buffered()
+    }
+
+    /// Whether two handles are the same connection.
+    pub fn ptr_eq(&self, other: &WebSocket) -> bool {
+        Rc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    /// Drops the connection at once, without a close handshake.
+    pub fn abort(&self) {
+        self.shared.stream.close();
+    }
+
+    /// The connection's stream (for the reader on the same connection).
+    pub(super) fn stream(&self) -> &Rc<IOStream> {
+        &self.shared.stream
+    }
+
+    /// How the connection encodes a data message of `len` bytes, for
+    /// sharing one encoding among many connections (broadcast).
+    pub(super) fn sharing(&self, len: usize) -> Option<super::encoder::Sharing> {
+        self.shared.st.borrow().encoder.sharing(len)
+    }
+
+    /// Encodes `message` with this connection's encoder into `dst`.
+    pub(super) fn encode_into(&self, dst: &mut BytesMut, message: &Message) -> bool {
+        let mut st = self.shared.st.borrow_mut();
+        let role = st.encoder.role();
+        st.encoder
+            .encode_message(dst, message, || key_for(role))
+            .is_ok()
+    }
+
+    /// Queues bytes that hold whole frames (encoded for this connection,
+    /// or shared with others that encode alike).
+    pub(super) fn queue_encoded(&self, frames: Bytes) -> Result<Flushed, SendError> {
+        {
+            let st = self.shared.st.borrow();
+            if st.close_sent.is_some() || self.shared.stream.is_closed() {
+                return Err(SendError::Closed);
+            }
+        }
+        self.hand_to_stream(frames)
+    }
+
+    fn queue(&self, message: &Message) -> Result<Flushed, SendError> {
+        let frames = {
+            let mut st = self.shared.st.borrow_mut();
+            if st.slow_reader {
+                return Err(SendError::SlowReader);
+            }
+            if st.close_sent.is_some() || self.shared.stream.is_closed() {
+                return Err(SendError::Closed);
+            }
+            let mut dst = BytesMut::with_capacity(message.payload().len() + 14);
+            let role = st.encoder.role();
+            if let Err(e) = st
+                .encoder
+                .encode_message(&mut dst, message, || key_for(role))
+            {
+                if e == EncodeError::Compression {
+                    // The compression context may be ahead of the peer's:
+                    // nothing more can be sent on this connection.
+                    drop(st);
+                    self.abort();
+                    return Err(SendError::Closed);
+                }
+                return Err(SendError::Invalid(e));
+            }
+            if matches!(message, Message::Close(_)) {
+                st.close_sent = Some(Instant::now());
+            }
+            dst.freeze()
+        };
+        self.hand_to_stream(frames)
+    }
+
+    fn hand_to_stream(&self, frames: Bytes) -> Result<Flushed, SendError> {
+        let flushed = self.shared.stream.write(frames).into_owned();
+        match flushed.refused() {
+            None => Ok(flushed),
+            Some(StreamError::BufferFull) => {
+                self.shared.st.borrow_mut().slow_reader = true;
+                tracing::debug!(
+                    "websocket peer not reading: write buffer limit reached, closing the connection"
+                );
+                self.abort();
+                Err(SendError::SlowReader)
+            }
+            Some(_) => Err(SendError::Closed),
+        }
+    }
+}
+
+/// A client masks every frame with a fresh key; a server never masks.
+fn key_for(role: Role) -> Option<[u8; 4]> {
+    match role {
+        Role::Client => Some(mask_key()),
+        Role::Server => None,
+    }
+}
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The future of a write: resolves once the message is in the kernel's
+/// hands. The message was queued when the write was called; dropping
+/// this does not take it back.
+#[must_use = "the message is sent either way; await it for flow control or to learn of failure"]
+pub struct Flush(Result<Flushed, SendError>);
+
+impl std::future::Future for Flush {
+    type Output = Result<(), SendError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match &mut self.0 {
+            Err(e) => std::task::Poll::Ready(Err(e.clone())),
+            Ok(f) => std::pin::Pin::new(f)
+                .poll(cx)
+                .map(|r| r.map_err(send_error)),
+        }
+    }
+}
+
+impl Flush {
+    /// A write that failed at once (closed, invalid, or cut off), without
+    /// awaiting it: `None` if it is queued.
+    pub fn error(&self) -> Option<&SendError> {
+        self.0.as_ref().err()
+    }
+}
+
+fn send_error(e: StreamError) -> SendError {
+    match e {
+        StreamError::BufferFull => SendError::SlowReader,
+        _ => SendError::Closed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn a_long_close_reason_is_cut_at_a_character_boundary() {
+        let reason = "é".repeat(100); // 200 bytes, 2 per character
+        let cut = truncate(&reason, 123);
+        assert_eq!(cut.len(), 122);
+        assert!(cut.chars().all(|c| c == 'é'));
+    }
+}
