@@ -347,6 +347,22 @@ impl IOStream {
         self.inner.close(None);
     }
 
+    /// Closes the stream abortively: a socket is reset (RST, `SO_LINGER`
+    /// of zero) instead of shut down, so the kernel drops what it still
+    /// holds for the peer at once. For a peer being cut off (it stopped
+    /// reading): an orderly close would keep its unsent data, and its
+    /// FIN behind that data, in kernel memory until the peer reads or TCP
+    /// gives up. A pipe is simply closed.
+    pub fn reset(&self) {
+        if self.inner.kind == Kind::Socket
+            && let Some(fd) = self.inner.owned.borrow().as_ref()
+        {
+            // Failure leaves an orderly close, which is still a close.
+            let _ = socket2::SockRef::from(fd).set_linger(Some(std::time::Duration::ZERO));
+        }
+        self.inner.close(None);
+    }
+
     /// Takes the fd back out of the stream, unclosed, dropping any
     /// buffered data. Fails if the stream is already closed.
     pub fn detach(self) -> Result<OwnedFd, StreamError> {

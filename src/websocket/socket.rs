@@ -266,9 +266,9 @@ impl WebSocket {
             Some(StreamError::BufferFull) => {
                 self.shared.st.borrow_mut().slow_reader = true;
                 tracing::debug!(
-                    "websocket peer not reading: write buffer limit reached, closing the connection"
+                    "websocket peer not reading: write buffer limit reached, resetting the connection"
                 );
-                self.abort();
+                self.shared.stream.reset();
                 Err(SendError::SlowReader)
             }
             Some(_) => Err(SendError::Closed),

@@ -1,13 +1,15 @@
 //! Shared test helpers: run a test body on every poller backend, bound a
 //! loop's run time, capture logs; [`http`], a small HTTP/1.1 client;
 //! [`demo_server`], the demo HTTP/1.1 server and raw exchanges with it;
-//! [`stream`], helpers for the IOStream tests.
+//! [`stream`], helpers for the IOStream tests; [`ws`], a raw WebSocket
+//! client and an application served for in-loop WebSocket tests.
 #![allow(dead_code)]
 
 pub mod demo_server;
 pub mod http;
 pub mod stream;
 pub mod web;
+pub mod ws;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
