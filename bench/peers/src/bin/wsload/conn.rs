@@ -13,6 +13,9 @@ use crate::rng::Rng;
 /// The smallest read buffer: a 20-byte echo or a 100-byte broadcast needs
 /// far less, and 4 KiB per connection is small beside the server's.
 const MIN_BUFFER: usize = 4096;
+/// No load sends more than 16 KiB: a larger frame is a server's bug, not
+/// a reason to allocate without bound.
+const MAX_FRAME: usize = 16 << 20;
 
 pub struct WsConn {
     stream: TcpStream,
@@ -120,6 +123,9 @@ impl WsConn {
     pub fn next_message(&mut self) -> Result<Option<Message<'_>>, String> {
         loop {
             let Some(head) = frame::parse_head(&self.inbuf[self.start..self.end])? else { return Ok(None) };
+            if head.payload_len > MAX_FRAME {
+                return Err(format!("a {} byte frame", head.payload_len));
+            }
             let frame_len = head.head_len + head.payload_len;
             if self.end - self.start < frame_len {
                 // Make room for the rest of a large frame.
