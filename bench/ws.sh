@@ -6,8 +6,8 @@
 #
 # Installs what it needs (Tornado through pip into bench/.venv), builds
 # Cyclone and bench/peers (the peers and wsload, our load generator: no
-# standard tool keeps one message in flight per WebSocket), then for each
-# server in turn, pinned to CPU 0 with wsload on CPU 1:
+# standard tool keeps one message in flight per WebSocket), then measures
+# each server pinned to CPU 0, with wsload on CPU 1:
 #   (a) echo of 20-byte binary messages over 100 connections and
 #   (b) echo of 16 KiB binary messages over 500 connections: messages/s,
 #       p50/p99 latency, and messages per server CPU-second (the server's
@@ -22,9 +22,8 @@
 #       deliver it.
 # Each echo load is repeated N times (default 3), in N passes over all
 # the servers, and its median reported; the broadcast is the median of 5
-# rounds. Writes a Markdown report
-# (default docs/ws-benchmarks.md). A server that does not come up is
-# reported as n/a, not a failed run.
+# rounds. Writes a Markdown report (default docs/ws-benchmarks.md). A
+# server that does not come up is reported as n/a, not a failed run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeat=3; seconds=5; idle=10000; out=docs/ws-benchmarks.md
@@ -118,7 +117,9 @@ echo_load() {
 rss_per_ws_conn() {
   local before after ready="" w
   before=$(awk '/^VmRSS/{print $2}' "/proc/$pid/status")
-  taskset -c 1 "$wsload" --port "$port" --idle "$idle" > "$tmp/idle.out" 2> "$tmp/idle.err" &
+  # Bounded in time: run inside $(...), it is not one of the jobs the
+  # EXIT trap kills, and it would hold $idle connections open forever.
+  taskset -c 1 timeout 300 "$wsload" --port "$port" --idle "$idle" > "$tmp/idle.out" 2> "$tmp/idle.err" &
   w=$!
   # Tornado takes about a millisecond a handshake: 2 minutes is ample.
   for _ in $(seq 1200); do
