@@ -9,23 +9,19 @@
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
 
 async fn echo(stream: TcpStream) {
     let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
         return;
     };
     while let Some(Ok(msg)) = ws.next().await {
-        match msg {
-            Message::Text(_) | Message::Binary(_) => {
-                if ws.send(msg).await.is_err() {
-                    return;
-                }
-            }
-            Message::Close(_) => return,
-            // Pings are answered by tungstenite (with the next write or
-            // flush), pongs need nothing.
-            _ => {}
+        if msg.is_close() {
+            return;
+        }
+        // Pings are answered by tungstenite (with the next write or
+        // flush), pongs need nothing.
+        if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+            return;
         }
     }
 }

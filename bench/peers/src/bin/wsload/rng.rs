@@ -41,7 +41,7 @@ pub fn text(rng: &mut Rng, len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(len + 24);
     while out.len() < len {
         let r = rng.next();
-        if r % 5 == 0 {
+        if r.is_multiple_of(5) {
             out.extend_from_slice((r >> 8 & 0xFFFFF).to_string().as_bytes());
         } else {
             out.extend_from_slice(WORDS[(r >> 8) as usize % WORDS.len()].as_bytes());
