@@ -50,7 +50,12 @@ fn main() -> ExitCode {
                     writeln!(out, "{reply}").map_err(|e| e.to_string())?;
                 }
                 Some(other) => return Err(format!("unexpected reply {other:?}")),
-                None => return Err(format!("connection closed: {:?}", conn.close_info())),
+                None => {
+                    return Err(match conn.close_info() {
+                        Some(i) => format!("the server closed with {} {:?}", i.code.0, i.reason),
+                        None => "the connection closed".to_string(),
+                    });
+                }
             }
         }
         out.flush().map_err(|e| e.to_string())?;
@@ -59,7 +64,10 @@ fn main() -> ExitCode {
             .await
             .map_err(|e| e.to_string())?;
         if info.code != CloseCode::NORMAL {
-            return Err(format!("the server closed with {:?}", info));
+            return Err(format!(
+                "the server closed with {} {:?}",
+                info.code.0, info.reason
+            ));
         }
         Ok::<(), String>(())
     });

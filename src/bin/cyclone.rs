@@ -14,7 +14,9 @@ use cyclone::http1::{HttpServer, Response};
 use cyclone::web::{
     Application, HttpError, Request, RequestHandler, StaticFileHandler, WebSocketHandler,
 };
-use cyclone::websocket::{self, CloseInfo, DeflateConfig, Message, WebSocket, WebSocketOptions};
+use cyclone::websocket::{
+    self, CloseCode, CloseInfo, DeflateConfig, Message, WebSocket, WebSocketOptions,
+};
 use cyclone::{Backend, IOLoop};
 use http::Method;
 
@@ -106,7 +108,12 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Colours only for a terminal: a log file or pipe gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .init();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -298,9 +305,15 @@ impl WebSocketHandler for Chat {
         self.seat = Some(ROOM.with(|r| r.borrow_mut().insert(ws.clone())));
     }
 
-    async fn on_message(&mut self, _ws: &WebSocket, message: Message) {
+    async fn on_message(&mut self, ws: &WebSocket, message: Message) {
         if let Message::Text(_) = message {
             ROOM.with(|r| websocket::broadcast(r.borrow().iter().map(|(_, ws)| ws), &message));
+        } else {
+            // The room speaks text (RFC 6455 §7.4.1: 1003 is for data an
+            // endpoint cannot accept).
+            let _ = ws
+                .close(CloseCode::UNSUPPORTED, "the chat takes text messages")
+                .await;
         }
     }
 

@@ -110,6 +110,15 @@ impl Connection {
                     Err(stop) => break stop,
                 };
             };
+            let stop = match stop {
+                Stop::Upgrade(on_upgrade) => {
+                    // Bytes the client sent after its request stay in the
+                    // stream's buffer for the new protocol to read first.
+                    on_upgrade.call(this.io.stream.clone()).await;
+                    Stop::Quiet
+                }
+                stop => stop,
+            };
             this.end_boxed(stop).await;
         }
     }

@@ -15,6 +15,7 @@ use http::{Method, StatusCode, Version};
 
 use super::encode::{Persist, encode_response};
 use super::error::RequestError;
+use super::message::OnUpgrade;
 use super::message::Response;
 use super::service::Shared;
 use super::spares::{self, Spares};
@@ -45,6 +46,9 @@ pub(crate) enum Stop {
     Quiet,
     /// With an error response first.
     Respond(StatusCode, &'static str),
+    /// Not at all: the 101 is sent and the connection becomes this
+    /// protocol, run by the connection's top level (see `upgrade`).
+    Upgrade(OnUpgrade),
 }
 
 impl From<RequestError> for Stop {

@@ -8,11 +8,14 @@ use super::encode::Persist;
 use super::io::{Io, Stop};
 use super::message::{OnUpgrade, Response};
 
-/// Sends `response` (a 101 whose new protocol is `on_upgrade`) after the responses
-/// already pending, then runs the new protocol on the stream until it
-/// ends. A 101 the client did not ask for, or an upgrade on another
-/// status, is a handler's bug: the client gets a 500 and the connection
-/// closes, rather than a protocol it cannot expect.
+/// Sends `response` (a 101 whose new protocol is `on_upgrade`) after the
+/// responses already pending, and hands the protocol back as
+/// [`Stop::Upgrade`]: the connection's top level runs it, once the state
+/// of serving requests (about 1 KiB) is gone, so an upgraded connection
+/// that idles for hours does not keep it. A 101 the client did not ask
+/// for, or an upgrade on another status, is a handler's bug: the client
+/// gets a 500 and the connection closes, rather than a protocol it cannot
+/// expect.
 pub(crate) async fn switch(
     io: &mut Io,
     response: Response,
@@ -34,8 +37,8 @@ pub(crate) async fn switch(
     // Keep-alive: the 101's own `Connection: upgrade` is the only one.
     io.put_response(response, version, &method, Persist::KeepAlive);
     io.flush().await?;
-    // Bytes the client sent after its request stay in the stream's buffer
-    // for the new protocol to read first.
-    on_upgrade.call(io.stream.clone()).await;
-    Ok(Persist::Close)
+    // The new protocol may live for hours: HTTP's output buffer goes back
+    // to the pool now rather than idle beside it.
+    io.release_output();
+    Err(Stop::Upgrade(on_upgrade))
 }

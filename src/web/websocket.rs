@@ -147,35 +147,60 @@ pub(crate) async fn handshake<H: WebSocketHandler>(handler: H, req: Request) -> 
     })
 }
 
+/// One connection: its handler and both halves, captured once by the
+/// session's future and borrowed by every step of it (moving them into
+/// an `async fn` would store them twice: rust-lang/rust#62958).
+struct Session<H> {
+    handler: H,
+    ws: WebSocket,
+    reader: Reader,
+}
+
 /// One connection's life: `open`, the messages, `on_close`. A panic in a
 /// hook closes the connection with 1011 and is logged; the server goes on.
-async fn run<H: WebSocketHandler>(mut handler: H, req: Request, ws: WebSocket, mut reader: Reader) {
-    let h = &mut handler;
-    let socket = ws.clone();
-    let session = crate::ioloop::CatchUnwind::new(async move {
-        h.open(&socket, &req).await;
-        // The request is not kept for the connection's life: an idle
-        // connection should cost its socket and little else.
+fn run<H: WebSocketHandler>(
+    handler: H,
+    req: Request,
+    ws: WebSocket,
+    reader: Reader,
+) -> impl std::future::Future<Output = ()> {
+    let mut s = Session {
+        handler,
+        ws,
+        reader,
+    };
+    // Boxed as well: a future keeps what it captures for its whole life.
+    let req = Box::new(req);
+    async move {
+        let opened = crate::ioloop::CatchUnwind::new(async {
+            // Boxed: the request is not kept for the connection's life.
+            Box::pin(s.handler.open(&s.ws, &req)).await;
+        })
+        .await;
         drop(req);
-        loop {
-            match reader.next().await {
-                Event::Message(m) => h.on_message(&socket, m).await,
-                Event::Ping(p) => h.on_ping(&socket, &p),
-                Event::Pong(p) => h.on_pong(&socket, &p),
-                Event::Closed(info) => {
-                    h.on_close(&info);
-                    return;
-                }
-            }
+        let session = match opened {
+            Ok(()) => crate::ioloop::CatchUnwind::new(serve(&mut s)).await,
+            Err(panic) => Err(panic),
+        };
+        if let Err(panic) = session {
+            tracing::error!(
+                "websocket handler panicked: {}",
+                crate::ioloop::panic_message_of(&*panic)
+            );
+            let _ = Box::pin(s.ws.close(CloseCode::INTERNAL, "internal error")).await;
         }
-    })
-    .await;
-    if let Err(panic) = session {
-        tracing::error!(
-            "websocket handler panicked: {}",
-            crate::ioloop::panic_message_of(&*panic)
-        );
-        let _ = ws.close(CloseCode::INTERNAL, "internal error").await;
+    }
+}
+
+/// Delivers events to the handler until the connection closes.
+async fn serve<H: WebSocketHandler>(s: &mut Session<H>) {
+    loop {
+        match s.reader.next().await {
+            Event::Message(m) => s.handler.on_message(&s.ws, m).await,
+            Event::Ping(p) => s.handler.on_ping(&s.ws, &p),
+            Event::Pong(p) => s.handler.on_pong(&s.ws, &p),
+            Event::Closed(info) => return s.handler.on_close(&info),
+        }
     }
 }
 

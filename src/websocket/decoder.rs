@@ -44,7 +44,9 @@ pub struct Decoder {
     control: BytesMut,
     /// permessage-deflate, when negotiated: RSV1 then marks a compressed
     /// message (RFC 7692 §6).
-    inflater: Option<Decompressor>,
+    /// Boxed: most connections never compress, and an idle one should
+    /// not carry a decompressor's worth of empty room.
+    inflater: Option<Box<Decompressor>>,
 }
 
 /// Where the decoder is within the byte stream.
@@ -98,7 +100,7 @@ impl Decoder {
     /// inflated message, which is refused with 1009 as soon as it passes
     /// `max_message_size` (so one message costs at most the limit twice).
     pub fn with_deflate(mut self, inflater: Decompressor) -> Self {
-        self.inflater = Some(inflater);
+        self.inflater = Some(Box::new(inflater));
         self
     }
 

@@ -29,7 +29,8 @@ use super::message::Message;
 pub struct Encoder {
     role: Role,
     max_frame_payload: usize,
-    deflater: Option<Compressor>,
+    /// Boxed, as the decoder's inflater: idle connections mostly have none.
+    deflater: Option<Box<Compressor>>,
 }
 
 impl Encoder {
@@ -46,7 +47,7 @@ impl Encoder {
     /// negotiated (RFC 7692). Messages shorter than the compressor's
     /// minimum size go uncompressed, RSV1 clear.
     pub fn with_deflate(mut self, deflater: Compressor) -> Self {
-        self.deflater = Some(deflater);
+        self.deflater = Some(Box::new(deflater));
         self
     }
 

@@ -279,9 +279,10 @@ pub fn offer_deflate(config: &DeflateConfig) -> String {
 ///
 /// Refused (the client must then fail the connection): another extension
 /// or a second permessage-deflate, an unknown or repeated parameter,
-/// `server_max_window_bits` when we did not offer it or above what we
-/// offered, `client_max_window_bits` without a value or above what we
-/// offered, or a limit of 8 bits on our compressor.
+/// `server_max_window_bits` above what we offered (unasked it is
+/// accepted: §7.1.2.1 lets a server name its smaller window),
+/// `client_max_window_bits` without a value or above what we offered, or
+/// a limit of 8 bits on our compressor.
 pub fn accept_deflate_response(
     value: &str,
     config: &DeflateConfig,
@@ -308,15 +309,12 @@ pub fn accept_deflate_response(
         }
         Some(Some(bits)) => bits,
     };
-    // §7.1.2.1: only in answer to our own limit, and not above it.
+    // §7.1.2.1: never above our own limit; unasked, the server may still
+    // name a smaller window than the default.
     let offered_peer_bits = (config.peer_bits() < MAX_WINDOW_BITS).then_some(config.peer_bits());
     let peer_bits = match (params.server_max_window_bits, offered_peer_bits) {
         (None, _) => MAX_WINDOW_BITS,
-        (Some(_), None) => {
-            return Err(NegotiationError::UnexpectedParameter(
-                "server_max_window_bits".into(),
-            ));
-        }
+        (Some(bits), None) => bits,
         (Some(bits), Some(offered)) if bits > offered => return invalid("server_max_window_bits"),
         (Some(bits), Some(_)) => bits,
     };

@@ -217,14 +217,19 @@ fn client_accepts_what_a_server_answers_to_its_offer() {
 }
 
 #[test]
+fn client_accepts_a_server_window_limit_it_did_not_ask_for() {
+    // §7.1.2.1 lets a server name its smaller window unasked (Python's
+    // websockets does by default); a larger inflate window than the
+    // sender's always decodes its stream.
+    let config = DeflateConfig::default();
+    let agreed =
+        accept_deflate_response("permessage-deflate; server_max_window_bits=10", &config).unwrap();
+    assert_eq!(agreed.peer.window_bits, 10);
+}
+
+#[test]
 fn client_rejects_a_response_with_a_parameter_it_did_not_offer() {
     let config = DeflateConfig::default();
-    assert_eq!(
-        accept_deflate_response("permessage-deflate; server_max_window_bits=10", &config),
-        Err(NegotiationError::UnexpectedParameter(
-            "server_max_window_bits".into()
-        ))
-    );
     for response in [
         "permessage-deflate; foo",
         "permessage-deflate; server_no_context_takeover; server_no_context_takeover",

@@ -64,18 +64,21 @@ struct Keepalive {
     next_ping: Instant,
     /// When the unanswered ping must be answered by.
     pong_due: Option<Instant>,
+    /// When the last event went to the application.
+    returned_at: Option<Instant>,
 }
 
 /// The receiving half of one connection.
 pub struct Reader {
     ws: WebSocket,
     decoder: Decoder,
-    keepalive: Option<Keepalive>,
+    /// Boxed, as the timer: only connections with pings have one, and an
+    /// idle connection should cost little more than its socket.
+    keepalive: Option<Box<Keepalive>>,
     /// One timer for keepalive and the close handshake, created lazily.
-    timer: Option<Sleep>,
-    /// When the last event went to the application (keepalive only).
-    returned_at: Option<Instant>,
-    closed: Option<CloseInfo>,
+    timer: Option<Box<Sleep>>,
+    /// How the connection ended (boxed: an open connection has none).
+    closed: Option<Box<CloseInfo>>,
 }
 
 impl Reader {
@@ -86,25 +89,27 @@ impl Reader {
         decoder: Decoder,
         ping: Option<(Duration, Duration)>,
     ) -> Reader {
-        let keepalive = ping.map(|(interval, timeout)| Keepalive {
-            interval,
-            timeout: timeout.min(interval),
-            next_ping: Instant::now() + interval,
-            pong_due: None,
+        let keepalive = ping.map(|(interval, timeout)| {
+            Box::new(Keepalive {
+                interval,
+                timeout: timeout.min(interval),
+                next_ping: Instant::now() + interval,
+                pong_due: None,
+                returned_at: None,
+            })
         });
         Reader {
             ws,
             decoder,
             keepalive,
             timer: None,
-            returned_at: None,
             closed: None,
         }
     }
 
     /// How the connection ended, once it has.
     pub fn closed_info(&self) -> Option<&CloseInfo> {
-        self.closed.as_ref()
+        self.closed.as_deref()
     }
 
     /// The connection's sending half.
@@ -115,9 +120,11 @@ impl Reader {
     /// The next event. After [`Event::Closed`] every call returns it again.
     pub async fn next(&mut self) -> Event {
         if let Some(info) = &self.closed {
-            return Event::Closed(info.clone());
+            return Event::Closed((**info).clone());
         }
-        if let (Some(k), Some(at)) = (&mut self.keepalive, self.returned_at.take()) {
+        if let Some(k) = &mut self.keepalive
+            && let Some(at) = k.returned_at.take()
+        {
             // The application's time with the last event is not the peer's.
             let spent = at.elapsed();
             k.next_ping += spent;
@@ -127,9 +134,9 @@ impl Reader {
         }
         let event = self.next_event().await;
         if let Event::Closed(info) = &event {
-            self.closed = Some(info.clone());
-        } else if self.keepalive.is_some() {
-            self.returned_at = Some(Instant::now());
+            self.closed = Some(Box::new(info.clone()));
+        } else if let Some(k) = &mut self.keepalive {
+            k.returned_at = Some(Instant::now());
         }
         event
     }
@@ -139,7 +146,9 @@ impl Reader {
             let read = match self.deadline() {
                 None => Some(self.read().await),
                 Some(deadline) => {
-                    let timer = self.timer.get_or_insert_with(|| sleep_until(far_future()));
+                    let timer = self
+                        .timer
+                        .get_or_insert_with(|| Box::new(sleep_until(far_future())));
                     let limit = deadline.saturating_duration_since(Instant::now());
                     let stream = self.ws.stream();
                     let decoder = &mut self.decoder;
@@ -154,12 +163,12 @@ impl Reader {
                 }
             };
             let message = match read {
-                None => match self.on_deadline().await {
+                None => match Box::pin(self.on_deadline()).await {
                     Some(event) => return event,
                     None => continue,
                 },
                 Some(Ok(message)) => message,
-                Some(Err(ReadError::Protocol(e))) => return self.fail(e).await,
+                Some(Err(ReadError::Protocol(e))) => return Box::pin(self.fail(e)).await,
                 Some(Err(ReadError::Stream)) => return self.ended(CloseCode::ABNORMAL, ""),
             };
             if let Some(k) = &mut self.keepalive {
@@ -190,7 +199,7 @@ impl Reader {
                             self.ws.send_close(code, "")
                         };
                     }
-                    self.linger().await;
+                    Box::pin(self.linger()).await;
                     return self.ended(code, &reason);
                 }
                 data if self.ws.is_closing() => drop(data), // §7.1.2: after our Close, data is discarded
@@ -243,7 +252,7 @@ impl Reader {
         if k.pong_due.is_some_and(|due| now >= due) {
             tracing::debug!("websocket peer did not answer a ping in {:?}", k.timeout);
             let _ = self.ws.send_close(CloseCode::INTERNAL, "ping timeout");
-            self.linger().await;
+            Box::pin(self.linger()).await;
             return Some(self.ended(CloseCode::ABNORMAL, ""));
         }
         if now >= k.next_ping {
@@ -264,7 +273,7 @@ impl Reader {
         let mut reason = e.to_string();
         reason.truncate(super::close::MAX_CLOSE_REASON);
         let _ = self.ws.send_close(e.close_code(), &reason);
-        self.linger().await;
+        Box::pin(self.linger()).await;
         self.ended(CloseCode::ABNORMAL, "")
     }
 
@@ -273,7 +282,8 @@ impl Reader {
     /// closes first), then whatever the peer still sends is read and
     /// dropped, unexamined, until its FIN, so that closing the socket does
     /// not reset the connection and destroy our Close frame in flight.
-    /// Bounded by `close_timeout`.
+    /// Bounded by `close_timeout`. (Callers box it: it runs once, and an
+    /// idle connection's future should not reserve room for it.)
     async fn linger(&mut self) {
         let stream = self.ws.stream().clone();
         let timeout = self.ws.shared.close_timeout;
@@ -294,7 +304,7 @@ impl Reader {
             code,
             reason: reason.to_string(),
         };
-        self.closed = Some(info.clone());
+        self.closed = Some(Box::new(info.clone()));
         Event::Closed(info)
     }
 }

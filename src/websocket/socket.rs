@@ -67,7 +67,7 @@ pub(super) struct SendState {
     /// the peer has `close_timeout` from then to answer.
     pub(super) close_sent: Option<Instant>,
     /// The subprotocol agreed in the handshake.
-    protocol: Option<String>,
+    protocol: Option<Box<str>>,
     /// The write that failed for lack of room, so later ones say why.
     slow_reader: bool,
 }
@@ -99,7 +99,7 @@ impl WebSocket {
                 st: RefCell::new(SendState {
                     encoder,
                     close_sent: None,
-                    protocol,
+                    protocol: protocol.map(String::into_boxed_str),
                     slow_reader: false,
                 }),
             }),
@@ -177,7 +177,12 @@ impl WebSocket {
 
     /// The subprotocol agreed in the handshake, if any.
     pub fn protocol(&self) -> Option<String> {
-        self.shared.st.borrow().protocol.clone()
+        self.shared
+            .st
+            .borrow()
+            .protocol
+            .as_deref()
+            .map(str::to_string)
     }
 
     /// Bytes written but not yet taken by the kernel.
