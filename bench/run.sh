@@ -2,7 +2,7 @@
 # Side-by-side HTTP benchmarks: Cyclone against nginx, hyper, may_minihttp
 # and Tornado, in one run, on this machine.
 #
-#   bench/run.sh [--repeat N] [--seconds S] [--idle N] [--out FILE]
+#   bench/run.sh [--repeat N] [--seconds S] [--idle N] [--out FILE] [--no-ws]
 #
 # Installs what it needs (wrk, nginx, strace, perf through apt; Tornado
 # through pip into bench/.venv), builds Cyclone and the peers
@@ -25,17 +25,20 @@
 # "io_uring floor" (bench/peers/src/bin/uring_floor.rs), shows what the
 # kernel alone costs per request under io_uring: a loop that does no HTTP
 # work, the bound for any server on this machine. Writes a Markdown report and
-# an SVG chart (default docs/benchmarks.md and docs/benchmarks.svg).
+# an SVG chart (default docs/benchmarks.md and docs/benchmarks.svg). Then,
+# unless --no-ws, the WebSocket benchmarks (bench/ws.sh, same --repeat and
+# --seconds) into ws-benchmarks.md beside the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repeat=3; seconds=5; idle=5000; out=docs/benchmarks.md
+repeat=3; seconds=5; idle=5000; out=docs/benchmarks.md; ws=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --repeat) repeat="$2"; shift 2 ;;
     --seconds) seconds="$2"; shift 2 ;;
     --idle) idle="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    *) echo "usage: $0 [--repeat N] [--seconds S] [--idle N] [--out FILE]" >&2; exit 2 ;;
+    --no-ws) ws=0; shift ;;
+    *) echo "usage: $0 [--repeat N] [--seconds S] [--idle N] [--out FILE] [--no-ws]" >&2; exit 2 ;;
   esac
 done
 svg="${out%.md}.svg"
@@ -60,7 +63,8 @@ peers=bench/peers/target/release
 # Idle connections need descriptors on both ends.
 hard=$(ulimit -Hn); [ "$hard" = unlimited ] && hard=1048576
 want=$(( idle * 2 + 1000 ))
-ulimit -n "$(( want < hard ? want : hard ))"
+# The soft limit only: bench/ws.sh, run last, raises it further.
+ulimit -Sn "$(( want < hard ? want : hard ))"
 if [ "$(ulimit -n)" -lt "$want" ]; then
   echo "bench/run.sh: the open-file limit ($(ulimit -n)) is below what --idle $idle needs ($want)" >&2
   exit 1
@@ -245,3 +249,9 @@ ngx_ka=${R[nginx,ka_cpu]}; ngx_pl=${R[nginx,pl_cpu]}
   echo "</svg>"
 } > "$svg"
 cat "$out"
+
+# The WebSocket side (its own --idle: 10,000 connections, the issue's
+# figure, not the HTTP run's).
+if [ "$ws" = 1 ]; then
+  bench/ws.sh --repeat "$repeat" --seconds "$seconds" --out "$(dirname "$out")/ws-benchmarks.md"
+fi
