@@ -22,8 +22,12 @@
 #       deliver it.
 # Each echo load is repeated N times (default 3), in N passes over all
 # the servers, and its median reported; the broadcast is the median of 5
-# rounds. Writes a Markdown report (default docs/ws-benchmarks.md). A
-# server that does not come up is reported as n/a, not a failed run.
+# rounds. A reference row for (a) and (b), "floor (raw epoll echo)"
+# (bench/peers/src/bin/ws_floor.rs), shows what the kernel alone costs per
+# echo: an epoll loop that unmasks and sends back each frame and does no
+# other WebSocket work, the bound for any server on this machine. Writes a
+# Markdown report (default docs/ws-benchmarks.md). A server that does not
+# come up is reported as n/a, not a failed run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeat=3; seconds=5; idle=10000; out=docs/ws-benchmarks.md
@@ -54,7 +58,7 @@ if ! "$venv/bin/python" -c 'import tornado' 2>/dev/null; then
 fi
 cargo build --release --quiet --bin cyclone
 cargo build --release --quiet --manifest-path bench/peers/Cargo.toml \
-  --bin wsload --bin ws_fastwebsockets --bin ws_tungstenite
+  --bin wsload --bin ws_fastwebsockets --bin ws_tungstenite --bin ws_floor
 peers=bench/peers/target/release
 wsload=$peers/wsload
 # Each side of N idle connections holds N descriptors in its own process;
@@ -70,12 +74,15 @@ fi
 
 # The servers, in report order: name|command (PORT is replaced). Each
 # echoes on /ws/echo; Cyclone and Tornado broadcast on /ws/chat and accept
-# permessage-deflate when wsload offers it (it offers only for (c)).
+# permessage-deflate when wsload offers it (it offers only for (c)). The
+# floor, not a server, echoes on any path and is run on (a) and (b) only.
+floor="floor (raw epoll echo)"
 servers=(
   "cyclone|target/release/cyclone serve --port PORT --address 127.0.0.1 --log-level warn"
   "fastwebsockets|$peers/ws_fastwebsockets PORT"
   "tungstenite|$peers/ws_tungstenite PORT"
   "tornado|$venv/bin/python bench/peers/tornado_ws.py PORT --deflate"
+  "$floor|$peers/ws_floor PORT"
 )
 
 # A new port for each start: the previous server's connections linger in
@@ -191,6 +198,7 @@ done
 for entry in "${servers[@]}"; do
   IFS='|' read -r name cmd <<< "$entry"
   for f in rss bc_ms bc_cpu bc_per_cpu; do R[$name,$f]="n/a"; done
+  [ "$name" != "$floor" ] || continue
   echo "== $name, $idle idle connections" >&2
   if start "$cmd"; then R[$name,rss]=$(rss_per_ws_conn); fi
   stop
@@ -222,7 +230,7 @@ c=cyclone
   echo "- versions: fastwebsockets $(lock_version fastwebsockets), tokio-tungstenite $(lock_version tokio-tungstenite), tokio $(lock_version tokio), Tornado $("$venv/bin/python" -c 'import tornado; print(tornado.version)'), $(rustc --version | cut -d' ' -f1-2)"
   echo "- command: \`bench/ws.sh --repeat $repeat --seconds $seconds --idle $idle\`"
   echo "- load average (1, 5, 15 min) before the run: $load_before; after it: $(cut -d' ' -f1-3 /proc/loadavg). Before the run, anything above 0 is other work; during it the run itself keeps about 2 tasks busy. Other work shared the CPUs where the server CPU % column is well below 100 with wsload's also below 100: the messages/s and latency columns suffer first, the per-CPU-second figures much less."
-  echo "- method: each server alone, pinned to CPU 0 (\`taskset\`); the load, bench/peers' \`wsload\` (one thread, edge-triggered epoll, raw frames, a fresh mask key per frame), pinned to CPU 1, talking to 127.0.0.1. Each connection keeps exactly one message in flight: send, wait for the echo, compare it byte for byte, send again. 1 s warm-up, then ${seconds} s measured; the median of $repeat runs, made in $repeat passes over all the servers (each pass starts each server afresh), so that other work on the machine weighs on every server alike. Messages per server CPU-second: echoes completed in the window / the server's utime+stime over the window (/proc/PID/stat), the figure that does not depend on how fast the load generator is. \"server CPU\" and \"wsload CPU\" say how busy each side was (a server near 100% is the bottleneck). Cyclone: \`cyclone serve\`'s demo site, \`/ws/echo\` and \`/ws/chat\`; fastwebsockets (hyper 1 upgrade, FragmentCollector, auto-pong and auto-close) and tokio-tungstenite (default configuration) on tokio current_thread; Tornado one process."
+  echo "- method: each server alone, pinned to CPU 0 (\`taskset\`); the load, bench/peers' \`wsload\` (one thread, edge-triggered epoll, raw frames, a fresh mask key per frame), pinned to CPU 1, talking to 127.0.0.1. Each connection keeps exactly one message in flight: send, wait for the echo, compare it byte for byte, send again. 1 s warm-up, then ${seconds} s measured; the median of $repeat runs, made in $repeat passes over all the servers (each pass starts each server afresh), so that other work on the machine weighs on every server alike. Messages per server CPU-second: echoes completed in the window / the server's utime+stime over the window (/proc/PID/stat), the figure that does not depend on how fast the load generator is. \"server CPU\" and \"wsload CPU\" say how busy each side was (a server near 100% is the bottleneck). \"$floor\" is not a server but a reference (\`bench/peers/src/bin/ws_floor.rs\`): a single-threaded edge-triggered epoll loop that answers the upgrade, then echoes each frame it reads (unmasked in place, all of a read's replies in one send) with no limits, validation or fragmentation handling, so its CPU time per message is about what the kernel alone costs for an echo, a bound no server here can pass. Cyclone: \`cyclone serve\`'s demo site, \`/ws/echo\` and \`/ws/chat\`; fastwebsockets (hyper 1 upgrade, FragmentCollector, auto-pong and auto-close) and tokio-tungstenite (default configuration) on tokio current_thread; Tornado one process."
   echo
   for load in "${loads[@]}"; do
     case "$load" in
@@ -246,7 +254,8 @@ c=cyclone
         IFS='|' read -r name _ <<< "$entry"
         best+="${R[$name,small,rps]} ${R[$name,small,load_pct]} $name"$'\n'
       done
-      awk '$1 ~ /^[0-9.]+$/ && $2 > m { m = $2; r = $1; n = $3 } END { if (m > 0) printf "wsload itself: busiest against %s, %d%% of its CPU for %d messages/s, so about %d messages/s at 100%%. Like the servers it spends nearly all its time in the kernel (the loopback send carries the receiving side'"'"'s TCP work too), so it costs about what the fastest servers cost per message: against them, messages/s are limited by both sides at once, and messages per server CPU-second is the figure to compare.\n\n", n, m, r, r * 100 / m }' <<< "$best"
+      # The name is the rest of the line: the floor's has spaces.
+      awk '$1 ~ /^[0-9.]+$/ && $2 > m { m = $2; r = $1; n = $0; sub(/^[^ ]+ [^ ]+ /, "", n) } END { if (m > 0) printf "wsload itself: busiest against %s, %d%% of its CPU for %d messages/s, so about %d messages/s at 100%%. Like the servers it spends nearly all its time in the kernel (the loopback send carries the receiving side'"'"'s TCP work too), so it costs about what the fastest servers cost per message: against them, messages/s are limited by both sides at once, and messages per server CPU-second is the figure to compare.\n\n", n, m, r, r * 100 / m }' <<< "$best"
     fi
   done
   echo "## Memory: RSS per idle WebSocket connection ($idle connections)"
@@ -257,6 +266,7 @@ c=cyclone
   echo "|---|---:|"
   for entry in "${servers[@]}"; do
     IFS='|' read -r name _ <<< "$entry"
+    [ "$name" != "$floor" ] || continue
     echo "| $name | ${R[$name,rss]} |"
   done
   echo

@@ -137,7 +137,9 @@ per_backend! {
         // past the 64 KiB limit once inflated.
         let mut squeezed = Vec::new();
         let own = DirectionParams { window_bits: 15, no_context_takeover: false };
-        Compressor::new(&own, &DeflateConfig::default())
+        // Level 9: zeros squeezed hardest, as an attacker would.
+        let config = DeflateConfig { compression_level: 9, ..DeflateConfig::default() };
+        Compressor::new(&own, &config)
             .compress(&vec![0u8; 16 << 20], &mut squeezed)
             .unwrap();
         assert!(squeezed.len() < LIMIT);

@@ -217,18 +217,26 @@ thread_local! {
         RefCell::new(memchr::memmem::Finder::new(b"\r\n\r\n").into_owned());
 }
 
-/// One `read` into `buf`'s spare room (at most `want` bytes), which then
-/// holds the bytes read. Returns (read, asked for).
+/// One read into `buf`'s spare room (at most `want` bytes), which then
+/// holds the bytes read. Returns (read, asked for). Sockets are read with
+/// `recv`, which goes straight to the socket layer; `read` would first
+/// pass through the generic file path, a measurable cost when a read
+/// carries one small message.
 fn read_spare(
     fd: std::os::fd::RawFd,
+    kind: Kind,
     buf: &mut BytesMut,
     want: usize,
 ) -> std::io::Result<(usize, usize)> {
     let spare = buf.spare_capacity_mut();
     let len = want.min(spare.len());
-    // SAFETY: reads at most `len` bytes into the buffer's spare capacity,
-    // which is valid for writes of that length.
-    let n = syscall!(read(fd, spare.as_mut_ptr().cast(), len))? as usize;
+    let n = match kind {
+        // SAFETY: reads at most `len` bytes into the buffer's spare
+        // capacity, which is valid for writes of that length.
+        Kind::Socket => syscall!(recv(fd, spare.as_mut_ptr().cast(), len, 0))? as usize,
+        // SAFETY: as above.
+        Kind::Pipe => syscall!(read(fd, spare.as_mut_ptr().cast(), len))? as usize,
+    };
     let filled = buf.len() + n;
     // SAFETY: the kernel initialised the first `n` spare bytes.
     unsafe { buf.set_len(filled) };
@@ -327,7 +335,7 @@ impl Inner {
                 // out) keep it alive; the last one to go frees it.
                 *arena = BytesMut::with_capacity(ARENA_SIZE);
             }
-            let read = read_spare(self.fd, &mut arena, want)?;
+            let read = read_spare(self.fd, self.kind, &mut arena, want)?;
             if read.0 > 0 {
                 // (At EOF nothing is kept: an empty view would still pin
                 // the arena.)
@@ -339,7 +347,7 @@ impl Inner {
 
     /// Reads into the buffer's spare room; returns (read, asked for).
     fn read_direct(&self, want: usize) -> std::io::Result<(usize, usize)> {
-        read_spare(self.fd, &mut self.st.borrow_mut().rbuf, want)
+        read_spare(self.fd, self.kind, &mut self.st.borrow_mut().rbuf, want)
     }
 
     fn sys_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {

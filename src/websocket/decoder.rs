@@ -3,9 +3,11 @@
 //! The caller reads from its socket into a `BytesMut` and calls
 //! [`Decoder::decode`] until it returns `Ok(None)`. The decoder takes from
 //! the front of the buffer only what it has used: frame headers once they
-//! are complete, and payload bytes as soon as they arrive, unmasked in
-//! place. So a large frame is never held twice, and every limit is checked
-//! from a frame's header before its payload is buffered.
+//! are complete, and payloads whole or in 64 KiB pieces, unmasked in
+//! place (it reserves room in the buffer for what it waits for, so the
+//! bytes are read where they stay). So a large frame is never held twice,
+//! and every limit is checked from a frame's header before its payload is
+//! buffered.
 //!
 //! ```text
 //!            header complete            payload complete
@@ -28,6 +30,11 @@ use super::utf8::Utf8Validator;
 /// `websocket_max_message_size` default, so an application ported from
 /// Tornado keeps its limit.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 10 * 1024 * 1024;
+
+/// A frame's payload is taken whole, or in pieces of at least this many
+/// bytes: 64 KiB, the stream's largest single read, so a large frame is
+/// received in reads of that size directly into the buffer that keeps it.
+const PAYLOAD_PIECE: usize = 64 << 10;
 
 /// Turns received bytes into messages for one connection.
 ///
@@ -54,8 +61,14 @@ pub struct Decoder {
 enum State {
     /// Waiting for a complete frame header.
     Header,
-    /// Inside a frame's payload, `received` bytes of it taken so far.
-    Payload { header: FrameHeader, received: u64 },
+    /// Inside a frame's payload, `received` bytes of it taken so far and
+    /// the first `ready` bytes of the buffer already unmasked (and, for
+    /// text, validated) while waiting for the rest.
+    Payload {
+        header: FrameHeader,
+        received: u64,
+        ready: usize,
+    },
     /// A Close was delivered or the peer broke the protocol: the rest of
     /// the connection's bytes are not read (§7.1.7).
     Done,
@@ -155,25 +168,69 @@ impl Decoder {
                     self.state = State::Payload {
                         header,
                         received: 0,
+                        ready: 0,
                     };
                 }
-                State::Payload { header, received } => {
+                State::Payload {
+                    header,
+                    received,
+                    ready,
+                } => {
                     let remaining = header.len - received;
                     // Bounded by `buf.len()`, so it fits a usize.
-                    let take = remaining.min(buf.len() as u64) as usize;
-                    if take == 0 && remaining > 0 {
+                    let available = remaining.min(buf.len() as u64) as usize;
+                    let whole = available as u64 == remaining;
+                    // Bytes not seen yet are unmasked now; and text, unless
+                    // it is the end of the message (validated with the
+                    // whole message when it becomes a `String`), is checked
+                    // as it arrives, so invalid text fails before the rest
+                    // of a frame is read (§8.1).
+                    if available > ready {
+                        let fresh = &mut buf[ready..available];
+                        if let Some(key) = header.mask {
+                            // The key only depends on the offset modulo 4.
+                            apply_mask(fresh, key, ((received + ready as u64) % 4) as usize);
+                        }
+                        let end_of_message = whole && header.fin;
+                        if let Some(partial) = self.message.as_mut()
+                            && !header.opcode.is_control()
+                            && partial.text
+                            && !partial.compressed
+                            && !end_of_message
+                        {
+                            partial
+                                .utf8
+                                .feed(fresh)
+                                .map_err(|_| ProtocolError::InvalidUtf8)?;
+                        }
+                    }
+                    if !whole && available < PAYLOAD_PIECE {
+                        // Wait for the rest of the frame, or a large piece
+                        // of it, with room for it reserved: the reader then
+                        // receives it in one call straight into this buffer,
+                        // instead of a small read at a time. Bounded by the
+                        // piece size, so a peer announcing a large frame
+                        // and sending it slowly is not given the room ahead.
+                        let want = (remaining - available as u64).min(PAYLOAD_PIECE as u64);
+                        buf.reserve(want as usize);
+                        self.state = State::Payload {
+                            header,
+                            received,
+                            ready: available,
+                        };
                         return Ok(None);
                     }
-                    let mut chunk = buf.split_to(take);
-                    if let Some(key) = header.mask {
-                        // The key only depends on the offset modulo 4.
-                        apply_mask(&mut chunk, key, (received % 4) as usize);
-                    }
+                    let take = available;
+                    let chunk = buf.split_to(take);
                     let received = received + take as u64;
                     let complete = received == header.len;
-                    self.take_payload(&header, chunk, complete)?;
+                    self.take_payload(&header, chunk)?;
                     if !complete {
-                        self.state = State::Payload { header, received };
+                        self.state = State::Payload {
+                            header,
+                            received,
+                            ready: 0,
+                        };
                         return Ok(None);
                     }
                     self.state = State::Header;
@@ -232,12 +289,7 @@ impl Decoder {
     }
 
     /// Stores an unmasked piece of the current frame's payload.
-    fn take_payload(
-        &mut self,
-        header: &FrameHeader,
-        chunk: BytesMut,
-        complete: bool,
-    ) -> Result<(), ProtocolError> {
+    fn take_payload(&mut self, header: &FrameHeader, chunk: BytesMut) -> Result<(), ProtocolError> {
         if header.opcode.is_control() {
             self.control.extend_from_slice(&chunk);
             return Ok(());
@@ -246,16 +298,6 @@ impl Decoder {
             // `start_frame` opened the message for every data frame.
             return Err(ProtocolError::UnexpectedContinuation);
         };
-        let last_piece = complete && header.fin;
-        // The last piece is validated with the whole message when it is
-        // turned into a `String`; validating it here too would read a
-        // single-frame message twice.
-        if partial.text && !partial.compressed && !last_piece {
-            partial
-                .utf8
-                .feed(&chunk)
-                .map_err(|_| ProtocolError::InvalidUtf8)?;
-        }
         if partial.data.is_empty() {
             // Keeps the caller's bytes without copying them.
             partial.data = chunk;

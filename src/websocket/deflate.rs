@@ -265,8 +265,13 @@ mod tests {
         }
     }
 
+    /// At zlib's default level 6, with which RFC 7692's examples were made.
     fn compressor(no_context_takeover: bool) -> Compressor {
-        Compressor::new(&params(15, no_context_takeover), &DeflateConfig::default())
+        let config = DeflateConfig {
+            compression_level: 6,
+            ..DeflateConfig::default()
+        };
+        Compressor::new(&params(15, no_context_takeover), &config)
     }
 
     fn compress(c: &mut Compressor, input: &[u8]) -> Vec<u8> {

@@ -64,7 +64,7 @@ pub struct DeflateConfig {
 impl Default for DeflateConfig {
     fn default() -> Self {
         DeflateConfig {
-            compression_level: 6,
+            compression_level: 1,
             own_no_context_takeover: false,
             own_max_window_bits: MAX_WINDOW_BITS,
             peer_no_context_takeover: false,

@@ -13,11 +13,17 @@ use bytes::{Bytes, BytesMut};
 use super::close::{CloseFrame, MAX_CLOSE_REASON};
 use super::close_code::CloseCode;
 use super::encoder::Encoder;
+use super::encoder::Sharing;
 use super::error::EncodeError;
-use super::frame::{MAX_CONTROL_PAYLOAD, Role};
+use super::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, Role, encode_header};
 use super::keys::mask_key;
 use super::message::Message;
 use crate::iostream::{Flushed, IOStream, StreamError};
+
+/// Payloads from this size on are sent from their own bytes rather than
+/// copied behind their header: below it one copy costs less than a second
+/// piece in the gathered write.
+const ZERO_COPY_MIN: usize = 4096;
 
 /// Why a message could not be sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,7 +119,13 @@ impl WebSocket {
     /// The message is queued before this returns; the future tells when
     /// it has gone to the kernel (or why it could not).
     pub fn write_message(&self, message: impl Into<Message>) -> Flush {
-        Flush(self.queue(&message.into()))
+        let message = message.into();
+        if message.payload().len() >= ZERO_COPY_MIN
+            && let Some(queued) = self.queue_without_copy(&message)
+        {
+            return Flush(queued);
+        }
+        Flush(self.queue(&message))
     }
 
     /// Sends `value` as a JSON text message.
@@ -264,8 +276,47 @@ impl WebSocket {
         self.hand_to_stream(frames)
     }
 
+    /// A large message that goes out as it is (a server's, uncompressed,
+    /// in one frame) is sent as its header and its own payload bytes, in
+    /// one gathered write, without copying the payload; `None` when the
+    /// message must be encoded.
+    fn queue_without_copy(&self, message: &Message) -> Option<Result<Flushed, SendError>> {
+        let (opcode, payload) = match message {
+            Message::Binary(b) => (OpCode::Binary, b.clone()),
+            // A text message's bytes are copied once here; kept as a
+            // `String` by the caller, they cannot be shared.
+            Message::Text(t) => (OpCode::Text, Bytes::copy_from_slice(t.as_bytes())),
+            _ => return None,
+        };
+        {
+            let st = self.shared.st.borrow();
+            let plain = Sharing {
+                deflate: None,
+                split: None,
+            };
+            if st.encoder.sharing(payload.len()) != Some(plain) {
+                return None;
+            }
+            if st.slow_reader {
+                return Some(Err(SendError::SlowReader));
+            }
+            if st.close_sent.is_some() || self.shared.stream.is_closed() {
+                return Some(Err(SendError::Closed));
+            }
+        }
+        let mut head = BytesMut::with_capacity(MAX_HEADER_LEN);
+        encode_header(&FrameHeader::new(opcode, payload.len() as u64), &mut head);
+        let write = self.shared.stream.write_chunks([head.freeze(), payload]);
+        Some(self.check_refusal(write.into_owned()))
+    }
+
     fn hand_to_stream(&self, frames: Bytes) -> Result<Flushed, SendError> {
-        let flushed = self.shared.stream.write(frames).into_owned();
+        self.check_refusal(self.shared.stream.write(frames).into_owned())
+    }
+
+    /// A write the stream refused at once: for want of room, the peer is
+    /// cut off.
+    fn check_refusal(&self, flushed: Flushed) -> Result<Flushed, SendError> {
         match flushed.refused() {
             None => Ok(flushed),
             Some(StreamError::BufferFull) => {
