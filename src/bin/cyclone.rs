@@ -269,7 +269,9 @@ struct WsEcho;
 
 impl WebSocketHandler for WsEcho {
     fn compression_options(&self) -> Option<DeflateConfig> {
-        Some(DeflateConfig::default())
+        // No compression state per connection (DeflateConfig::stateless):
+        // an echo server's messages have nothing in common to remember.
+        Some(DeflateConfig::stateless())
     }
 
     async fn on_message(&mut self, ws: &WebSocket, message: Message) {

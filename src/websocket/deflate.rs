@@ -30,7 +30,11 @@ const FIRST_OUTPUT_STEP: usize = 4096;
 
 /// Compresses the messages we send.
 pub struct Compressor {
-    deflate: Compress,
+    /// This connection's own stream, with context takeover; `None`
+    /// without it: every message then starts from a fresh state, so the
+    /// thread's shared stream for these settings does the work and the
+    /// connection keeps no compression memory between messages.
+    deflate: Option<Box<Compress>>,
     no_context_takeover: bool,
     min_size: usize,
     level: u32,
@@ -54,8 +58,10 @@ impl Compressor {
         // Never below 9: see MIN_COMPRESS_WINDOW_BITS (negotiation refuses
         // to agree to 8 for us, this keeps a hand-built agreement safe).
         let bits = own.window_bits.clamp(MIN_COMPRESS_WINDOW_BITS, 15);
+        let deflate = (!own.no_context_takeover)
+            .then(|| Box::new(Compress::new_with_window_bits(level, false, bits)));
         Compressor {
-            deflate: Compress::new_with_window_bits(level, false, bits),
+            deflate,
             no_context_takeover: own.no_context_takeover,
             min_size: config.min_compress_size,
             level: level.level(),
@@ -90,40 +96,85 @@ impl Compressor {
             out.push(0x00);
             return Ok(());
         }
-        let start = out.len();
-        let mut consumed = 0;
-        loop {
-            // Room for the rest of the input plus the flush's few bytes;
-            // incompressible data grows by a few bytes per 16 KiB block.
-            if out.capacity() - out.len() < 64 {
-                out.reserve((input.len() - consumed) / 2 + 64);
-            }
-            let before = self.deflate.total_in();
-            self.deflate
-                .compress_vec(&input[consumed..], out, FlushCompress::Sync)
-                .map_err(|_| EncodeError::Compression)?;
-            // Bounded by input.len(), so it fits a usize.
-            consumed += (self.deflate.total_in() - before) as usize;
-            // Done once every byte is in and the flush did not fill the
-            // buffer (a full buffer may hold back more output).
-            if consumed == input.len() && out.len() < out.capacity() {
-                break;
-            }
+        match &mut self.deflate {
+            Some(own) => deflate_message(own, input, out),
+            None => SHARED_DEFLATE.with(|shared| {
+                let mut shared = shared.borrow_mut();
+                let key = (self.level, self.bits);
+                let at = match shared.iter().position(|(k, _)| *k == key) {
+                    Some(at) => at,
+                    None => {
+                        let level = Compression::new(self.level);
+                        let fresh = Compress::new_with_window_bits(level, false, self.bits);
+                        shared.push((key, fresh));
+                        shared.len() - 1
+                    }
+                };
+                let deflate = &mut shared[at].1;
+                let result = deflate_message(deflate, input, out);
+                // Fresh for the next message, whoever sends it (and
+                // whether or not this one failed).
+                deflate.reset();
+                result
+            }),
         }
-        if !out[start..].ends_with(&DEFLATE_TAIL) {
-            return Err(EncodeError::Compression);
-        }
-        out.truncate(out.len() - DEFLATE_TAIL.len());
-        if self.no_context_takeover {
-            self.deflate.reset();
-        }
-        Ok(())
     }
+}
+
+thread_local! {
+    /// The compressors that connections without context takeover share,
+    /// one per (level, window bits): the loop's thread compresses one
+    /// message at a time, and a reset stream is as good as a new one.
+    /// uWebSockets' "shared compressor", for the same reason: a zlib
+    /// stream holds about 300 KiB (its 64 Ki-entry hash table and the
+    /// window), too much to keep per idle connection.
+    static SHARED_DEFLATE: std::cell::RefCell<Vec<((u32, u8), Compress)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+    /// The same for inflating, one per window size.
+    static SHARED_INFLATE: std::cell::RefCell<Vec<(u8, Decompress)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Compresses `input` as one message into `out`, on `deflate`.
+fn deflate_message(
+    deflate: &mut Compress,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let start = out.len();
+    let mut consumed = 0;
+    loop {
+        // Room for the rest of the input plus the flush's few bytes;
+        // incompressible data grows by a few bytes per 16 KiB block.
+        if out.capacity() - out.len() < 64 {
+            out.reserve((input.len() - consumed) / 2 + 64);
+        }
+        let before = deflate.total_in();
+        deflate
+            .compress_vec(&input[consumed..], out, FlushCompress::Sync)
+            .map_err(|_| EncodeError::Compression)?;
+        // Bounded by input.len(), so it fits a usize.
+        consumed += (deflate.total_in() - before) as usize;
+        // Done once every byte is in and the flush did not fill the
+        // buffer (a full buffer may hold back more output).
+        if consumed == input.len() && out.len() < out.capacity() {
+            break;
+        }
+    }
+    if !out[start..].ends_with(&DEFLATE_TAIL) {
+        return Err(EncodeError::Compression);
+    }
+    out.truncate(out.len() - DEFLATE_TAIL.len());
+    Ok(())
 }
 
 /// Inflates the messages we receive, never past a size limit.
 pub struct Decompressor {
-    inflate: Decompress,
+    /// This connection's own stream, with the peer's context takeover;
+    /// `None` without it (the thread's shared one inflates, as for
+    /// compressing).
+    inflate: Option<Box<Decompress>>,
+    bits: u8,
     no_context_takeover: bool,
 }
 
@@ -143,8 +194,11 @@ impl Decompressor {
         // (see MIN_COMPRESS_WINDOW_BITS), and a larger window than the
         // sender's always decodes its stream.
         let bits = peer.window_bits.clamp(MIN_COMPRESS_WINDOW_BITS, 15);
+        let inflate = (!peer.no_context_takeover)
+            .then(|| Box::new(Decompress::new_with_window_bits(false, bits)));
         Decompressor {
-            inflate: Decompress::new_with_window_bits(false, bits),
+            inflate,
+            bits,
             no_context_takeover: peer.no_context_takeover,
         }
     }
@@ -166,52 +220,79 @@ impl Decompressor {
             start: out.len(),
             max_size,
         };
-        let ended = self.inflate_all(payload, out, limit)?
-            || self.inflate_all(&DEFLATE_TAIL, out, limit)?;
-        // A block with BFINAL set ends the stream (RFC 7692 §7.2.3.4):
-        // whatever follows it is ignored and the next message starts a
-        // fresh stream.
-        if ended || self.no_context_takeover {
-            self.inflate.reset(false);
+        match &mut self.inflate {
+            Some(own) => inflate_message(own, payload, out, limit),
+            None => SHARED_INFLATE.with(|shared| {
+                let mut shared = shared.borrow_mut();
+                let at = match shared.iter().position(|(bits, _)| *bits == self.bits) {
+                    Some(at) => at,
+                    None => {
+                        shared.push((
+                            self.bits,
+                            Decompress::new_with_window_bits(false, self.bits),
+                        ));
+                        shared.len() - 1
+                    }
+                };
+                let inflate = &mut shared[at].1;
+                let result = inflate_message(inflate, payload, out, limit);
+                inflate.reset(false);
+                result
+            }),
         }
-        Ok(())
     }
+}
 
-    /// Feeds all of `input`; `Ok(true)` if the DEFLATE stream ended.
-    fn inflate_all(
-        &mut self,
-        input: &[u8],
-        out: &mut Vec<u8>,
-        limit: Limit,
-    ) -> Result<bool, ProtocolError> {
-        let mut consumed = 0;
-        loop {
-            if out.len() == out.capacity() {
-                grow_within(out, limit)?;
-            }
-            let (before_in, before_out) = (self.inflate.total_in(), self.inflate.total_out());
-            let status = self
-                .inflate
-                .decompress_vec(&input[consumed..], out, FlushDecompress::Sync)
-                .map_err(|_| ProtocolError::InvalidCompressedData)?;
-            // Bounded by input.len(), so it fits a usize.
-            consumed += (self.inflate.total_in() - before_in) as usize;
-            if out.len() > limit.end() {
-                return Err(limit.too_big(out.len()));
-            }
-            if status == Status::StreamEnd {
-                return Ok(true);
-            }
-            let room_left = out.len() < out.capacity();
-            if consumed == input.len() && room_left {
-                return Ok(false);
-            }
-            let progress =
-                self.inflate.total_in() != before_in || self.inflate.total_out() != before_out;
-            if !progress && room_left {
-                // Input left, room left, nothing done: not DEFLATE.
-                return Err(ProtocolError::InvalidCompressedData);
-            }
+/// Inflates one message into `out`, within `limit`, on `inflate`.
+fn inflate_message(
+    inflate: &mut Decompress,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+    limit: Limit,
+) -> Result<(), ProtocolError> {
+    let ended = inflate_all(inflate, payload, out, limit)?
+        || inflate_all(inflate, &DEFLATE_TAIL, out, limit)?;
+    // A block with BFINAL set ends the stream (RFC 7692 §7.2.3.4):
+    // whatever follows it is ignored and the next message starts a fresh
+    // stream.
+    if ended {
+        inflate.reset(false);
+    }
+    Ok(())
+}
+
+/// Feeds all of `input`; `Ok(true)` if the DEFLATE stream ended.
+fn inflate_all(
+    inflate: &mut Decompress,
+    input: &[u8],
+    out: &mut Vec<u8>,
+    limit: Limit,
+) -> Result<bool, ProtocolError> {
+    let mut consumed = 0;
+    loop {
+        if out.len() == out.capacity() {
+            grow_within(out, limit)?;
+        }
+        let (before_in, before_out) = (inflate.total_in(), inflate.total_out());
+        let status = inflate
+            .decompress_vec(&input[consumed..], out, FlushDecompress::Sync)
+            .map_err(|_| ProtocolError::InvalidCompressedData)?;
+        // Bounded by input.len(), so it fits a usize.
+        consumed += (inflate.total_in() - before_in) as usize;
+        if out.len() > limit.end() {
+            return Err(limit.too_big(out.len()));
+        }
+        if status == Status::StreamEnd {
+            return Ok(true);
+        }
+        let room_left = out.len() < out.capacity();
+        if consumed == input.len() && room_left {
+            return Ok(false);
+        }
+        let progress = inflate.total_in() != before_in || inflate.total_out() != before_out;
+        if !progress && room_left {
+            // Input left, room left, nothing done: not DEFLATE.
+            return Err(ProtocolError::InvalidCompressedData);
         }
     }
 }
@@ -278,6 +359,30 @@ mod tests {
         let mut out = Vec::new();
         c.compress(input, &mut out).unwrap();
         out
+    }
+
+    #[test]
+    fn connections_without_context_takeover_share_a_stream_and_keep_none() {
+        let config = DeflateConfig::stateless();
+        let (mut a, mut b) = (
+            Compressor::new(&params(15, true), &config),
+            Compressor::new(&params(15, true), &config),
+        );
+        assert!(a.deflate.is_none() && b.deflate.is_none());
+        let mut inflater = Decompressor::new(&params(15, true));
+        assert!(inflater.inflate.is_none());
+        // Interleaved, each message is still compressed on its own.
+        let first = compress(&mut a, b"the same message");
+        let other = compress(&mut b, b"something else entirely");
+        assert_eq!(compress(&mut a, b"the same message"), first);
+        for (wire, text) in [
+            (&first, &b"the same message"[..]),
+            (&other, &b"something else entirely"[..]),
+        ] {
+            let mut out = Vec::new();
+            inflater.decompress(wire, &mut out, 1 << 10).unwrap();
+            assert_eq!(out, text);
+        }
     }
 
     const HELLO: [u8; 7] = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
