@@ -253,8 +253,8 @@ impl WebSocket {
             if st.close_sent.is_some() || self.shared.stream.is_closed() {
                 return Err(SendError::Closed);
             }
-            let mut dst = BytesMut::with_capacity(message.payload().len() + 14);
             let role = st.encoder.role();
+            let mut dst = BytesMut::with_capacity(frame_len(message, role));
             if let Err(e) = st
                 .encoder
                 .encode_message(&mut dst, message, || key_for(role))
@@ -330,6 +330,23 @@ impl WebSocket {
             Some(_) => Err(SendError::Closed),
         }
     }
+}
+
+/// The bytes `message` takes as one uncompressed frame. Allocated exactly,
+/// the encoded buffer becomes `Bytes` without another allocation (a
+/// buffer with spare room needs a shared header to be frozen).
+fn frame_len(message: &Message, role: Role) -> usize {
+    let payload = match message {
+        Message::Close(Some(frame)) => 2 + frame.reason.len().min(MAX_CLOSE_REASON),
+        other => other.payload().len(),
+    };
+    let extended = match payload {
+        0..=125 => 0,
+        126..=0xffff => 2,
+        _ => 8,
+    };
+    let mask = if role == Role::Client { 4 } else { 0 };
+    2 + extended + mask + payload
 }
 
 /// A client masks every frame with a fresh key; a server never masks.
