@@ -56,6 +56,17 @@ pub enum SendError {
 /// hands. Awaiting it is the flow control: a handler that awaits its
 /// writes sends no faster than the peer reads. A peer that stops reading
 /// is cut off at `max_write_buffer_size` rather than grown without bound.
+///
+/// Not `Send`: writing a frame from another thread does not compile (it
+/// corrupts frames in Tornado, tornado#2871); [`WebSocket::remote`] is the
+/// way across.
+///
+/// ```compile_fail
+/// fn on_another_thread<T: Send>(_: T) {}
+/// fn try_it(ws: cyclone::websocket::WebSocket) {
+///     on_another_thread(ws); // error: `Rc<...>` cannot be sent between threads
+/// }
+/// ```
 #[derive(Clone)]
 pub struct WebSocket {
     pub(super) shared: Rc<Shared>,
