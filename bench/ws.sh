@@ -272,7 +272,7 @@ c=cyclone
   echo
   echo "## (c) permessage-deflate: echo of 1 KiB text messages, 100 connections"
   echo
-  echo "The same load with and without wsload offering permessage-deflate (RFC 7692, no parameters). Each message is a fresh 1 KiB of words and numbers (a repeated one would cost the compressor nothing), compressed by wsload at zlib level 1; the server inflates it and compresses its echo with its own settings. fastwebsockets and tokio-tungstenite have no permessage-deflate; Tornado is shown for reference."
+  echo "The same load with and without wsload offering permessage-deflate (RFC 7692, no parameters). Each message is 1 KiB of words and numbers, compressed by wsload at zlib level 1: a fresh text each time where the server keeps context (a repeated one would cost its compressor nothing), and where the server asks for client_no_context_takeover (Cyclone's demo, DeflateConfig::stateless), one of 64 texts compressed once, so that wsload's own compressing does not limit the load (each message is compressed on its own either way, so the server's work is the same). The server inflates each message and compresses its echo with its own settings. fastwebsockets and tokio-tungstenite have no permessage-deflate; Tornado is shown for reference."
   echo
   echo "| server | messages per server CPU-s, off | messages per server CPU-s, on | server CPU per message, on / off | messages/s off / on | wsload CPU % on |"
   echo "|---|---:|---:|---:|---:|---:|"

@@ -18,6 +18,7 @@ use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, 
 
 use super::error::{EncodeError, ProtocolError};
 use super::negotiation::{DeflateConfig, DirectionParams, MIN_COMPRESS_WINDOW_BITS};
+use super::quick::{QUICK_MAX, QuickDeflate};
 
 /// The bytes a sync flush ends with (an empty stored block's LEN and
 /// NLEN), removed by the sender and appended by the receiver (RFC 7692
@@ -98,6 +99,11 @@ impl Compressor {
         }
         match &mut self.deflate {
             Some(own) => deflate_message(own, input, out),
+            // Level 1 on its own: the quick encoder, with nothing to reset.
+            None if self.level == 1 && input.len() < QUICK_MAX => {
+                QUICK.with(|q| q.borrow_mut().compress(input, self.bits, out));
+                Ok(())
+            }
             None => SHARED_DEFLATE.with(|shared| {
                 let mut shared = shared.borrow_mut();
                 let key = (self.level, self.bits);
@@ -130,6 +136,8 @@ thread_local! {
     /// window), too much to keep per idle connection.
     static SHARED_DEFLATE: std::cell::RefCell<Vec<((u32, u8), Compress)>> =
         const { std::cell::RefCell::new(Vec::new()) };
+    /// Level 1 without context takeover: see `quick.rs`.
+    static QUICK: std::cell::RefCell<QuickDeflate> = std::cell::RefCell::new(QuickDeflate::new());
     /// The same for inflating, one per window size.
     static SHARED_INFLATE: std::cell::RefCell<Vec<(u8, Decompress)>> =
         const { std::cell::RefCell::new(Vec::new()) };

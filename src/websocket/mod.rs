@@ -141,6 +141,9 @@ mod negotiation;
 #[cfg(test)]
 mod negotiation_matrix;
 mod options;
+mod quick;
+#[cfg(test)]
+mod quick_roundtrip;
 #[cfg(test)]
 mod random_input;
 mod reader;

@@ -183,6 +183,19 @@ impl WsConn {
     /// Sends one message (compressed when permessage-deflate was agreed),
     /// masked with a fresh key. `Ok(true)` when all of it was written;
     /// otherwise the rest waits for `flush` on writability.
+    /// Whether messages go compressed each on its own (see
+    /// `Deflate::reset_each`): then one compressed form serves every send.
+    pub fn stateless(&self) -> bool {
+        self.deflate.as_ref().is_some_and(|d| d.reset_each())
+    }
+
+    /// Sends a payload compressed beforehand (RSV1 set), for a
+    /// [`stateless`](Self::stateless) connection.
+    pub fn send_compressed(&mut self, opcode: u8, packed: &[u8]) -> Result<bool, String> {
+        self.queue(opcode, true, packed);
+        self.flush()
+    }
+
     pub fn send(&mut self, opcode: u8, payload: &[u8]) -> Result<bool, String> {
         match self.deflate.as_mut() {
             Some(d) => {

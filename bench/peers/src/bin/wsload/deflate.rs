@@ -54,6 +54,13 @@ impl Deflate {
         Ok(())
     }
 
+    /// Whether each message is compressed on its own (the server asked
+    /// for client_no_context_takeover), so a compressed message can be
+    /// sent again as it is.
+    pub fn reset_each(&self) -> bool {
+        self.reset_each
+    }
+
     /// Replaces `out` with the inflated `input` (a whole message's
     /// payload, tail not included), expecting about `hint` bytes.
     pub fn decompress(&mut self, input: &[u8], out: &mut Vec<u8>, hint: usize) -> Result<(), String> {
@@ -91,25 +98,5 @@ mod tests {
             b.decompress(&packed, &mut unpacked, len).unwrap();
             assert_eq!(unpacked, msg);
         }
-    }
-
-    #[test]
-    #[ignore = "a timing, not a check: cargo test --release -- --ignored --nocapture"]
-    fn cost_of_a_1_kib_text() {
-        let agreed = DeflateAgreed { client_no_context_takeover: false };
-        let (mut a, mut b) = (Deflate::new(agreed), Deflate::new(agreed));
-        let mut rng = Rng::new(7);
-        let msgs: Vec<Vec<u8>> = (0..2000).map(|_| text(&mut rng, 1024)).collect();
-        let (mut packed, mut unpacked) = (Vec::new(), Vec::new());
-        let (mut c, mut d) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
-        for m in &msgs {
-            let t = std::time::Instant::now();
-            a.compress(m, &mut packed).unwrap();
-            c += t.elapsed();
-            let t = std::time::Instant::now();
-            b.decompress(&packed, &mut unpacked, 1024).unwrap();
-            d += t.elapsed();
-        }
-        eprintln!("per 1 KiB text: compress {:?}, inflate {:?}, {} bytes packed", c / 2000, d / 2000, packed.len());
     }
 }

@@ -31,6 +31,41 @@ struct Slot {
     conn: WsConn,
     payload: Vec<u8>,
     sent_at: Instant,
+    /// Which of the pool's messages is in flight (stateless deflate).
+    pooled: usize,
+}
+
+/// Texts compressed once, for connections whose messages are compressed
+/// each on its own (the server asked for client_no_context_takeover):
+/// wsload then sends them as they are, so its own compressing does not
+/// limit the load; the server's work is the same as for fresh texts.
+const POOL: usize = 64;
+
+/// A text and its compressed form.
+type Pooled = (Vec<u8>, Vec<u8>);
+
+/// `POOL` texts of `size` bytes and their compressed forms.
+fn pool(rng: &mut Rng, size: usize) -> Result<Vec<Pooled>, String> {
+    let mut deflate = crate::deflate::Deflate::new(handshake::DeflateAgreed { client_no_context_takeover: true });
+    (0..POOL)
+        .map(|_| {
+            let plain = text(rng, size);
+            let mut packed = Vec::new();
+            deflate.compress(&plain, &mut packed)?;
+            Ok((plain, packed))
+        })
+        .collect()
+}
+
+/// Sends the slot's next message: from the pool when the connection is
+/// stateless, else its payload compressed (or not) afresh.
+fn send_next(s: &mut Slot, opcode: u8, pool: &[Pooled]) -> Result<bool, String> {
+    if s.conn.stateless() && !pool.is_empty() {
+        s.pooled = (s.pooled + 1) % pool.len();
+        s.payload.clone_from(&pool[s.pooled].0);
+        return s.conn.send_compressed(opcode, &pool[s.pooled].1);
+    }
+    s.conn.send(opcode, &s.payload)
 }
 
 pub fn run(o: &Options) -> Result<(), String> {
@@ -42,15 +77,16 @@ pub fn run(o: &Options) -> Result<(), String> {
             return Err("the server declined permessage-deflate".into());
         }
         let conn = WsConn::new(opened, o.size, i as u64).map_err(|e| e.to_string())?;
-        slots.push(Slot { conn, payload: text(&mut rng, o.size), sent_at: Instant::now() });
+        slots.push(Slot { conn, payload: text(&mut rng, o.size), sent_at: Instant::now(), pooled: i % POOL });
     }
+    let pool = if slots.iter().any(|s| s.conn.stateless()) { pool(&mut rng, o.size)? } else { Vec::new() };
     let opcode = if o.text { OP_TEXT } else { OP_BINARY };
     let mut epoll = Epoll::new().map_err(|e| e.to_string())?;
     for (i, s) in slots.iter_mut().enumerate() {
         epoll.add(s.conn.fd(), i as u64, READABLE | WRITABLE | EDGE).map_err(|e| e.to_string())?;
         s.sent_at = Instant::now();
         // What a full socket buffer keeps back goes out on its EPOLLOUT.
-        s.conn.send(opcode, &s.payload)?;
+        send_next(s, opcode, &pool)?;
     }
 
     let start = Instant::now();
@@ -102,13 +138,13 @@ pub fn run(o: &Options) -> Result<(), String> {
             if window.is_some() && t < measure_to {
                 hist.record((t - s.sent_at).as_nanos() as u64);
             }
-            if s.conn.compressing() {
+            if s.conn.compressing() && !s.conn.stateless() {
                 // A new text each time: the compressor's window would make
                 // a repeated message almost free, which no real traffic is.
                 s.payload = text(&mut rng, o.size);
             }
             s.sent_at = t;
-            s.conn.send(opcode, &s.payload)?;
+            send_next(s, opcode, &pool)?;
         }
     }
     let w = window.ok_or("the run ended before its window opened")?.close(o.server_pid);
