@@ -126,6 +126,8 @@ mod close;
 mod close_code;
 mod connection;
 mod decoder;
+#[cfg(test)]
+mod decoder_tests;
 mod deflate;
 #[cfg(test)]
 mod deflate_codec;
