@@ -107,6 +107,27 @@ impl WebSocketHandler for Closer {
     }
 }
 
+/// Closes from inside `on_message`, with a close timeout far past the
+/// test's own limit: only a close that does not wait for it finishes.
+struct PatientCloser {
+    closed: Rc<RefCell<Vec<CloseInfo>>>,
+}
+
+impl WebSocketHandler for PatientCloser {
+    fn options(&self) -> cyclone::websocket::WebSocketOptions {
+        cyclone::websocket::WebSocketOptions::default()
+            .close_timeout(std::time::Duration::from_secs(3600))
+    }
+
+    async fn on_message(&mut self, ws: &WebSocket, _message: Message) {
+        let _ = ws.close(CloseCode::NORMAL, "done").await;
+    }
+
+    fn on_close(&mut self, info: &CloseInfo) {
+        self.closed.borrow_mut().push(info.clone());
+    }
+}
+
 struct Panicker;
 
 impl WebSocketHandler for Panicker {
@@ -223,6 +244,26 @@ per_backend! {
         assert_eq!(read, None);
         let info = info.expect("close info");
         assert_eq!((info.code, info.reason.as_str()), (CloseCode::POLICY, "bye"));
+    }
+
+    fn closing_inside_on_message_completes_without_waiting_for_the_close_timeout(lp) {
+        let closed = bounded(&lp, async {
+            let closed = Rc::new(RefCell::new(Vec::new()));
+            let c = closed.clone();
+            let app = Application::new().websocket("/ws", move || PatientCloser { closed: c.clone() });
+            let (_server, port) = serve(app);
+            let mut conn = websocket_connect(&url(port, "/ws"), ConnectOptions::default())
+                .await
+                .unwrap();
+            conn.write_message("bye").await.unwrap();
+            assert_eq!(conn.read_message().await, None);
+            // The server's session ends once the client answered: its
+            // reader runs again as soon as on_message returns.
+            let seen = closed.clone();
+            common::until("on_close", move || !seen.borrow().is_empty()).await;
+            closed.borrow().clone()
+        });
+        assert_eq!(closed[0].code, CloseCode::NORMAL);
     }
 
     fn a_ping_is_answered_with_a_pong_carrying_its_payload(lp) {

@@ -161,31 +161,29 @@ impl WebSocket {
 
     /// Starts the close handshake: sends a Close with `code` and `reason`
     /// (at most 123 bytes; a longer one is cut at a character boundary).
-    /// The peer then has `close_timeout` (5 s by default) to answer before
-    /// the connection is dropped. The future resolves once the connection
-    /// is closed. Closing twice is harmless: the second call only waits.
+    /// The future resolves once the Close is in the kernel's hands; the
+    /// connection's reader then waits for the peer's Close, and the
+    /// connection is dropped if it has not ended `close_timeout` (5 s by
+    /// default) after the Close went out, reader or not. Closing twice is
+    /// harmless. Awaiting this inside `on_message` does not wait for the
+    /// peer: the reader cannot read while the handler runs.
     pub async fn close(&self, code: CloseCode, reason: &str) -> Result<(), SendError> {
-        let sent = self.send_close(code, reason);
-        let stream = &self.shared.stream;
-        let waited = crate::ioloop::timeout(self.shared.close_timeout, stream.closed()).await;
-        if waited.is_err() {
-            stream.close();
-        }
-        match sent {
+        match self.send_close(code, reason) {
+            Ok(flushed) => flushed.await.map_err(send_error),
             Err(SendError::Closed) => Ok(()),
-            other => other,
+            Err(e) => Err(e),
         }
     }
 
     /// Queues our Close (once). Err(Closed) if one was already sent.
-    pub(super) fn send_close(&self, code: CloseCode, reason: &str) -> Result<(), SendError> {
+    pub(super) fn send_close(&self, code: CloseCode, reason: &str) -> Result<Flushed, SendError> {
         let frame = CloseFrame::new(code, truncate(reason, MAX_CLOSE_REASON));
-        self.queue(&Message::Close(Some(frame))).map(drop)
+        self.queue(&Message::Close(Some(frame)))
     }
 
     /// Queues a Close without a status (an answer to one without any).
-    pub(super) fn send_empty_close(&self) -> Result<(), SendError> {
-        self.queue(&Message::Close(None)).map(drop)
+    pub(super) fn send_empty_close(&self) -> Result<Flushed, SendError> {
+        self.queue(&Message::Close(None))
     }
 
     /// Whether the connection is closed (the stream is gone).
@@ -281,6 +279,15 @@ impl WebSocket {
             }
             if matches!(message, Message::Close(_)) {
                 st.close_sent = Some(Instant::now());
+                // The close handshake is bounded whoever reads (or not):
+                // the connection goes at the timeout if still open. The
+                // timer holds no reference to the stream.
+                let closer = self.shared.stream.closer();
+                let timeout = self.shared.close_timeout;
+                self.shared
+                    .stream
+                    .io_loop()
+                    .call_later(timeout, move || closer.close());
             }
             dst.freeze()
         };
