@@ -81,6 +81,36 @@ impl WebSocketHandler for Flooder {
     async fn on_message(&mut self, _ws: &WebSocket, _m: Message) {}
 }
 
+/// Awaits each 64 KiB write to a peer that never reads, with a short
+/// write timeout; notes how its writes and the connection end.
+struct Stuck {
+    failure: Rc<RefCell<Option<SendError>>>,
+    closes: Closes,
+}
+
+impl WebSocketHandler for Stuck {
+    fn options(&self) -> WebSocketOptions {
+        WebSocketOptions::default().write_timeout(Duration::from_millis(100))
+    }
+
+    async fn open(&mut self, ws: &WebSocket, _req: &Request) {
+        let chunk = bytes::Bytes::from(vec![7u8; 64 << 10]);
+        // Bounded: the kernel's buffers fill long before 1 GiB.
+        for _ in 0..(1 << 14) {
+            if let Err(e) = ws.write_message(chunk.clone()).await {
+                *self.failure.borrow_mut() = Some(e);
+                return;
+            }
+        }
+    }
+
+    async fn on_message(&mut self, _ws: &WebSocket, _m: Message) {}
+
+    fn on_close(&mut self, info: &CloseInfo) {
+        self.closes.borrow_mut().push(info.clone());
+    }
+}
+
 /// Closes at once with a short close timeout.
 struct QuickCloser;
 
@@ -212,6 +242,24 @@ per_backend! {
             common::wait_until("the server to cut the connection", || server_closed(&c.tcp));
         });
         assert_eq!(*failure.borrow(), Some(SendError::SlowReader));
+    }
+
+    fn a_peer_that_takes_nothing_for_the_write_timeout_is_cut_off(lp) {
+        let failure = Rc::new(RefCell::new(None));
+        let closes: Closes = Rc::new(RefCell::new(Vec::new()));
+        let (f, c) = (failure.clone(), closes.clone());
+        let app = Application::new()
+            .websocket("/ws", move || Stuck { failure: f.clone(), closes: c.clone() });
+        with_server(&lp, app, |port| {
+            let c = RawClient::open(port, "/ws", "");
+            // Never reads: the awaited write must end by the timeout.
+            common::wait_until("the server to cut the connection", || server_closed(&c.tcp));
+        });
+        assert!(matches!(*failure.borrow(), Some(SendError::Closed)), "{:?}", failure.borrow());
+        bounded(&lp, async move {
+            common::until("on_close", || !closes.borrow().is_empty()).await;
+            assert_eq!(closes.borrow()[0].code, CloseCode::ABNORMAL);
+        });
     }
 
     fn a_peer_that_never_answers_the_close_is_dropped_after_the_close_timeout(lp) {

@@ -342,6 +342,13 @@ impl IOStream {
         self.inner.st.borrow().wq_bytes
     }
 
+    /// Bytes handed to the kernel since the stream opened: with
+    /// [`write_buffered`](Self::write_buffered), how a watchdog tells a
+    /// slow peer from one that takes nothing.
+    pub fn bytes_written(&self) -> u64 {
+        self.inner.st.borrow().written_total
+    }
+
     /// Queues `data` and tries to send it at once. The returned future
     /// resolves when it has been handed to the kernel; many writes may be
     /// outstanding and they resolve in order. Awaiting it is the flow

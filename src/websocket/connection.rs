@@ -34,6 +34,7 @@ pub(crate) fn open(
         protocol,
         options.max_write_buffer_size,
         options.close_timeout,
+        options.write_timeout,
     );
     let ping = options.ping_interval.zip(options.ping_timeout_or_default());
     let reader = Reader::new(ws.clone(), decoder, ping);

@@ -181,7 +181,9 @@ pub use negotiation::{
     MIN_WINDOW_BITS, NegotiationError, PERMESSAGE_DEFLATE, accept_deflate_response,
     negotiate_deflate, offer_deflate,
 };
-pub use options::{DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_WRITE_BUFFER_SIZE, WebSocketOptions};
+pub use options::{
+    DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_WRITE_BUFFER_SIZE, DEFAULT_WRITE_TIMEOUT, WebSocketOptions,
+};
 pub use reader::{CloseInfo, Event, Reader};
 pub use remote::{LoopGone, RemoteWebSocket};
 pub use server::{accept, refusal, upgrade};

@@ -17,6 +17,10 @@ pub const DEFAULT_MAX_WRITE_BUFFER_SIZE: usize = 16 << 20;
 /// Tornado's and most browsers' order.
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long queued bytes may wait without the peer taking any before the
+/// connection is cut off: 60 s, the HTTP server's `write_timeout`.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// One connection's limits and timers. The defaults are Tornado's where
 /// Tornado has one (10 MiB messages, no pings, compression off), and
 /// bounded where Tornado is not (the write buffer).
@@ -47,6 +51,12 @@ pub struct WebSocketOptions {
     /// How long a closing end waits for the peer's part of the close
     /// handshake before it drops the connection.
     pub close_timeout: Duration,
+    /// How long queued bytes may wait with the peer taking none of them
+    /// before the connection is cut off (reset): so a handler awaiting a
+    /// write to a peer that stopped reading does not wait forever. Checked
+    /// only while something is queued, to the millisecond (at most
+    /// 49 days).
+    pub write_timeout: Duration,
     /// permessage-deflate: for a server, `Some` accepts a client's offer
     /// with this configuration; for a client, `Some` offers it. `None`
     /// (the default): off.
@@ -61,6 +71,7 @@ impl Default for WebSocketOptions {
             ping_interval: None,
             ping_timeout: None,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
             compression: None,
         }
     }
@@ -94,6 +105,12 @@ impl WebSocketOptions {
     /// Sets [`close_timeout`](Self::close_timeout).
     pub fn close_timeout(mut self, within: Duration) -> Self {
         self.close_timeout = within;
+        self
+    }
+
+    /// Sets [`write_timeout`](Self::write_timeout).
+    pub fn write_timeout(mut self, within: Duration) -> Self {
+        self.write_timeout = within;
         self
     }
 

@@ -226,7 +226,7 @@ impl Reader {
             .st
             .borrow()
             .close_sent
-            .map(|at| at + self.ws.shared.close_timeout);
+            .map(|at| at + self.ws.shared.close_timeout());
         let keepalive = self
             .keepalive
             .as_ref()
@@ -243,7 +243,7 @@ impl Reader {
         let now = Instant::now();
         let close_sent = self.ws.shared.st.borrow().close_sent;
         if let Some(at) = close_sent
-            && now >= at + self.ws.shared.close_timeout
+            && now >= at + self.ws.shared.close_timeout()
         {
             self.ws.abort();
             return Some(self.ended(CloseCode::ABNORMAL, ""));
@@ -286,7 +286,7 @@ impl Reader {
     /// idle connection's future should not reserve room for it.)
     async fn linger(&mut self) {
         let stream = self.ws.stream().clone();
-        let timeout = self.ws.shared.close_timeout;
+        let timeout = self.ws.shared.close_timeout();
         let _ = crate::ioloop::timeout(timeout, async {
             if stream.write(Bytes::new()).await.is_err() {
                 return;

@@ -74,8 +74,27 @@ pub struct WebSocket {
 
 pub(super) struct Shared {
     pub(super) stream: Rc<IOStream>,
-    pub(super) close_timeout: Duration,
+    /// The close and write timeouts in milliseconds: two `u32`s rather
+    /// than two `Duration`s, 24 bytes less on every connection.
+    timeouts_ms: [u32; 2],
     pub(super) st: RefCell<SendState>,
+}
+
+impl Shared {
+    /// See [`WebSocketOptions::close_timeout`](super::WebSocketOptions::close_timeout).
+    pub(super) fn close_timeout(&self) -> Duration {
+        Duration::from_millis(u64::from(self.timeouts_ms[0]))
+    }
+
+    /// See [`WebSocketOptions::write_timeout`](super::WebSocketOptions::write_timeout).
+    fn write_timeout(&self) -> Duration {
+        Duration::from_millis(u64::from(self.timeouts_ms[1]))
+    }
+}
+
+/// A timeout in whole milliseconds, at most `u32::MAX` (49 days).
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
 
 pub(super) struct SendState {
@@ -87,6 +106,8 @@ pub(super) struct SendState {
     protocol: Option<Box<str>>,
     /// The write that failed for lack of room, so later ones say why.
     slow_reader: bool,
+    /// A write-progress timer is armed (see `watch_writes`).
+    write_watch: bool,
 }
 
 impl std::fmt::Debug for WebSocket {
@@ -107,17 +128,19 @@ impl WebSocket {
         protocol: Option<String>,
         max_write_buffer: usize,
         close_timeout: Duration,
+        write_timeout: Duration,
     ) -> WebSocket {
         stream.set_max_write_buffer_size(Some(max_write_buffer));
         WebSocket {
             shared: Rc::new(Shared {
                 stream,
-                close_timeout,
+                timeouts_ms: [millis(close_timeout), millis(write_timeout)],
                 st: RefCell::new(SendState {
                     encoder,
                     close_sent: None,
                     protocol: protocol.map(String::into_boxed_str),
                     slow_reader: false,
+                    write_watch: false,
                 }),
             }),
         }
@@ -283,7 +306,7 @@ impl WebSocket {
                 // the connection goes at the timeout if still open. The
                 // timer holds no reference to the stream.
                 let closer = self.shared.stream.closer();
-                let timeout = self.shared.close_timeout;
+                let timeout = self.shared.close_timeout();
                 self.shared
                     .stream
                     .io_loop()
@@ -336,7 +359,10 @@ impl WebSocket {
     /// cut off.
     fn check_refusal(&self, flushed: Flushed) -> Result<Flushed, SendError> {
         match flushed.refused() {
-            None => Ok(flushed),
+            None => {
+                self.watch_writes();
+                Ok(flushed)
+            }
             Some(StreamError::BufferFull) => {
                 self.shared.st.borrow_mut().slow_reader = true;
                 tracing::debug!(
@@ -348,6 +374,57 @@ impl WebSocket {
             Some(_) => Err(SendError::Closed),
         }
     }
+}
+
+impl WebSocket {
+    /// With bytes left in the write queue, makes sure a timer watches
+    /// them: a peer that takes nothing for `write_timeout` is cut off
+    /// (nginx's `send_timeout`), so a handler awaiting a write to it does
+    /// not wait forever. One timer per connection at most, and only while
+    /// something is queued.
+    fn watch_writes(&self) {
+        if self.shared.stream.write_buffered() == 0 {
+            return;
+        }
+        {
+            let mut st = self.shared.st.borrow_mut();
+            if st.write_watch {
+                return;
+            }
+            st.write_watch = true;
+        }
+        arm_write_watch(
+            Rc::downgrade(&self.shared),
+            self.shared.stream.bytes_written(),
+        );
+    }
+}
+
+/// Checks, `write_timeout` from now, that the stream has written past
+/// `mark` or has nothing left; else resets it. Holds no strong reference.
+fn arm_write_watch(weak: std::rc::Weak<Shared>, mark: u64) {
+    let Some(shared) = weak.upgrade() else {
+        return;
+    };
+    let timeout = shared.write_timeout();
+    shared.stream.io_loop().call_later(timeout, move || {
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        let stream = &shared.stream;
+        if stream.is_closed() || stream.write_buffered() == 0 {
+            shared.st.borrow_mut().write_watch = false;
+            return;
+        }
+        let written = stream.bytes_written();
+        if written > mark {
+            drop(shared);
+            return arm_write_watch(weak, written);
+        }
+        tracing::debug!("websocket peer took nothing for {timeout:?}: resetting the connection");
+        shared.st.borrow_mut().write_watch = false;
+        stream.reset();
+    });
 }
 
 /// The bytes `message` takes as one uncompressed frame. Allocated exactly,
