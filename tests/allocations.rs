@@ -262,19 +262,21 @@ fn answered(port: u16, count: usize) -> Vec<TcpStream> {
         .collect()
 }
 
-/// Heap bytes the server holds per idle keep-alive connection: `n`
-/// connections each get one answer and stay open.
+/// Heap bytes the server holds per idle connection: `n` connections made
+/// by `open` (keep-alive ones that had an answer, upgraded WebSockets)
+/// that stay open.
 fn idle_bytes_per_connection(
     lp: &cyclone::IOLoop,
     n: usize,
     make_server: fn() -> HttpServer,
+    open: fn(u16, usize) -> Vec<TcpStream>,
 ) -> f64 {
     measured(lp, make_server, move |port, remote| {
         // Warm-up: the loop's tables and pools reach their size.
-        drop(answered(port, 64));
+        drop(open(port, 64));
         settle(&remote, 0);
         let before = SERVER_LIVE_BYTES.load(Ordering::Relaxed);
-        let conns = answered(port, n);
+        let conns = open(port, n);
         // The last answer is read once written; wait for the server to
         // settle into waiting on every connection.
         settle(&remote, n);
@@ -360,19 +362,6 @@ fn upgraded(port: u16, count: usize) -> Vec<TcpStream> {
         .collect()
 }
 
-/// Heap bytes the server holds per idle WebSocket connection.
-fn idle_websocket_bytes(lp: &cyclone::IOLoop, n: usize) -> f64 {
-    measured(lp, ws_app, move |port, remote| {
-        drop(upgraded(port, 16));
-        settle(&remote, 0);
-        let before = SERVER_LIVE_BYTES.load(Ordering::Relaxed);
-        let conns = upgraded(port, n);
-        settle(&remote, n);
-        let after = SERVER_LIVE_BYTES.load(Ordering::Relaxed);
-        ((after - before) as f64 / n as f64, conns)
-    })
-}
-
 /// Server allocations per echoed 20-byte binary message, one in flight.
 fn allocations_per_ws_message(lp: &cyclone::IOLoop) -> f64 {
     measured(lp, ws_app, move |port, _| {
@@ -414,7 +403,7 @@ per_backend! {
     }
 
     fn an_idle_keep_alive_connection_holds_little_memory(lp) {
-        let n = idle_bytes_per_connection(&lp, 300, web_app);
+        let n = idle_bytes_per_connection(&lp, 300, web_app, answered);
         println!("heap bytes per idle connection: {n:.0}");
         assert!(n <= IDLE_CONNECTION_BYTES, "{n:.0} bytes per idle connection (budget {IDLE_CONNECTION_BYTES})");
     }
@@ -438,7 +427,7 @@ per_backend! {
     }
 
     fn an_idle_websocket_connection_holds_little_memory(lp) {
-        let n = idle_websocket_bytes(&lp, 300);
+        let n = idle_bytes_per_connection(&lp, 300, ws_app, upgraded);
         println!("heap bytes per idle websocket connection: {n:.0}");
         assert!(n <= IDLE_WEBSOCKET_BYTES, "{n:.0} bytes per idle websocket connection (budget {IDLE_WEBSOCKET_BYTES})");
     }

@@ -296,7 +296,8 @@ impl Connection {
                 }
             };
             if let Some(on_upgrade) = response.upgrade.take() {
-                // Boxed: rare, and a long-lived protocol's state.
+                // Boxed: rare. The new protocol runs at the top level
+                // (`Stop::Upgrade`), not in this future.
                 return Box::pin(upgrade::switch(
                     &mut self.io,
                     response,

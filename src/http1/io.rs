@@ -15,8 +15,7 @@ use http::{Method, StatusCode, Version};
 
 use super::encode::{Persist, encode_response};
 use super::error::RequestError;
-use super::message::OnUpgrade;
-use super::message::Response;
+use super::message::{OnUpgrade, Response};
 use super::service::Shared;
 use super::spares::{self, Spares};
 use crate::ioloop::Sleep;

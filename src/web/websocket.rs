@@ -129,21 +129,11 @@ pub(crate) async fn handshake<H: WebSocketHandler>(handler: H, req: Request) -> 
         return Response::text("403 Forbidden: cross-origin WebSocket refused\n")
             .status(StatusCode::FORBIDDEN);
     }
-    let mut protocol = handler.select_subprotocol(offer.protocols());
-    if let Some(p) = &protocol
-        && !offer.protocols().contains(p)
-    {
-        tracing::error!("select_subprotocol chose {p:?}, which the client did not offer");
-        protocol = None;
-    }
+    let choice = handler.select_subprotocol(offer.protocols());
     let mut options = handler.options();
     options.compression = handler.compression_options();
-    let accepted = websocket::accept(&offer, protocol, options, move |ws, reader| {
+    websocket::respond(&offer, choice, options, move |ws, reader| {
         run(handler, req, ws, reader)
-    });
-    accepted.unwrap_or_else(|e| {
-        tracing::error!("websocket handshake not accepted: {e}");
-        Response::text("500 Internal Server Error\n").status(StatusCode::INTERNAL_SERVER_ERROR)
     })
 }
 

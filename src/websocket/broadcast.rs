@@ -1,6 +1,6 @@
 //! [`broadcast`]: one message to many connections, encoded once.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::encoder::Sharing;
 use super::message::Message;
@@ -29,29 +29,30 @@ pub fn broadcast<'a>(sockets: impl IntoIterator<Item = &'a WebSocket>, message: 
         if ws.is_closing() || ws.is_closed() {
             continue;
         }
-        let len = message.payload().len();
-        let frames = match ws.sharing(len) {
-            Some(key) => match encoded.iter().find(|(k, _)| *k == key) {
-                Some((_, frames)) => frames.clone(),
-                None => {
-                    let mut dst = BytesMut::with_capacity(len + 14);
-                    if !ws.encode_into(&mut dst, message) {
-                        continue;
+        let sharing = if message.is_data() {
+            ws.sharing(message.payload().len())
+        } else {
+            None
+        };
+        let queued = match sharing {
+            // An encoding of its own (a client's masks, a compressor that
+            // keeps context, a control frame): the usual write.
+            None => ws.write_message(message.clone()).error().is_none(),
+            Some(key) => {
+                let frames = match encoded.iter().find(|(k, _)| *k == key) {
+                    Some((_, frames)) => frames.clone(),
+                    None => {
+                        let Some(frames) = ws.encode(message) else {
+                            continue;
+                        };
+                        encoded.push((key, frames.clone()));
+                        frames
                     }
-                    let frames = dst.freeze();
-                    encoded.push((key, frames.clone()));
-                    frames
-                }
-            },
-            None => {
-                let mut dst = BytesMut::with_capacity(len + 14);
-                if !ws.encode_into(&mut dst, message) {
-                    continue;
-                }
-                dst.freeze()
+                };
+                ws.queue_encoded(frames).is_ok()
             }
         };
-        if ws.queue_encoded(frames).is_ok() {
+        if queued {
             sent += 1;
         }
     }

@@ -139,14 +139,6 @@ pub struct WebSocketConnection {
     reader: Reader,
 }
 
-impl std::fmt::Debug for Reader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reader")
-            .field("socket", self.socket())
-            .finish_non_exhaustive()
-    }
-}
-
 impl WebSocketConnection {
     /// The next text or binary message; `None` once the connection is
     /// closed ([`close_info`](Self::close_info) then says how).

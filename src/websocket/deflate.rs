@@ -36,7 +36,6 @@ pub struct Compressor {
     /// thread's shared stream for these settings does the work and the
     /// connection keeps no compression memory between messages.
     deflate: Option<Box<Compress>>,
-    no_context_takeover: bool,
     min_size: usize,
     level: u32,
     bits: u8,
@@ -45,7 +44,7 @@ pub struct Compressor {
 impl std::fmt::Debug for Compressor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Compressor")
-            .field("no_context_takeover", &self.no_context_takeover)
+            .field("no_context_takeover", &self.deflate.is_none())
             .field("min_size", &self.min_size)
             .finish_non_exhaustive()
     }
@@ -63,7 +62,6 @@ impl Compressor {
             .then(|| Box::new(Compress::new_with_window_bits(level, false, bits)));
         Compressor {
             deflate,
-            no_context_takeover: own.no_context_takeover,
             min_size: config.min_compress_size,
             level: level.level(),
             bits,
@@ -81,7 +79,7 @@ impl Compressor {
     /// message into the same bytes: their (level, window bits). `None`
     /// with context takeover, where the output depends on the history.
     pub(crate) fn stateless_params(&self) -> Option<(u32, u8)> {
-        self.no_context_takeover.then_some((self.level, self.bits))
+        self.deflate.is_none().then_some((self.level, self.bits))
     }
 
     /// Appends `input`, compressed as one message, to `out` (§7.2.1).
@@ -106,17 +104,10 @@ impl Compressor {
             }
             None => SHARED_DEFLATE.with(|shared| {
                 let mut shared = shared.borrow_mut();
-                let key = (self.level, self.bits);
-                let at = match shared.iter().position(|(k, _)| *k == key) {
-                    Some(at) => at,
-                    None => {
-                        let level = Compression::new(self.level);
-                        let fresh = Compress::new_with_window_bits(level, false, self.bits);
-                        shared.push((key, fresh));
-                        shared.len() - 1
-                    }
-                };
-                let deflate = &mut shared[at].1;
+                let (level, bits) = (self.level, self.bits);
+                let deflate = shared_entry(&mut shared, (level, bits), || {
+                    Compress::new_with_window_bits(Compression::new(level), false, bits)
+                });
                 let result = deflate_message(deflate, input, out);
                 // Fresh for the next message, whoever sends it (and
                 // whether or not this one failed).
@@ -141,6 +132,23 @@ thread_local! {
     /// The same for inflating, one per window size.
     static SHARED_INFLATE: std::cell::RefCell<Vec<(u8, Decompress)>> =
         const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The thread's shared stream for `key`, made on first use. A short list:
+/// a program uses one or two settings.
+fn shared_entry<K: PartialEq, V>(
+    list: &mut Vec<(K, V)>,
+    key: K,
+    make: impl FnOnce() -> V,
+) -> &mut V {
+    let at = match list.iter().position(|(k, _)| *k == key) {
+        Some(at) => at,
+        None => {
+            list.push((key, make()));
+            list.len() - 1
+        }
+    };
+    &mut list[at].1
 }
 
 /// Compresses `input` as one message into `out`, on `deflate`.
@@ -183,13 +191,12 @@ pub struct Decompressor {
     /// compressing).
     inflate: Option<Box<Decompress>>,
     bits: u8,
-    no_context_takeover: bool,
 }
 
 impl std::fmt::Debug for Decompressor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Decompressor")
-            .field("no_context_takeover", &self.no_context_takeover)
+            .field("no_context_takeover", &self.inflate.is_none())
             .finish_non_exhaustive()
     }
 }
@@ -204,11 +211,7 @@ impl Decompressor {
         let bits = peer.window_bits.clamp(MIN_COMPRESS_WINDOW_BITS, 15);
         let inflate = (!peer.no_context_takeover)
             .then(|| Box::new(Decompress::new_with_window_bits(false, bits)));
-        Decompressor {
-            inflate,
-            bits,
-            no_context_takeover: peer.no_context_takeover,
-        }
+        Decompressor { inflate, bits }
     }
 
     /// Appends the inflated form of one compressed message to `out`
@@ -232,17 +235,10 @@ impl Decompressor {
             Some(own) => inflate_message(own, payload, out, limit),
             None => SHARED_INFLATE.with(|shared| {
                 let mut shared = shared.borrow_mut();
-                let at = match shared.iter().position(|(bits, _)| *bits == self.bits) {
-                    Some(at) => at,
-                    None => {
-                        shared.push((
-                            self.bits,
-                            Decompress::new_with_window_bits(false, self.bits),
-                        ));
-                        shared.len() - 1
-                    }
-                };
-                let inflate = &mut shared[at].1;
+                let bits = self.bits;
+                let inflate = shared_entry(&mut shared, bits, || {
+                    Decompress::new_with_window_bits(false, bits)
+                });
                 let result = inflate_message(inflate, payload, out, limit);
                 inflate.reset(false);
                 result

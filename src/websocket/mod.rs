@@ -186,6 +186,6 @@ pub use options::{
 };
 pub use reader::{CloseInfo, Event, Reader};
 pub use remote::{LoopGone, RemoteWebSocket};
-pub use server::{accept, refusal, upgrade};
+pub use server::{accept, refusal, respond, upgrade};
 pub use socket::{Flush, SendError, WebSocket};
 pub use utf8::{Utf8Error, Utf8Validator};

@@ -81,6 +81,15 @@ pub struct Reader {
     closed: Option<Box<CloseInfo>>,
 }
 
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("socket", &self.ws)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Reader {
     /// A reader decoding with `decoder` on `ws`'s connection, pinging per
     /// `ping` (interval, timeout).
@@ -143,23 +152,18 @@ impl Reader {
 
     async fn next_event(&mut self) -> Event {
         loop {
-            let read = match self.deadline() {
-                None => Some(self.read().await),
+            let deadline = self.deadline();
+            let stream = self.ws.stream();
+            let decoder = &mut self.decoder;
+            let read = stream.read_with(|buf| decoder.decode(buf).map_err(ReadError::Protocol));
+            let read = match deadline {
+                None => Some(read.await),
                 Some(deadline) => {
                     let timer = self
                         .timer
                         .get_or_insert_with(|| Box::new(sleep_until(far_future())));
                     let limit = deadline.saturating_duration_since(Instant::now());
-                    let stream = self.ws.stream();
-                    let decoder = &mut self.decoder;
-                    timer
-                        .within(
-                            limit,
-                            stream
-                                .read_with(|buf| decoder.decode(buf).map_err(ReadError::Protocol)),
-                        )
-                        .await
-                        .ok()
+                    timer.within(limit, read).await.ok()
                 }
             };
             let message = match read {
@@ -206,15 +210,6 @@ impl Reader {
                 data => return Event::Message(data),
             }
         }
-    }
-
-    /// One read without a deadline.
-    async fn read(&mut self) -> Result<Message, ReadError> {
-        let decoder = &mut self.decoder;
-        self.ws
-            .stream()
-            .read_with(|buf| decoder.decode(buf).map_err(ReadError::Protocol))
-            .await
     }
 
     /// The next deadline: the close handshake's, the awaited Pong's or

@@ -52,17 +52,43 @@ where
     match Offer::from_request(method, version, headers) {
         Err(e) => refusal(&e),
         Ok(offer) => {
-            let protocol = choose_protocol(offer.protocols());
-            match accept(&offer, protocol, options, session) {
-                Ok(response) => response,
-                Err(e) => {
-                    tracing::error!("websocket handshake not accepted: {e}");
-                    Response::text("500 Internal Server Error\n")
-                        .status(http::StatusCode::INTERNAL_SERVER_ERROR)
-                }
-            }
+            let choice = choose_protocol(offer.protocols());
+            respond(&offer, choice, options, session)
         }
     }
+}
+
+/// The answer to a valid `offer`: the 101 running `session`, with the
+/// application's `choice` of subprotocol. A choice the client did not
+/// offer is the application's bug: it is logged and the connection goes
+/// on without a subprotocol (§4.2.2 forbids sending it). A 101 that cannot
+/// be made at all is a 500. For checks of its own between the offer and
+/// the answer (an origin, a cookie), an application calls
+/// [`Offer::from_request`], then this.
+pub fn respond<F, Fut>(
+    offer: &Offer,
+    choice: Option<String>,
+    options: WebSocketOptions,
+    session: F,
+) -> Response
+where
+    F: FnOnce(WebSocket, Reader) -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let protocol = choice.filter(|p| {
+        let offered = offer.protocols().contains(p);
+        if !offered {
+            tracing::error!(
+                "the application chose subprotocol {p:?}, which the client did not offer"
+            );
+        }
+        offered
+    });
+    accept(offer, protocol, options, session).unwrap_or_else(|e| {
+        tracing::error!("websocket handshake not accepted: {e}");
+        Response::text("500 Internal Server Error\n")
+            .status(http::StatusCode::INTERNAL_SERVER_ERROR)
+    })
 }
 
 /// The 101 accepting `offer` with `protocol` (which must be one the client

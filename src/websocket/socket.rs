@@ -15,7 +15,7 @@ use super::close_code::CloseCode;
 use super::encoder::Encoder;
 use super::encoder::Sharing;
 use super::error::EncodeError;
-use super::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode, Role, encode_header};
+use super::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode, Role, encode_header};
 use super::keys::mask_key;
 use super::message::Message;
 use crate::iostream::{Flushed, IOStream, StreamError};
@@ -154,10 +154,8 @@ impl WebSocket {
     /// it has gone to the kernel (or why it could not).
     pub fn write_message(&self, message: impl Into<Message>) -> Flush {
         let message = message.into();
-        if message.payload().len() >= ZERO_COPY_MIN
-            && let Some(queued) = self.queue_without_copy(&message)
-        {
-            return Flush(queued);
+        if message.payload().len() >= ZERO_COPY_MIN && self.sends_as_is(message.payload().len()) {
+            return Flush(self.queue_without_copy(message));
         }
         Flush(self.queue(&message))
     }
@@ -255,36 +253,41 @@ impl WebSocket {
         self.shared.st.borrow().encoder.sharing(len)
     }
 
-    /// Encodes `message` with this connection's encoder into `dst`.
-    pub(super) fn encode_into(&self, dst: &mut BytesMut, message: &Message) -> bool {
+    /// `message` encoded with this connection's encoder, to be queued on
+    /// it and on others that encode alike (`None` if it cannot be).
+    pub(super) fn encode(&self, message: &Message) -> Option<Bytes> {
         let mut st = self.shared.st.borrow_mut();
         let role = st.encoder.role();
+        let mut dst = BytesMut::with_capacity(frame_len(message, role));
         st.encoder
-            .encode_message(dst, message, || key_for(role))
-            .is_ok()
+            .encode_message(&mut dst, message, || key_for(role))
+            .ok()?;
+        Some(dst.freeze())
     }
 
     /// Queues bytes that hold whole frames (encoded for this connection,
     /// or shared with others that encode alike).
     pub(super) fn queue_encoded(&self, frames: Bytes) -> Result<Flushed, SendError> {
-        {
-            let st = self.shared.st.borrow();
-            if st.close_sent.is_some() || self.shared.stream.is_closed() {
-                return Err(SendError::Closed);
-            }
-        }
+        self.writable(&self.shared.st.borrow())?;
         self.hand_to_stream(frames)
+    }
+
+    /// Whether anything more may be sent: not after our Close, nor once
+    /// the connection is closed or its peer was cut off.
+    fn writable(&self, st: &SendState) -> Result<(), SendError> {
+        if st.slow_reader {
+            return Err(SendError::SlowReader);
+        }
+        if st.close_sent.is_some() || self.shared.stream.is_closed() {
+            return Err(SendError::Closed);
+        }
+        Ok(())
     }
 
     fn queue(&self, message: &Message) -> Result<Flushed, SendError> {
         let frames = {
             let mut st = self.shared.st.borrow_mut();
-            if st.slow_reader {
-                return Err(SendError::SlowReader);
-            }
-            if st.close_sent.is_some() || self.shared.stream.is_closed() {
-                return Err(SendError::Closed);
-            }
+            self.writable(&st)?;
             let role = st.encoder.role();
             let mut dst = BytesMut::with_capacity(frame_len(message, role));
             if let Err(e) = st
@@ -317,38 +320,33 @@ impl WebSocket {
         self.hand_to_stream(frames)
     }
 
-    /// A large message that goes out as it is (a server's, uncompressed,
-    /// in one frame) is sent as its header and its own payload bytes, in
-    /// one gathered write, without copying the payload; `None` when the
-    /// message must be encoded.
-    fn queue_without_copy(&self, message: &Message) -> Option<Result<Flushed, SendError>> {
-        let (opcode, payload) = match message {
-            Message::Binary(b) => (OpCode::Binary, b.clone()),
-            // A text message's bytes are copied once here; kept as a
-            // `String` by the caller, they cannot be shared.
-            Message::Text(t) => (OpCode::Text, Bytes::copy_from_slice(t.as_bytes())),
-            _ => return None,
+    /// Whether a data message of `len` bytes goes out as it is: a
+    /// server's, uncompressed, in one frame.
+    fn sends_as_is(&self, len: usize) -> bool {
+        let plain = Sharing {
+            deflate: None,
+            split: None,
         };
-        {
-            let st = self.shared.st.borrow();
-            let plain = Sharing {
-                deflate: None,
-                split: None,
-            };
-            if st.encoder.sharing(payload.len()) != Some(plain) {
-                return None;
-            }
-            if st.slow_reader {
-                return Some(Err(SendError::SlowReader));
-            }
-            if st.close_sent.is_some() || self.shared.stream.is_closed() {
-                return Some(Err(SendError::Closed));
-            }
-        }
-        let mut head = BytesMut::with_capacity(MAX_HEADER_LEN);
-        encode_header(&FrameHeader::new(opcode, payload.len() as u64), &mut head);
+        self.shared.st.borrow().encoder.sharing(len) == Some(plain)
+    }
+
+    /// A data message that goes out as it is ([`sends_as_is`](Self::sends_as_is)),
+    /// sent as its header and its own payload bytes in one gathered write:
+    /// the payload is not copied (a text's `String` becomes the `Bytes`).
+    fn queue_without_copy(&self, message: Message) -> Result<Flushed, SendError> {
+        let (opcode, payload) = match message {
+            Message::Binary(b) => (OpCode::Binary, b),
+            Message::Text(t) => (OpCode::Text, Bytes::from(t.into_bytes())),
+            // Control frames are never this large; encoded as any other.
+            other => return self.queue(&other),
+        };
+        self.writable(&self.shared.st.borrow())?;
+        let header = FrameHeader::new(opcode, payload.len() as u64);
+        // Exactly its size: frozen without a further allocation.
+        let mut head = BytesMut::with_capacity(header.encoded_len());
+        encode_header(&header, &mut head);
         let write = self.shared.stream.write_chunks([head.freeze(), payload]);
-        Some(self.check_refusal(write.into_owned()))
+        self.check_refusal(write.into_owned())
     }
 
     fn hand_to_stream(&self, frames: Bytes) -> Result<Flushed, SendError> {
