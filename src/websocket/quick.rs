@@ -59,28 +59,34 @@ impl QuickDeflate {
             self.base = 1;
         }
         let base = self.base;
-        // Worst case: 9 bits per literal, plus block framing.
-        out.reserve(input.len() + input.len() / 8 + 16);
-        let mut bits = BitWriter { out, acc: 0, n: 0 };
+        let start = out.len();
+        // Worst case: 9 bits per literal, plus the block framing and the
+        // 8 bytes the bit writer stores at a time.
+        out.resize(start + input.len() + input.len() / 8 + 24, 0);
         // BFINAL = 0, BTYPE = 01 (fixed Huffman codes).
-        bits.put(0b010, 3);
+        let mut bits = BitWriter {
+            out: &mut out[start..],
+            pos: 0,
+            acc: 0b010,
+            n: 3,
+        };
+        let table = &mut *self.table;
         let mut i = 0;
         while i + MIN_MATCH <= input.len() {
             let word = read_u32(input, i);
             let h = (word.wrapping_mul(0x9E37_79B1) >> (32 - HASH_BITS)) as usize;
-            let seen = self.table[h];
-            self.table[h] = base + i as u32;
-            if seen >= base {
-                let at = (seen - base) as usize;
-                let distance = i - at;
-                if distance <= max_distance && input[at..at + MIN_MATCH] == input[i..i + MIN_MATCH]
-                {
-                    let limit = (input.len() - i).min(MAX_MATCH);
-                    let len = match_length(input, at, i, limit);
-                    put_match(&mut bits, len, distance);
-                    i += len;
-                    continue;
-                }
+            let seen = table[h];
+            table[h] = base + i as u32;
+            // Where it was seen in this message; an entry from an earlier
+            // one wraps to far past `i` (positions differ by < QUICK_MAX).
+            let at = seen.wrapping_sub(base) as usize;
+            if at < i && i - at <= max_distance && read_u32(input, at) == word {
+                let limit = (input.len() - i).min(MAX_MATCH);
+                let len = match_length(input, at, i, limit);
+                put_match(&mut bits, len, i - at);
+                bits.flush();
+                i += len;
+                continue;
             }
             put_literal(&mut bits, input[i]);
             i += 1;
@@ -88,13 +94,15 @@ impl QuickDeflate {
         for &b in &input[i..] {
             put_literal(&mut bits, b);
         }
-        // End of block (symbol 256: seven zero bits).
-        bits.put(0, 7);
-        // An empty stored block, not final: its 3 header bits, then to
-        // the byte boundary; its LEN/NLEN (00 00 ff ff) is the tail the
-        // sender leaves off.
-        bits.put(0, 3);
+        // End of block (symbol 256: seven zero bits), then an empty
+        // stored block, not final: its 3 header bits, then to the byte
+        // boundary; its LEN/NLEN (00 00 ff ff) is the tail the sender
+        // leaves off.
+        bits.put(0, 7 + 3);
+        bits.n = bits.n.next_multiple_of(8);
         bits.flush();
+        let written = bits.pos;
+        out.truncate(start + written);
         self.base = base + input.len() as u32 + 1;
     }
 }
@@ -119,33 +127,36 @@ fn match_length(input: &[u8], at: usize, i: usize, limit: usize) -> usize {
     len
 }
 
-/// Bits to bytes, least significant first (RFC 1951 §3.1.1), gathered
-/// in a 64-bit word and written four bytes at a time.
+/// Bits to bytes, least significant first (RFC 1951 §3.1.1), gathered in
+/// a 64-bit word and stored eight bytes at a time into a slice sized for
+/// the worst case: no capacity checks, and the position advances by the
+/// whole bytes gathered (the rest are stored again next time).
 struct BitWriter<'a> {
-    out: &'a mut Vec<u8>,
+    out: &'a mut [u8],
+    pos: usize,
     acc: u64,
     n: u32,
 }
 
 impl BitWriter<'_> {
-    /// At most 32 bits at a time (every caller puts far fewer).
-    #[inline]
+    /// `count` more bits; the caller flushes before 64 could be pending.
+    #[inline(always)]
     fn put(&mut self, value: u32, count: u32) {
         self.acc |= u64::from(value) << self.n;
         self.n += count;
-        if self.n >= 32 {
-            self.out.extend_from_slice(&(self.acc as u32).to_le_bytes());
-            self.acc >>= 32;
-            self.n -= 32;
-        }
     }
 
-    /// Writes what is left, the last byte zero-padded.
+    /// Stores the whole bytes gathered.
+    #[inline(always)]
     fn flush(&mut self) {
-        let bytes = self.n.div_ceil(8) as usize;
-        self.out.extend_from_slice(&self.acc.to_le_bytes()[..bytes]);
-        self.acc = 0;
-        self.n = 0;
+        if let Some(word) = self.out.get_mut(self.pos..self.pos + 8) {
+            word.copy_from_slice(&self.acc.to_le_bytes());
+        }
+        let bytes = self.n / 8;
+        self.pos += bytes as usize;
+        // In two steps: a shift by 64 would overflow.
+        self.acc = (self.acc >> (bytes * 4)) >> (bytes * 4);
+        self.n %= 8;
     }
 }
 
@@ -183,11 +194,15 @@ const fn reverse(code: u16, len: u32) -> u16 {
     code.reverse_bits() >> (16 - len)
 }
 
-/// A literal byte.
-#[inline]
+/// A literal byte (at most 9 bits): stored once 32 bits are pending, so
+/// that a match (at most 31) always fits after it.
+#[inline(always)]
 fn put_literal(bits: &mut BitWriter<'_>, b: u8) {
     let (code, len) = FIXED[b as usize];
     bits.put(u32::from(code), u32::from(len));
+    if bits.n >= 32 {
+        bits.flush();
+    }
 }
 
 /// The length symbols 257..=285: (base length, extra bits) (§3.2.5).
@@ -257,14 +272,12 @@ const DISTANCES: [(u16, u8); 30] = [
     (24577, 13),
 ];
 
-/// A match of `len` bytes `distance` back, in the fixed code.
-#[inline]
+/// A match of `len` bytes `distance` back, in the fixed code: at most
+/// 8 + 5 bits of length and 5 + 13 of distance.
+#[inline(always)]
 fn put_match(bits: &mut BitWriter<'_>, len: usize, distance: usize) {
-    let l = usize::from(LENGTH_CODE[len - 3]);
-    let (code, code_len) = FIXED[257 + l];
-    bits.put(u32::from(code), u32::from(code_len));
-    let (base, extra) = LENGTHS[l];
-    bits.put((len - usize::from(base)) as u32, u32::from(extra));
+    let (code, code_len) = LENGTH_CODE_BITS[len - 3];
+    bits.put(code, u32::from(code_len));
     // zlib's two-part table: distances to 256 directly, farther ones by
     // their bits above the 7th (each such code spans a multiple of 128).
     let d = usize::from(if distance <= 256 {
@@ -272,10 +285,29 @@ fn put_match(bits: &mut BitWriter<'_>, len: usize, distance: usize) {
     } else {
         DISTANCE_CODE[256 + ((distance - 1) >> 7)]
     });
-    bits.put(u32::from(FIXED_DISTANCE[d]), 5);
     let (base, extra) = DISTANCES[d];
-    bits.put((distance - usize::from(base)) as u32, u32::from(extra));
+    let extra_bits = (distance - usize::from(base)) as u32;
+    bits.put(
+        u32::from(FIXED_DISTANCE[d]) | extra_bits << 5,
+        5 + u32::from(extra),
+    );
 }
+
+/// Each length 3..=258 as its whole code: the symbol's fixed code, then
+/// the extra bits, and their total length.
+const LENGTH_CODE_BITS: [(u32, u8); 256] = {
+    let mut table = [(0u32, 0u8); 256];
+    let mut len = 3;
+    while len <= 258 {
+        let l = LENGTH_CODE[len - 3] as usize;
+        let (code, code_len) = FIXED[257 + l];
+        let (base, extra) = LENGTHS[l];
+        let extra_bits = (len - base as usize) as u32;
+        table[len - 3] = (code as u32 | extra_bits << code_len, code_len + extra);
+        len += 1;
+    }
+    table
+};
 
 /// The index into `LENGTHS` of each length 3..=258.
 const LENGTH_CODE: [u8; 256] = {
