@@ -9,7 +9,7 @@
 use bytes::BytesMut;
 
 use super::close::encode_close_payload;
-use super::deflate::Compressor;
+use super::deflate::{Compressor, Settings};
 use super::error::EncodeError;
 use super::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode, Role, encode_header};
 use super::mask::apply_mask;
@@ -131,12 +131,10 @@ impl Encoder {
         }
         let split = len > self.max_frame_payload;
         match &self.deflater {
-            Some(d) if d.should_compress(len) => {
-                d.stateless_params().map(|(level, bits)| Sharing {
-                    deflate: Some((level, bits)),
-                    split: split.then_some(self.max_frame_payload),
-                })
-            }
+            Some(d) if d.should_compress(len) => d.stateless_settings().map(|settings| Sharing {
+                deflate: Some(settings),
+                split: split.then_some(self.max_frame_payload),
+            }),
             _ => Some(Sharing {
                 deflate: None,
                 split: split.then_some(self.max_frame_payload),
@@ -400,8 +398,8 @@ mod tests {
 /// it (see [`Encoder::sharing`]): equal values encode a message alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Sharing {
-    /// Compressed with this (level, window bits), from a fresh state.
-    pub(crate) deflate: Option<(u32, u8)>,
+    /// Compressed with these settings, from a fresh state.
+    pub(crate) deflate: Option<Settings>,
     /// Split into frames of this many payload bytes.
     pub(crate) split: Option<usize>,
 }

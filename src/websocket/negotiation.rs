@@ -45,6 +45,16 @@ pub struct DeflateConfig {
     /// zlib compression level, 0 (store) to 9 (smallest); larger values
     /// are treated as 9.
     pub compression_level: u32,
+    /// zlib memory level, 1 to 9 (values outside are clamped), 8 by
+    /// default as in zlib: how many symbols a block gathers before it is
+    /// written (2^(level + 6)), which is also the compressor's buffer
+    /// memory, 7 × 2^(level + 6) bytes: 0.9 KiB at 1, 112 KiB at 8.
+    /// zlib-rs keeps the rest fixed: its 64 Ki-entry hash table and
+    /// windows, 256 KiB at 15 window bits. Lower levels save memory on
+    /// connections with context takeover and cost ratio on large
+    /// messages (smaller blocks, more block headers). Level 1 without
+    /// context takeover uses Cyclone's own encoder, which ignores it.
+    pub memory_level: u8,
     /// Reset our compressor after every message (our side's
     /// `*_no_context_takeover`). Costs ratio, saves nothing on the wire
     /// but lets the compressor's window be dropped between messages.
@@ -70,6 +80,7 @@ impl Default for DeflateConfig {
     fn default() -> Self {
         DeflateConfig {
             compression_level: 1,
+            memory_level: 8,
             own_no_context_takeover: false,
             own_max_window_bits: MAX_WINDOW_BITS,
             peer_no_context_takeover: false,
