@@ -27,6 +27,7 @@ pub mod process;
 pub(crate) mod sys;
 pub mod tcpclient;
 pub mod tcpserver;
+pub mod tls;
 pub mod web;
 pub mod websocket;
 

@@ -5,12 +5,13 @@
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use cyclone::http1::{HttpServer, Response};
+use cyclone::tls::{SelfSigned, TlsConfig, TlsError};
 use cyclone::web::{
     Application, HttpError, Request, RequestHandler, StaticFileHandler, WebSocketHandler,
 };
@@ -78,6 +79,16 @@ struct Args {
     /// trace; RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, RSA or EC) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a fresh self-signed certificate for localhost,
+    /// 127.0.0.1 and ::1 (for development: clients must be told to trust it).
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    tls_self_signed: bool,
 }
 
 /// Every poller `--poller` accepts (whether this machine has it is checked
@@ -140,6 +151,8 @@ enum Failure {
     /// The listening socket could not be made: the port is taken, the
     /// address is not this machine's, privileges are missing (exit 1).
     Listen { addr: String, source: io::Error },
+    /// `--tls-cert`/`--tls-key` cannot be used: the file and why (exit 2).
+    Tls(String),
     /// Anything after the server started (exit 1).
     Run(Box<dyn std::error::Error>),
 }
@@ -147,7 +160,10 @@ enum Failure {
 impl Failure {
     fn exit_code(&self) -> u8 {
         match self {
-            Failure::Root { .. } | Failure::Poller { .. } | Failure::Address { .. } => EXIT_USAGE,
+            Failure::Root { .. }
+            | Failure::Poller { .. }
+            | Failure::Address { .. }
+            | Failure::Tls(_) => EXIT_USAGE,
             Failure::Listen { .. } | Failure::Run(_) => 1,
         }
     }
@@ -174,6 +190,7 @@ impl fmt::Display for Failure {
                     _ => write!(f, "--root {path}: {source}"),
                 }
             }
+            Failure::Tls(message) => write!(f, "{message}"),
             Failure::Poller { from, source } => {
                 let here: Vec<&str> = Backend::available().iter().map(|b| b.name()).collect();
                 write!(f, "{from}: {source}; available here: {}", here.join(", "))
@@ -355,8 +372,13 @@ fn site(root: Option<&PathBuf>) -> Result<Application, Failure> {
     Ok(app)
 }
 
-fn demo_server(root: Option<&PathBuf>) -> Result<HttpServer, Failure> {
-    Ok(site(root)?.into_server())
+fn demo_server(root: Option<&PathBuf>, tls: Option<TlsConfig>) -> Result<HttpServer, Failure> {
+    let site = site(root)?;
+    Ok(match tls {
+        Some(tls) => site.tls(tls),
+        None => site,
+    }
+    .into_server())
 }
 
 /// Checks `--poller` and `CYCLONE_POLLER` before anything starts.
@@ -396,9 +418,54 @@ fn check_address(address: &str, port: u16) -> Result<(), Failure> {
     }
 }
 
+/// The HTTPS settings the arguments ask for, if any; a self-signed
+/// certificate is written where a client can be pointed at it.
+fn tls_config(args: &Args) -> Result<Option<TlsConfig>, Failure> {
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let config = TlsConfig::from_pem_files(cert, key).map_err(|e| match e {
+            TlsError::File { file, reason } => {
+                let flag = if Path::new(&file) == cert.as_path() {
+                    "--tls-cert"
+                } else {
+                    "--tls-key"
+                };
+                Failure::Tls(format!("{flag} {file}: {reason}"))
+            }
+            other => Failure::Tls(format!("--tls-cert/--tls-key: {other}")),
+        })?;
+        return Ok(Some(config));
+    }
+    if !args.tls_self_signed {
+        return Ok(None);
+    }
+    let names = ["localhost", "127.0.0.1", "::1"];
+    let dev = SelfSigned::generate(&names).map_err(|e| Failure::Tls(e.to_string()))?;
+    let dir = std::env::temp_dir().join(format!("cyclone-self-signed-{}", std::process::id()));
+    let cert = dir.join("cert.pem");
+    let written = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&cert, &dev.cert_pem));
+    if let Err(e) = written {
+        return Err(Failure::Tls(format!(
+            "cannot write {}: {e}",
+            cert.display()
+        )));
+    }
+    let config = TlsConfig::from_pem(dev.cert_pem.as_bytes(), dev.key_pem.as_bytes())
+        .map_err(|e| Failure::Tls(e.to_string()))?;
+    println!(
+        "self-signed certificate for {} (SHA-256 Fingerprint={}) written to {}: trust it with curl --cacert {}",
+        names.join(", "),
+        dev.fingerprint,
+        cert.display(),
+        cert.display()
+    );
+    Ok(Some(config))
+}
+
 fn run(args: Args) -> Result<(), Failure> {
     choose_poller(args.poller.as_deref())?;
     check_address(&args.address, args.port)?;
+    let tls = tls_config(&args)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listen_error = |source| Failure::Listen {
         addr: address_port(&args.address, args.port),
         source,
@@ -406,25 +473,26 @@ fn run(args: Args) -> Result<(), Failure> {
     if let Some(threads) = args.threads {
         site(args.root.as_ref())?; // a bad --root fails here, not in every worker
         let root = args.root.clone();
+        let workers_tls = tls.clone();
         let workers = HttpServer::workers(threads, args.port, &args.address, move || {
-            demo_server(root.as_ref()).expect("checked above")
+            demo_server(root.as_ref(), workers_tls.clone()).expect("checked above")
         })
         .map_err(listen_error)?;
         println!(
             "cyclone HTTP server listening on {} ({threads} threads)",
-            urls(workers.addrs())
+            urls(scheme, workers.addrs())
         );
         wait_for_signal()?;
         return Ok(workers.stop()?);
     }
-    let server = demo_server(args.root.as_ref())?;
+    let server = demo_server(args.root.as_ref(), tls)?;
     let addrs = server
         .bind(args.port, Some(&args.address))
         .map_err(listen_error)?;
     if args.processes != 1 {
         println!(
             "cyclone HTTP server listening on {} ({} processes)",
-            urls(&addrs),
+            urls(scheme, &addrs),
             args.processes
         );
     }
@@ -446,7 +514,7 @@ fn run(args: Args) -> Result<(), Failure> {
     if args.processes == 1 {
         println!(
             "cyclone HTTP server listening on {} ({} poller); Ctrl-C stops it",
-            urls(&addrs),
+            urls(scheme, &addrs),
             lp.backend()
         );
     } else {
@@ -469,10 +537,10 @@ fn wait_for_signal() -> Result<(), Failure> {
     Ok(())
 }
 
-fn urls(addrs: &[std::net::SocketAddr]) -> String {
+fn urls(scheme: &str, addrs: &[std::net::SocketAddr]) -> String {
     addrs
         .iter()
-        .map(|a| format!("http://{a}/"))
+        .map(|a| format!("{scheme}://{a}/"))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -38,6 +38,10 @@ pub struct HttpConfig {
     /// Inflate `Content-Encoding: gzip` request bodies before the handler
     /// sees them (limited by `max_body_size` after inflating).
     pub decompress_request: bool,
+    /// Serve HTTPS: every connection's TLS handshake runs first (within
+    /// the config's `handshake_timeout`), and requests say `https` (see
+    /// [`Request::protocol`](super::Request::protocol)).
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for HttpConfig {
@@ -57,6 +61,7 @@ impl Default for HttpConfig {
             xheaders: false,
             trusted_downstream: Vec::new(),
             decompress_request: false,
+            tls: None,
         }
     }
 }

@@ -94,6 +94,13 @@ impl Connection {
     pub(crate) fn run(self) -> impl Future<Output = ()> {
         let mut this = self;
         async move {
+            let shared = this.io.shared.clone();
+            if let Some(tls) = &shared.config.tls
+                && let Err(e) = crate::tls::accept(&this.io.stream, tls).await
+            {
+                tracing::debug!("{}: TLS handshake failed: {e}", this.peer);
+                return;
+            }
             let mut reading = if this.io.stream.buffered() == 0 {
                 Reading::KeepAlive
             } else {

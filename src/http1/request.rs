@@ -67,10 +67,11 @@ pub(crate) fn start_request(io: &Io, peer: &PeerAddr, head: Bytes) -> Result<Sta
         PeerAddr::Inet(a) => Some(a.ip()),
         PeerAddr::Unix(_) => None,
     };
+    let scheme = if io.stream.is_tls() { "https" } else { "http" };
     let (remote_ip, protocol) = if cfg.xheaders {
-        super::xheaders::apply(&head.headers, peer_ip, &cfg.trusted_downstream)
+        super::xheaders::apply(&head.headers, peer_ip, &cfg.trusted_downstream, scheme)
     } else {
-        (peer_ip, "http")
+        (peer_ip, scheme)
     };
     let request = Request {
         method: head.method,

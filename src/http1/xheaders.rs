@@ -18,6 +18,7 @@ pub(crate) fn apply(
     headers: &HeaderMap,
     peer: Option<IpAddr>,
     trusted: &[IpAddr],
+    own_scheme: &'static str,
 ) -> (Option<IpAddr>, &'static str) {
     let mut ip = peer;
     // A proxy may add its own header line instead of appending to the
@@ -48,9 +49,12 @@ pub(crate) fn apply(
         .as_deref()
         .and_then(|v| v.rsplit(',').next())
         .map(str::trim);
+    // As Tornado: a proxy's "http" or "https" wins; anything else (or
+    // nothing) leaves the connection's own scheme.
     let scheme = match proto {
         Some(p) if p.eq_ignore_ascii_case("https") => "https",
-        _ => "http",
+        Some(p) if p.eq_ignore_ascii_case("http") => "http",
+        _ => own_scheme,
     };
     (ip, scheme)
 }
@@ -87,7 +91,7 @@ mod tests {
         let trusted = [ip("10.0.0.1")];
         let hdr = h(&[("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.0.0.1")]);
         assert_eq!(
-            apply(&hdr, Some(ip("10.0.0.1")), &trusted).0,
+            apply(&hdr, Some(ip("10.0.0.1")), &trusted, "http").0,
             Some(ip("1.2.3.4"))
         );
     }
@@ -100,7 +104,7 @@ mod tests {
             ("x-forwarded-for", "1.2.3.4"),
         ]);
         assert_eq!(
-            apply(&hdr, Some(ip("10.0.0.1")), &trusted).0,
+            apply(&hdr, Some(ip("10.0.0.1")), &trusted, "http").0,
             Some(ip("1.2.3.4"))
         );
     }
@@ -108,23 +112,38 @@ mod tests {
     #[test]
     fn real_ip_wins_and_garbage_is_ignored() {
         assert_eq!(
-            apply(&h(&[("x-real-ip", "4.3.2.1")]), None, &[]).0,
+            apply(&h(&[("x-real-ip", "4.3.2.1")]), None, &[], "http").0,
             Some(ip("4.3.2.1"))
         );
         let peer = Some(ip("127.0.0.1"));
-        assert_eq!(apply(&h(&[("x-real-ip", "not-an-ip")]), peer, &[]).0, peer);
+        assert_eq!(
+            apply(&h(&[("x-real-ip", "not-an-ip")]), peer, &[], "http").0,
+            peer
+        );
     }
 
     #[test]
     fn scheme_comes_from_the_last_forwarded_proto_value() {
         assert_eq!(
-            apply(&h(&[("x-forwarded-proto", "http, https")]), None, &[]).1,
+            apply(
+                &h(&[("x-forwarded-proto", "http, https")]),
+                None,
+                &[],
+                "http"
+            )
+            .1,
             "https"
         );
         assert_eq!(
-            apply(&h(&[("x-forwarded-proto", "gopher")]), None, &[]).1,
+            apply(&h(&[("x-forwarded-proto", "gopher")]), None, &[], "http").1,
             "http"
         );
-        assert_eq!(apply(&h(&[]), None, &[]).1, "http");
+        assert_eq!(apply(&h(&[]), None, &[], "http").1, "http");
+        // Over TLS, no header (or a strange one) keeps "https".
+        assert_eq!(apply(&h(&[]), None, &[], "https").1, "https");
+        assert_eq!(
+            apply(&h(&[("x-forwarded-proto", "gopher")]), None, &[], "https").1,
+            "https"
+        );
     }
 }

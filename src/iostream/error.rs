@@ -29,6 +29,17 @@ pub enum StreamError {
     /// A system call failed.
     #[error(transparent)]
     Io(Arc<io::Error>),
+    /// The stream's record layer (TLS) refused what the peer sent, or
+    /// could not finish its handshake; the inner error says why (for TLS,
+    /// a `cyclone::tls::TlsError`, which it can be downcast to).
+    #[error("{0}")]
+    Transport(Arc<dyn std::error::Error + Send + Sync>),
+    /// The peer closed the connection without first closing its record
+    /// layer (no TLS `close_notify`): data may have been cut off by an
+    /// attacker. A disconnect for keep-alive purposes, but a read until
+    /// close fails with it.
+    #[error("the peer closed without close_notify: the data may be truncated")]
+    Truncated,
 }
 
 impl StreamError {
@@ -37,6 +48,7 @@ impl StreamError {
     pub fn is_disconnect(&self) -> bool {
         match self {
             StreamError::Io(e) => is_disconnect(e),
+            StreamError::Truncated => true,
             StreamError::Closed(Some(inner)) => inner.is_disconnect(),
             _ => false,
         }

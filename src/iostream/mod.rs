@@ -30,6 +30,7 @@
 mod error;
 mod read;
 mod read_with;
+mod transport;
 mod write;
 
 use std::cell::RefCell;
@@ -48,6 +49,7 @@ use crate::ioloop::{IOLoop, Interest, Ready};
 pub use error::StreamError;
 pub use read::{Read, ReadInto};
 pub use read_with::ReadWith;
+pub use transport::{Handshake, Transport, TransportError};
 pub use write::{Flushed, Write};
 
 /// Default `max_buffer_size`: Tornado's 100 MiB.
@@ -102,6 +104,9 @@ struct State {
     max_buffer_size: usize,
     max_write_buffer_size: Option<usize>,
     read_chunk_size: usize,
+    /// The record layer (TLS), if one is installed: boxed, so a plain
+    /// stream pays one pointer for it.
+    tls: Option<Box<transport::Layer>>,
 }
 
 /// A stream's close callback and the tasks awaiting its close.
@@ -205,6 +210,7 @@ impl IOStream {
                 max_buffer_size: DEFAULT_MAX_BUFFER_SIZE,
                 max_write_buffer_size: None,
                 read_chunk_size: DEFAULT_READ_CHUNK_SIZE,
+                tls: None,
             }),
         });
         let weak = Rc::downgrade(&inner);
@@ -523,8 +529,13 @@ impl Inner {
         }
     }
 
-    /// Closes the stream once. `error` is why, for abnormal closes.
+    /// Closes the stream once. `error` is why, for abnormal closes. A
+    /// normal close of a stream with a record layer says so to the peer
+    /// first (TLS `close_notify`).
     fn close(&self, error: Option<StreamError>) {
+        if error.is_none() {
+            self.send_close_notify();
+        }
         let (callback, wakers) = {
             let mut st = self.st.borrow_mut();
             if st.closed {

@@ -58,6 +58,8 @@ pub(super) enum Target {
     UntilClose,
     /// Some data is buffered (nothing is consumed).
     Data,
+    /// The record layer's handshake is done (nothing is consumed).
+    Handshake,
 }
 
 /// A read's delimiter, owned by the read. Protocol delimiters are short
@@ -155,11 +157,20 @@ fn find(st: &mut State, target: &Target) -> Found {
                 Found::Take(0)
             }
         }
+        Target::Handshake => match &st.tls {
+            Some(layer) if layer.transport.is_handshaking() => Found::NotYet,
+            _ => Found::Take(0),
+        },
         Target::UntilClose => {
             // A peer that resets (e.g. closes with our data unread) has
             // still closed: deliver what it sent, as for EOF. `error()`
-            // keeps the reset.
-            let normal = st.error.as_ref().is_none_or(StreamError::is_disconnect);
+            // keeps the reset. Not a close that skipped TLS's close_notify:
+            // an attacker can cut a stream there, so "all of it" is
+            // unknown.
+            let normal = st
+                .error
+                .as_ref()
+                .is_none_or(|e| e.is_disconnect() && !matches!(e, StreamError::Truncated));
             if st.closed && normal {
                 Found::Take(buf.len())
             } else {
@@ -251,6 +262,10 @@ impl Inner {
             let st = self.st.borrow();
             if st.closed {
                 return false;
+            }
+            if st.tls.is_some() {
+                drop(st);
+                return self.read_once_records();
             }
             let room = st.max_buffer_size.saturating_sub(st.rbuf.len());
             let spare = st.rbuf.capacity() - st.rbuf.len();
@@ -350,7 +365,7 @@ impl Inner {
         read_spare(self.fd, self.kind, &mut self.st.borrow_mut().rbuf, want)
     }
 
-    fn sys_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+    pub(super) fn sys_read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = match self.kind {
             // SAFETY: `buf` is valid for writes of its length.
             Kind::Socket => syscall!(recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), 0))?,

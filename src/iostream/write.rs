@@ -239,8 +239,63 @@ fn data_len_sent(until: u64, rest: &Bytes) -> u64 {
 }
 
 impl Inner {
+    /// Queues `data` as it goes on the wire and tries to send it at once;
+    /// the stream's cumulative byte count that marks it written.
+    pub(super) fn queue(&self, mut data: Bytes) -> Result<u64, StreamError> {
+        let mut st = self.st.borrow_mut();
+        if let Some(e) = refusal(&st, data.len()) {
+            return Err(e);
+        }
+        st.queued_total += data.len() as u64;
+        let until = st.queued_total;
+        if data.is_empty() {
+            return Ok(until);
+        }
+        if st.wq.is_empty() && self.ring_sends {
+            // The loop's poller takes it; the queue is not touched.
+            drop(st);
+            let len = data.len();
+            match self.hand_over(data) {
+                Ok(()) => {
+                    self.st.borrow_mut().wq_bytes += len;
+                    return Ok(until);
+                }
+                Err(back) => data = back,
+            }
+            st = self.st.borrow_mut();
+        }
+        if st.wq.is_empty() && st.in_flight == 0 {
+            drop(st);
+            // Nothing queued: one plain send, and the queue is only
+            // touched for what the kernel did not take.
+            let rest = match self.send_now(&data) {
+                Ok(n) => data.slice(n..),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => data,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => data,
+                Err(e) => {
+                    self.close(Some(e.into()));
+                    return Err(self.closed_error());
+                }
+            };
+            let mut st = self.st.borrow_mut();
+            st.written_total = data_len_sent(until, &rest);
+            if !rest.is_empty() {
+                st.wq_bytes += rest.len();
+                st.wq.push_back(rest);
+                drop(st);
+                self.update_interest(); // wait for writability
+            }
+            return Ok(until);
+        }
+        // Already queued (so waiting for writability or for the batch in
+        // flight): this chunk goes out with the others.
+        st.wq_bytes += data.len();
+        st.wq.push_back(data);
+        Ok(until)
+    }
+
     /// One `send` (sockets, no SIGPIPE) or `write` (pipes) of `data`.
-    fn send_now(&self, data: &[u8]) -> std::io::Result<usize> {
+    pub(super) fn send_now(&self, data: &[u8]) -> std::io::Result<usize> {
         let n = match self.kind {
             // SAFETY: `data` is valid for reads of its length.
             Kind::Socket => syscall!(send(
@@ -358,79 +413,13 @@ impl IOStream {
     /// `max_write_buffer_size`, and with [`StreamError::Closed`] on a closed
     /// stream.
     pub fn write(&self, data: impl Into<Bytes>) -> Write<'_> {
-        let mut data = data.into();
-        let inner = &self.inner;
-        let until = {
-            let mut st = inner.st.borrow_mut();
-            if let Some(e) = refusal(&st, data.len()) {
-                return Write {
-                    stream: self,
-                    until: Err(e),
-                };
-            }
-            st.queued_total += data.len() as u64;
-            let until = st.queued_total;
-            if data.is_empty() {
-                return Write {
-                    stream: self,
-                    until: Ok(until),
-                };
-            }
-            if st.wq.is_empty() && inner.ring_sends {
-                // The loop's poller takes it; the queue is not touched.
-                drop(st);
-                let len = data.len();
-                match inner.hand_over(data) {
-                    Ok(()) => {
-                        inner.st.borrow_mut().wq_bytes += len;
-                        return Write {
-                            stream: self,
-                            until: Ok(until),
-                        };
-                    }
-                    Err(back) => data = back,
-                }
-                st = inner.st.borrow_mut();
-            }
-            if st.wq.is_empty() && st.in_flight == 0 {
-                drop(st);
-                // Nothing queued: one plain send, and the queue is only
-                // touched for what the kernel did not take.
-                let rest = match inner.send_now(&data) {
-                    Ok(n) => data.slice(n..),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => data,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => data,
-                    Err(e) => {
-                        inner.close(Some(e.into()));
-                        return Write {
-                            stream: self,
-                            until: Err(inner.closed_error()),
-                        };
-                    }
-                };
-                let mut st = inner.st.borrow_mut();
-                let sent = data_len_sent(until, &rest);
-                st.written_total = sent;
-                if !rest.is_empty() {
-                    st.wq_bytes += rest.len();
-                    st.wq.push_back(rest);
-                    drop(st);
-                    inner.update_interest(); // wait for writability
-                }
-                return Write {
-                    stream: self,
-                    until: Ok(until),
-                };
-            }
-            // Already queued (so waiting for writability or for the batch
-            // in flight): this chunk goes out with the others.
-            st.wq_bytes += data.len();
-            st.wq.push_back(data);
-            until
-        };
+        let until = self
+            .inner
+            .seal(data.into())
+            .and_then(|wire| self.inner.queue(wire));
         Write {
             stream: self,
-            until: Ok(until),
+            until,
         }
     }
 
@@ -440,6 +429,15 @@ impl IOStream {
     /// are handed to the kernel.
     pub fn write_chunks(&self, chunks: impl IntoIterator<Item = Bytes>) -> Write<'_> {
         let inner = &self.inner;
+        if self.is_tls() {
+            // Sealed together: one run of records rather than one (with
+            // its overhead) per chunk.
+            let mut all = BytesMut::new();
+            for chunk in chunks {
+                all.extend_from_slice(&chunk);
+            }
+            return self.write(all.freeze());
+        }
         let until = {
             let mut st = inner.st.borrow_mut();
             let chunks: Vec<Bytes> = chunks.into_iter().filter(|c| !c.is_empty()).collect();

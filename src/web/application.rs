@@ -281,6 +281,13 @@ impl Application {
         self
     }
 
+    /// Serves HTTPS with `config` (see [`crate::tls`]); requests then say
+    /// `https` in [`Request::protocol`](crate::http1::Request::protocol).
+    pub fn tls(mut self, config: crate::tls::TlsConfig) -> Application {
+        self.config.tls = Some(config);
+        self
+    }
+
     /// The URL of named route `name` with its groups filled with `args`
     /// (percent-encoded), in order; `None` if there is no such route, the
     /// count differs, or the pattern has regex syntax outside its groups.

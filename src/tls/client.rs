@@ -1,0 +1,89 @@
+//! A TLS client's settings: whom to trust, and what to offer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use rustls::{ClientConfig, RootCertStore};
+
+use super::config::DEFAULT_HANDSHAKE_TIMEOUT;
+use super::error::TlsError;
+use super::keys::provider;
+
+/// A TLS client's settings: the roots that certificates must chain to
+/// (the system's, or a CA of one's own), ALPN, and the handshake
+/// timeout. Certificates are always verified, names included.
+#[derive(Clone)]
+pub struct TlsClientConfig {
+    pub(crate) client: Arc<ClientConfig>,
+    /// See [`DEFAULT_HANDSHAKE_TIMEOUT`].
+    pub handshake_timeout: Duration,
+}
+
+impl std::fmt::Debug for TlsClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsClientConfig")
+            .field("handshake_timeout", &self.handshake_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsClientConfig {
+    /// Trusts the system's root certificates (as OpenSSL finds them:
+    /// `SSL_CERT_FILE`, `SSL_CERT_DIR`, then the distribution's bundle).
+    /// Fails if there are none usable.
+    pub fn system_roots() -> Result<TlsClientConfig, TlsError> {
+        let found = rustls_native_certs::load_native_certs();
+        let mut roots = RootCertStore::empty();
+        let (added, _) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            let why = found
+                .errors
+                .first()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            return Err(TlsError::Other(format!(
+                "no usable system root certificates{why} (set SSL_CERT_FILE, or use TlsClientConfig::with_ca)"
+            )));
+        }
+        TlsClientConfig::with_roots(roots)
+    }
+
+    /// Trusts only the CA certificates in `ca_pem` (a private CA, or a
+    /// development certificate itself).
+    pub fn with_ca(ca_pem: &[u8]) -> Result<TlsClientConfig, TlsError> {
+        let mut roots = RootCertStore::empty();
+        let certs = CertificateDer::pem_slice_iter(ca_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TlsError::Other(format!("CA: not PEM certificates: {e}")))?;
+        if certs.is_empty() {
+            return Err(TlsError::Other("CA: no certificate in it".into()));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| TlsError::Other(format!("CA: {e}")))?;
+        }
+        TlsClientConfig::with_roots(roots)
+    }
+
+    fn with_roots(roots: RootCertStore) -> Result<TlsClientConfig, TlsError> {
+        let client = ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(TlsError::from)?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(TlsClientConfig {
+            client: Arc::new(client),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+        })
+    }
+
+    /// Offers these ALPN protocols, in preference order.
+    pub fn alpn(mut self, protocols: &[&str]) -> TlsClientConfig {
+        let client = Arc::make_mut(&mut self.client);
+        client.alpn_protocols = protocols.iter().map(|p| p.as_bytes().to_vec()).collect();
+        self
+    }
+}

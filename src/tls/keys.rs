@@ -1,0 +1,44 @@
+//! Certificates and keys from PEM, and the crypto provider they are
+//! used with.
+
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
+
+use super::error::TlsError;
+
+/// The crypto provider every configuration here uses: aws-lc-rs.
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// A certificate chain and its key, checked to belong together.
+pub(crate) fn certified_key(cert_chain: &[u8], key: &[u8]) -> Result<Arc<CertifiedKey>, TlsError> {
+    let certs = parse_chain(cert_chain).map_err(TlsError::Other)?;
+    let key = parse_key(key).map_err(TlsError::Other)?;
+    let certified = CertifiedKey::from_der(certs, key, &provider())
+        .map_err(|e| TlsError::Other(format!("the key does not match the certificate: {e}")))?;
+    Ok(Arc::new(certified))
+}
+
+pub(crate) fn parse_chain(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not a PEM certificate chain: {e}"))?;
+    if certs.is_empty() {
+        return Err("no certificate in it (expected -----BEGIN CERTIFICATE-----)".into());
+    }
+    Ok(certs)
+}
+
+pub(crate) fn parse_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| match e {
+        rustls::pki_types::pem::Error::NoItemsFound => {
+            "no private key in it (expected PKCS#8, RSA or EC PRIVATE KEY)".to_string()
+        }
+        other => format!("not a PEM private key: {other}"),
+    })
+}

@@ -1,0 +1,143 @@
+//! TLS on the loop, with rustls: a stream's record layer (see
+//! [`crate::iostream::Transport`]), so that once the handshake is done
+//! every read and write of an [`IOStream`] works as over plain TCP, on
+//! every poller backend (on io_uring the records go out through the
+//! loop's submitted sends like any write).
+//!
+//! - [`TlsConfig`]: a server's certificates (PEM; several by name through
+//!   SNI, with a default for clients that send none), ALPN (`http/1.1`
+//!   by default: a client offering only protocols we do not serve is
+//!   refused), TLS 1.2 and 1.3 only, session tickets, optional client
+//!   certificates, and the handshake timeout (10 s).
+//! - [`accept`] and [`connect`]: the handshake on a stream, bounded in
+//!   time. A peer that stalls, sends garbage or plain HTTP is closed
+//!   (plain HTTP first gets a plain-text 400, as nginx answers it); a
+//!   close sends `close_notify`, and an EOF without one is
+//!   [`StreamError::Truncated`](crate::StreamError::Truncated).
+//! - [`TlsClientConfig`]: certificate verification against the system's
+//!   roots or a given CA; errors name the reason ([`TlsError`]).
+//! - [`SelfSigned`]: development certificates.
+//!
+//! Crypto comes from aws-lc-rs (see `Cargo.toml` for why not ring).
+//!
+//! ```
+//! use cyclone::tls::{self, SelfSigned, TlsClientConfig, TlsConfig};
+//! use cyclone::{IOLoop, IOStream};
+//!
+//! let dev = SelfSigned::generate(&["localhost"]).unwrap();
+//! let server = TlsConfig::from_pem(dev.cert_pem.as_bytes(), dev.key_pem.as_bytes()).unwrap();
+//! let client = TlsClientConfig::with_ca(dev.cert_pem.as_bytes()).unwrap();
+//!
+//! let lp = IOLoop::new().unwrap();
+//! let reply = lp.run_sync(async move {
+//!     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+//!     let (a, b) = (IOStream::new(a).unwrap(), IOStream::new(b).unwrap());
+//!     let serve = cyclone::spawn(async move {
+//!         tls::accept(&a, &server).await.unwrap();
+//!         let line = a.read_until(b"\n", None).await.unwrap();
+//!         a.write(line).await.unwrap();
+//!     });
+//!     tls::connect(&b, &client, "localhost").await.unwrap();
+//!     b.write(&b"hello over TLS\n"[..]).await.unwrap();
+//!     let reply = b.read_until(b"\n", None).await.unwrap();
+//!     serve.await.unwrap();
+//!     reply
+//! });
+//! assert_eq!(&reply[..], b"hello over TLS\n");
+//! ```
+
+mod client;
+mod config;
+mod error;
+mod keys;
+mod resolver;
+mod selfsigned;
+mod session;
+
+use std::sync::Arc;
+
+pub use client::TlsClientConfig;
+pub use config::{DEFAULT_HANDSHAKE_TIMEOUT, TlsConfig, TlsConfigBuilder};
+pub use error::{RustlsError, TlsError};
+pub use selfsigned::SelfSigned;
+
+use crate::iostream::{IOStream, StreamError};
+use session::Session;
+
+/// What a TLS handshake agreed on: [`info`].
+#[derive(Debug, Clone)]
+pub struct TlsInfo {
+    /// TLS 1.2 or 1.3.
+    pub protocol_version: Option<rustls::ProtocolVersion>,
+    /// The cipher suite.
+    pub cipher_suite: Option<rustls::CipherSuite>,
+    /// The ALPN protocol, if one was agreed.
+    pub alpn_protocol: Option<Vec<u8>>,
+    /// The peer's certificate chain (a server sees one only from a client
+    /// that sent it: see [`TlsConfigBuilder::client_auth`]).
+    pub peer_certificates: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// Whether the session was resumed (a ticket) rather than a full
+    /// handshake.
+    pub resumed: bool,
+}
+
+/// What `stream`'s TLS session agreed on; `None` for a plain stream.
+pub fn info(stream: &IOStream) -> Option<TlsInfo> {
+    stream
+        .with_transport(|t| t.as_any().downcast_ref::<Session>().map(Session::info))
+        .flatten()
+}
+
+/// The server's side of a TLS handshake on `stream` (freshly accepted, or
+/// after a STARTTLS-style command, with no read pending). Fails, with the
+/// stream closed, if the handshake fails or does not finish within
+/// `config.handshake_timeout` (the connection is then reset:
+/// [`TlsError::HandshakeTimeout`]).
+pub async fn accept(stream: &IOStream, config: &TlsConfig) -> Result<(), StreamError> {
+    let session = Session::server(config.server.clone()).map_err(transport_error)?;
+    handshake(stream, Box::new(session), config.handshake_timeout).await
+}
+
+/// The client's side of a TLS handshake on a connected `stream`, checking
+/// that the server's certificate is valid for `server_name` (a DNS name,
+/// also sent as SNI, or an IP address).
+pub async fn connect(
+    stream: &IOStream,
+    config: &TlsClientConfig,
+    server_name: &str,
+) -> Result<(), StreamError> {
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_string()).map_err(|_| {
+        transport_error(TlsError::Other(format!(
+            "not a DNS name or IP address: {server_name:?}"
+        )))
+    })?;
+    let session = Session::client(config.client.clone(), name).map_err(transport_error)?;
+    handshake(stream, Box::new(session), config.handshake_timeout).await
+}
+
+async fn handshake(
+    stream: &IOStream,
+    session: Box<Session>,
+    limit: std::time::Duration,
+) -> Result<(), StreamError> {
+    match crate::ioloop::timeout(limit, stream.start_transport(session)).await {
+        Ok(result) => result,
+        Err(_) => {
+            stream.reset();
+            Err(transport_error(TlsError::HandshakeTimeout(limit)))
+        }
+    }
+}
+
+fn transport_error(e: TlsError) -> StreamError {
+    StreamError::Transport(Arc::new(e))
+}
+
+/// The [`TlsError`] behind a stream error, if TLS is why it failed.
+pub fn tls_error(e: &StreamError) -> Option<&TlsError> {
+    match e {
+        StreamError::Transport(inner) => inner.downcast_ref::<TlsError>(),
+        StreamError::Closed(Some(inner)) => tls_error(inner),
+        _ => None,
+    }
+}

@@ -1,0 +1,354 @@
+//! A rustls connection as the stream's record layer ([`Transport`]),
+//! through rustls' unbuffered API.
+//!
+//! Why the unbuffered API: the stream already owns a read buffer, a write
+//! queue and the loop's readiness and io_uring send logic. The buffered
+//! API (`read_tls`/`process_new_packets`/`write_tls`) would keep a second
+//! copy of each: records in rustls' own deframer buffer (4 KiB that an
+//! idle connection cannot give back), plaintext in its own queue (so the
+//! stream could not tell from the fd alone whether data is waiting). Here
+//! rustls opens records where the stream read them and seals straight into
+//! the bytes the stream queues: one copy each way, nothing held between
+//! records, about 4 KiB less per idle connection (rustls' own figures:
+//! 4.4 KiB against 8.5 KiB of heap after a request).
+
+use std::any::Any;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use rustls::client::UnbufferedClientConnection;
+use rustls::server::UnbufferedServerConnection;
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
+use rustls::{ClientConfig, ServerConfig};
+
+use super::error::TlsError;
+use crate::iostream::{Transport, TransportError};
+
+/// TLS records carry at most 16 KiB of data (RFC 8446 §5.1), plus a
+/// header, a tag and padding; this bounds what one record adds.
+const RECORD_OVERHEAD: usize = 64;
+const MAX_FRAGMENT: usize = 16 * 1024;
+
+/// The answer to plain HTTP on a TLS port.
+const PLAIN_HTTP_REPLY: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 45\r\n\
+Connection: close\r\n\
+\r\n\
+This port speaks HTTPS: use an https:// URL.\n";
+
+/// The two ends' connections behind one interface: the unbuffered API
+/// has the same methods on both, on different types.
+enum Conn {
+    Server(UnbufferedServerConnection),
+    Client(UnbufferedClientConnection),
+}
+
+/// Runs `$body` with `$c` bound to the connection, whichever end it is.
+macro_rules! with_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            Conn::Server($c) => $body,
+            Conn::Client($c) => $body,
+        }
+    };
+}
+
+/// `process_tls_records`, which each end's connection has on its own.
+trait Records {
+    type Data;
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data>;
+}
+
+impl Records for UnbufferedServerConnection {
+    type Data = rustls::server::ServerConnectionData;
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data> {
+        self.process_tls_records(incoming)
+    }
+}
+
+impl Records for UnbufferedClientConnection {
+    type Data = rustls::client::ClientConnectionData;
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data> {
+        self.process_tls_records(incoming)
+    }
+}
+
+/// A TLS session on a stream.
+pub(crate) struct Session {
+    conn: Conn,
+    st: Progress,
+}
+
+/// Where the session is, besides rustls' own state.
+struct Progress {
+    handshaking: bool,
+    peer_closed: bool,
+    /// Records rustls encoded that are not handed to the stream yet.
+    pending: BytesMut,
+}
+
+impl Session {
+    pub(crate) fn server(config: Arc<ServerConfig>) -> Result<Session, TlsError> {
+        Ok(Session::new(Conn::Server(UnbufferedServerConnection::new(
+            config,
+        )?)))
+    }
+
+    pub(crate) fn client(
+        config: Arc<ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+    ) -> Result<Session, TlsError> {
+        Ok(Session::new(Conn::Client(UnbufferedClientConnection::new(
+            config, name,
+        )?)))
+    }
+
+    fn new(conn: Conn) -> Session {
+        Session {
+            conn,
+            st: Progress {
+                handshaking: true,
+                peer_closed: false,
+                pending: BytesMut::new(),
+            },
+        }
+    }
+
+    fn drive(
+        &mut self,
+        incoming: &mut BytesMut,
+        plain: &mut BytesMut,
+        send: &mut Vec<Bytes>,
+        seal: Option<&[u8]>,
+    ) -> Result<bool, TlsError> {
+        with_conn!(&mut self.conn, c => drive(c, &mut self.st, incoming, plain, send, seal))
+    }
+
+    /// What the handshake agreed on.
+    pub(crate) fn info(&self) -> super::TlsInfo {
+        with_conn!(&self.conn, c => super::TlsInfo {
+            protocol_version: c.protocol_version(),
+            cipher_suite: c.negotiated_cipher_suite().map(|s| s.suite()),
+            alpn_protocol: c.alpn_protocol().map(<[u8]>::to_vec),
+            peer_certificates: c
+                .peer_certificates()
+                .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
+                .unwrap_or_default(),
+            resumed: c.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+        })
+    }
+}
+
+/// Drives rustls over `incoming` until it needs more of it (or, with
+/// `seal`, until it may encrypt `seal`'s data, which it then does into
+/// `pending`; `Ok(true)` once it did). Opened data goes to `plain`, whole
+/// records to `send`.
+fn drive<C: Records>(
+    conn: &mut C,
+    st: &mut Progress,
+    incoming: &mut BytesMut,
+    plain: &mut BytesMut,
+    send: &mut Vec<Bytes>,
+    seal: Option<&[u8]>,
+) -> Result<bool, TlsError> {
+    loop {
+        let UnbufferedStatus { mut discard, state } = conn.process(&mut incoming[..]);
+        let state = match state {
+            Ok(state) => state,
+            Err(e) => {
+                incoming.advance(discard);
+                return Err(e.into());
+            }
+        };
+        let mut stop = false;
+        let mut sealed = false;
+        match state {
+            ConnectionState::ReadTraffic(mut traffic) => {
+                while let Some(record) = traffic.next_record() {
+                    let record = record?;
+                    discard += record.discard;
+                    plain.extend_from_slice(record.payload);
+                }
+            }
+            ConnectionState::EncodeTlsData(mut encode) => loop {
+                let at = st.pending.len();
+                let room = st
+                    .pending
+                    .capacity()
+                    .saturating_sub(at)
+                    .max(RECORD_OVERHEAD);
+                st.pending.resize(at + room, 0);
+                match encode.encode(&mut st.pending[at..]) {
+                    Ok(n) => {
+                        st.pending.truncate(at + n);
+                        break;
+                    }
+                    Err(EncodeError::InsufficientSize(e)) => {
+                        st.pending.truncate(at);
+                        st.pending.reserve(e.required_size);
+                    }
+                    Err(EncodeError::AlreadyEncoded) => {
+                        st.pending.truncate(at);
+                        break;
+                    }
+                }
+            },
+            ConnectionState::TransmitTlsData(transmit) => {
+                if !st.pending.is_empty() {
+                    send.push(st.pending.split().freeze());
+                }
+                transmit.done();
+            }
+            ConnectionState::WriteTraffic(mut traffic) => {
+                st.handshaking = false;
+                if let Some(data) = seal {
+                    encrypt_into(&mut st.pending, data, |plain, out| {
+                        traffic.encrypt(plain, out)
+                    })?;
+                    sealed = true;
+                }
+                stop = true;
+            }
+            ConnectionState::PeerClosed => st.peer_closed = true,
+            // Blocked: more records are needed. Closed: both sides
+            // said close_notify. Early data is never enabled.
+            _ => stop = true,
+        }
+        incoming.advance(discard);
+        if stop {
+            return Ok(sealed);
+        }
+    }
+}
+
+/// A close_notify record, if the connection is at a point to send one.
+fn close_notify<C: Records>(conn: &mut C) -> Option<Bytes> {
+    let mut out = BytesMut::new();
+    let status = conn.process(&mut [][..]);
+    if let Ok(ConnectionState::WriteTraffic(mut traffic)) = status.state {
+        encrypt_into(&mut out, &[], |_, buf| traffic.queue_close_notify(buf)).ok()?;
+        return Some(out.freeze());
+    }
+    None
+}
+
+/// Encrypts `data` into `out` through `encrypt`, growing `out` to what
+/// rustls says it needs.
+fn encrypt_into(
+    out: &mut BytesMut,
+    data: &[u8],
+    mut encrypt: impl FnMut(&[u8], &mut [u8]) -> Result<usize, EncryptError>,
+) -> Result<(), TlsError> {
+    let at = out.len();
+    let mut need = data.len() + (data.len() / MAX_FRAGMENT + 1) * RECORD_OVERHEAD;
+    loop {
+        out.resize(at + need, 0);
+        match encrypt(data, &mut out[at..]) {
+            Ok(n) => {
+                out.truncate(at + n);
+                return Ok(());
+            }
+            Err(EncryptError::InsufficientSize(e)) => need = e.required_size,
+            Err(e) => {
+                out.truncate(at);
+                return Err(TlsError::Other(e.to_string()));
+            }
+        }
+    }
+}
+
+impl Transport for Session {
+    fn receive(
+        &mut self,
+        incoming: &mut BytesMut,
+        plain: &mut BytesMut,
+        send: &mut Vec<Bytes>,
+    ) -> Result<(), TransportError> {
+        if self.st.handshaking
+            && matches!(self.conn, Conn::Server(_))
+            && incoming.first().is_some_and(u8::is_ascii_uppercase)
+        {
+            // A TLS record starts with its type (20 to 24); a letter is
+            // an HTTP method: a client that forgot https. Say so in its
+            // own language, as nginx does, then close.
+            send.push(Bytes::from_static(PLAIN_HTTP_REPLY));
+            return Err(Arc::new(TlsError::PlainHttp));
+        }
+        match self.drive(incoming, plain, send, None) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // rustls queued an alert saying why: send it before the
+                // stream closes (one more turn encodes and transmits it).
+                let _ = self.drive(&mut BytesMut::new(), plain, send, None);
+                if !self.st.pending.is_empty() {
+                    send.push(self.st.pending.split().freeze());
+                }
+                Err(Arc::new(e))
+            }
+        }
+    }
+
+    fn seal(&mut self, data: &[u8], out: &mut BytesMut) -> Result<(), TransportError> {
+        if self.st.handshaking {
+            return Err(Arc::new(TlsError::HandshakeNotComplete));
+        }
+        let mut send = Vec::new();
+        let sealed = self
+            .drive(
+                &mut BytesMut::new(),
+                &mut BytesMut::new(),
+                &mut send,
+                Some(data),
+            )
+            .map_err(|e| Arc::new(e) as TransportError)?;
+        // Records rustls had waiting (a session ticket, a key update) go
+        // first, then the data.
+        for record in send {
+            out.extend_from_slice(&record);
+        }
+        out.extend_from_slice(&self.st.pending.split());
+        if sealed {
+            Ok(())
+        } else {
+            Err(Arc::new(TlsError::HandshakeNotComplete))
+        }
+    }
+
+    fn start(&mut self, send: &mut Vec<Bytes>) -> Result<(), TransportError> {
+        // A client's hello comes out of the first turn; a server's turn
+        // finds nothing to do until the hello arrives.
+        let result = self.drive(&mut BytesMut::new(), &mut BytesMut::new(), send, None);
+        if !self.st.pending.is_empty() {
+            send.push(self.st.pending.split().freeze());
+        }
+        result
+            .map(|_| ())
+            .map_err(|e| Arc::new(e) as TransportError)
+    }
+
+    fn close_notify(&mut self) -> Option<Bytes> {
+        with_conn!(&mut self.conn, c => close_notify(c))
+    }
+
+    fn is_handshaking(&self) -> bool {
+        self.st.handshaking
+    }
+
+    fn peer_closed(&self) -> bool {
+        self.st.peer_closed
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
