@@ -52,6 +52,15 @@ pub enum ConnectError {
         /// The port asked for.
         port: u16,
     },
+    /// Connected, but the TLS handshake failed (see
+    /// [`tls::tls_error`](crate::tls::tls_error) for why).
+    #[error("TLS with {host}: {source}")]
+    Tls {
+        /// The host asked for.
+        host: String,
+        /// The handshake's error.
+        source: crate::iostream::StreamError,
+    },
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -260,6 +269,30 @@ impl TcpClient {
                 port,
             }),
         }
+    }
+}
+
+impl TcpClient {
+    /// [`connect`](Self::connect), then a TLS handshake checking that the
+    /// server's certificate is valid for `host` (see [`crate::tls`]).
+    /// `timeout` bounds the connection; the handshake has its own
+    /// (`config.handshake_timeout`). A certificate error says why in a
+    /// [`tls::TlsError`](crate::tls::TlsError) (see
+    /// [`tls::tls_error`](crate::tls::tls_error)).
+    pub async fn connect_tls(
+        host: &str,
+        port: u16,
+        config: &crate::tls::TlsClientConfig,
+        timeout: Duration,
+    ) -> Result<IOStream, ConnectError> {
+        let stream = TcpClient::connect(host, port, timeout).await?;
+        crate::tls::connect(&stream, config, host)
+            .await
+            .map_err(|source| ConnectError::Tls {
+                host: host.to_string(),
+                source,
+            })?;
+        Ok(stream)
     }
 }
 

@@ -48,15 +48,22 @@ pub trait Transport {
 
     /// Appends `data`, sealed into records, to `out` (after any record the
     /// layer has waiting to go first). Fails while the handshake runs.
-    fn seal(&mut self, data: &[u8], out: &mut BytesMut) -> Result<(), TransportError>;
+    /// `incoming` is what [`receive`](Self::receive) left (the front of a
+    /// record), which a layer may need to see again.
+    fn seal(
+        &mut self,
+        incoming: &mut BytesMut,
+        data: &[u8],
+        out: &mut BytesMut,
+    ) -> Result<(), TransportError>;
 
     /// What this side sends first, if it speaks first (a TLS client's
     /// hello), appended to `send`.
     fn start(&mut self, send: &mut Vec<Bytes>) -> Result<(), TransportError>;
 
     /// The record that closes the layer cleanly (TLS `close_notify`), once
-    /// its handshake is done.
-    fn close_notify(&mut self) -> Option<Bytes>;
+    /// its handshake is done; `incoming` as for [`seal`](Self::seal).
+    fn close_notify(&mut self, incoming: &mut BytesMut) -> Option<Bytes>;
 
     /// Whether the handshake is still running.
     fn is_handshaking(&self) -> bool;
@@ -186,7 +193,11 @@ impl Inner {
             return Ok(data);
         }
         let mut out = BytesMut::new();
-        match layer.transport.seal(&data, &mut out) {
+        let Layer {
+            transport,
+            cipher_in,
+        } = &mut **layer;
+        match transport.seal(cipher_in, &data, &mut out) {
             Ok(()) => Ok(out.freeze()),
             Err(e) => Err(StreamError::Transport(e)),
         }
@@ -200,8 +211,11 @@ impl Inner {
         let record = {
             let mut st = self.st.borrow_mut();
             let quiet = !st.closed && st.wq.is_empty() && st.in_flight == 0;
-            match st.tls.as_mut() {
-                Some(l) if quiet && !l.transport.is_handshaking() => l.transport.close_notify(),
+            match st.tls.as_deref_mut() {
+                Some(Layer {
+                    transport,
+                    cipher_in,
+                }) if quiet && !transport.is_handshaking() => transport.close_notify(cipher_in),
                 _ => None,
             }
         };

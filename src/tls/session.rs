@@ -232,9 +232,9 @@ fn drive<C: Records>(
 }
 
 /// A close_notify record, if the connection is at a point to send one.
-fn close_notify<C: Records>(conn: &mut C) -> Option<Bytes> {
+fn close_notify<C: Records>(conn: &mut C, incoming: &mut BytesMut) -> Option<Bytes> {
     let mut out = BytesMut::new();
-    let status = conn.process(&mut [][..]);
+    let status = conn.process(&mut incoming[..]);
     if let Ok(ConnectionState::WriteTraffic(mut traffic)) = status.state {
         encrypt_into(&mut out, &[], |_, buf| traffic.queue_close_notify(buf)).ok()?;
         return Some(out.freeze());
@@ -288,8 +288,9 @@ impl Transport for Session {
             Ok(_) => Ok(()),
             Err(e) => {
                 // rustls queued an alert saying why: send it before the
-                // stream closes (one more turn encodes and transmits it).
-                let _ = self.drive(&mut BytesMut::new(), plain, send, None);
+                // stream closes (one more turn encodes and transmits it;
+                // on what is left of the same input, as rustls requires).
+                let _ = self.drive(incoming, plain, send, None);
                 if !self.st.pending.is_empty() {
                     send.push(self.st.pending.split().freeze());
                 }
@@ -298,19 +299,23 @@ impl Transport for Session {
         }
     }
 
-    fn seal(&mut self, data: &[u8], out: &mut BytesMut) -> Result<(), TransportError> {
+    fn seal(
+        &mut self,
+        incoming: &mut BytesMut,
+        data: &[u8],
+        out: &mut BytesMut,
+    ) -> Result<(), TransportError> {
         if self.st.handshaking {
             return Err(Arc::new(TlsError::HandshakeNotComplete));
         }
         let mut send = Vec::new();
+        // `receive` left no whole record in `incoming`, so nothing opens
+        // here; rustls still wants to see what it left there.
+        let mut plain = BytesMut::new();
         let sealed = self
-            .drive(
-                &mut BytesMut::new(),
-                &mut BytesMut::new(),
-                &mut send,
-                Some(data),
-            )
+            .drive(incoming, &mut plain, &mut send, Some(data))
             .map_err(|e| Arc::new(e) as TransportError)?;
+        debug_assert!(plain.is_empty());
         // Records rustls had waiting (a session ticket, a key update) go
         // first, then the data.
         for record in send {
@@ -336,8 +341,8 @@ impl Transport for Session {
             .map_err(|e| Arc::new(e) as TransportError)
     }
 
-    fn close_notify(&mut self) -> Option<Bytes> {
-        with_conn!(&mut self.conn, c => close_notify(c))
+    fn close_notify(&mut self, incoming: &mut BytesMut) -> Option<Bytes> {
+        with_conn!(&mut self.conn, c => close_notify(c, incoming))
     }
 
     fn is_handshaking(&self) -> bool {

@@ -8,6 +8,7 @@
 pub mod demo_server;
 pub mod http;
 pub mod stream;
+pub mod tls;
 pub mod web;
 pub mod ws;
 

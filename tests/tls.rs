@@ -1,0 +1,394 @@
+//! TLS on the loop (`cyclone::tls`), on every poller backend: HTTPS served
+//! to a client that is not ours (rustls' own buffered client on a std
+//! socket), hostile peers, handshake bounds, ALPN, SNI, resumption,
+//! close_notify and truncation, and Cyclone's own client with the errors
+//! a certificate can cause. Certificates are made by each test.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use common::HANG;
+use common::demo_server::LIMIT;
+use common::http::with_server;
+use common::tls::{connect, dev_cert, get, rustls_client, server_config};
+use cyclone::http1::{HttpConfig, HttpServer, Request, Response};
+use cyclone::tls::{self, SelfSigned, TlsClientConfig, TlsConfig, TlsError};
+use cyclone::{IOLoop, StreamError, TcpClient, TcpServer};
+
+/// An HTTPS server answering each request with its `protocol`.
+fn https_server(config: TlsConfig) -> HttpServer {
+    let http = HttpConfig {
+        tls: Some(config),
+        ..HttpConfig::default()
+    };
+    HttpServer::with_config(http, |req: Request| async move {
+        Response::text(req.protocol.to_string())
+    })
+}
+
+/// A self-signed certificate for localhost that expired in 2001.
+fn expired_cert() -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// A CA certificate named "another CA", in PEM.
+fn other_ca() -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "another CA");
+    params.self_signed(&key).unwrap().pem()
+}
+
+/// Reads until EOF or an error; what arrived.
+fn read_all(c: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    out
+}
+
+/// Serves one TLS connection on the loop with `handle` after the
+/// handshake, connects Cyclone's client to it as `name` with `client`,
+/// and returns what `talk` makes of the client's side.
+fn cyclone_pair<T: 'static>(
+    lp: &IOLoop,
+    server: TlsConfig,
+    client: TlsClientConfig,
+    name: &'static str,
+    talk: impl AsyncFnOnce(Result<cyclone::IOStream, cyclone::tcpclient::ConnectError>) -> T + 'static,
+) -> T {
+    lp.run_sync_timeout(
+        async move {
+            let tcp = TcpServer::new(move |stream, _| {
+                let server = server.clone();
+                async move {
+                    if tls::accept(&stream, &server).await.is_ok() {
+                        while let Ok(line) = stream.read_until(b"\n", Some(1024)).await {
+                            if stream.write(line).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+            let port = tcp.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+            let stream = TcpClient::connect_tls(name, port, &client, LIMIT).await;
+            let out = talk(stream).await;
+            tcp.stop();
+            out
+        },
+        HANG,
+    )
+    .expect("the exchange did not finish in time")
+}
+
+/// The TLS error a failed Cyclone connection says.
+fn tls_failure(r: Result<cyclone::IOStream, cyclone::tcpclient::ConnectError>) -> TlsError {
+    match r {
+        Err(cyclone::tcpclient::ConnectError::Tls { source, .. }) => {
+            tls::tls_error(&source).cloned().expect("a TLS error")
+        }
+        Err(other) => panic!("not a TLS failure: {other}"),
+        Ok(_) => panic!("the handshake succeeded"),
+    }
+}
+
+per_backend! {
+    fn https_requests_are_served_say_https_and_end_with_close_notify(lp) {
+        let cert = dev_cert();
+        let ca = cert.cert_pem.clone();
+        let response = with_server(&lp, https_server(server_config(&cert)), move |port| {
+            let mut client = connect(port, rustls_client(&ca, &["http/1.1"]), "localhost");
+            assert_eq!(client.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+            // `get` reads to the end: rustls fails that with UnexpectedEof
+            // unless the server's close_notify came before its FIN.
+            get(&mut client, "/")
+        });
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        assert!(response.ends_with("\r\n\r\nhttps"), "{response}");
+    }
+
+    fn plain_http_to_the_tls_port_gets_a_plain_text_400_and_a_close(lp) {
+        let server = https_server(server_config(&dev_cert()));
+        let reply = with_server(&lp, server, |port| {
+            let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            c.set_read_timeout(Some(LIMIT)).unwrap();
+            c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            String::from_utf8(read_all(&mut c)).unwrap()
+        });
+        assert!(reply.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{reply}");
+        assert!(reply.ends_with("use an https:// URL.\n"), "{reply}");
+    }
+
+    fn a_malformed_hello_gets_a_decode_error_alert_and_a_close(lp) {
+        let server = https_server(server_config(&dev_cert()));
+        let reply = with_server(&lp, server, |port| {
+            let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            c.set_read_timeout(Some(LIMIT)).unwrap();
+            // A handshake record holding a ClientHello of one byte.
+            c.write_all(&[0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00]).unwrap();
+            read_all(&mut c)
+        });
+        // An alert record: fatal (2), decode_error (50); then EOF.
+        assert_eq!(reply, [21, 3, 3, 0, 2, 2, 50]);
+    }
+
+    fn random_bytes_are_closed_at_once(lp) {
+        let server = https_server(server_config(&dev_cert()));
+        let (reply, waited) = with_server(&lp, server, |port| {
+            let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            c.set_read_timeout(Some(LIMIT)).unwrap();
+            let mut x = 0x2545_f491_u32;
+            let junk: Vec<u8> = (0..300)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    (x >> 24) as u8 | 0x80 // never a record type or a letter
+                })
+                .collect();
+            let start = Instant::now();
+            c.write_all(&junk).unwrap();
+            (read_all(&mut c), start.elapsed())
+        });
+        // At most an alert, and long before any timeout.
+        assert!(reply.len() <= 7, "{reply:?}");
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+    }
+
+    fn a_stalled_handshake_is_reset_at_the_handshake_timeout(lp) {
+        let mut config = server_config(&dev_cert());
+        config.handshake_timeout = Duration::from_millis(300);
+        let waited = with_server(&lp, https_server(config), |port| {
+            let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            c.set_read_timeout(Some(LIMIT)).unwrap();
+            c.write_all(&[0x16, 0x03, 0x01]).unwrap(); // and then nothing
+            let start = Instant::now();
+            let got = read_all(&mut c);
+            assert!(got.is_empty(), "{got:?}");
+            start.elapsed()
+        });
+        assert!(waited >= Duration::from_millis(250), "closed after {waited:?}");
+        assert!(waited < LIMIT, "closed after {waited:?}");
+    }
+
+    fn a_client_hello_trickled_one_byte_at_a_time_completes(lp) {
+        let cert = dev_cert();
+        let ca = cert.cert_pem.clone();
+        let response = with_server(&lp, https_server(server_config(&cert)), move |port| {
+            let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            tcp.set_read_timeout(Some(LIMIT)).unwrap();
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let mut conn = rustls::ClientConnection::new(rustls_client(&ca, &[]), name).unwrap();
+            let mut hello = Vec::new();
+            conn.write_tls(&mut hello).unwrap();
+            let mut tcp = tcp;
+            for byte in &hello {
+                tcp.write_all(std::slice::from_ref(byte)).unwrap();
+                // A slow client, on purpose: each byte its own segment.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let mut client = rustls::StreamOwned::new(conn, tcp);
+            get(&mut client, "/")
+        });
+        assert!(response.ends_with("https"), "{response}");
+    }
+
+    fn two_hundred_stalled_handshakes_do_not_keep_a_new_client_waiting(lp) {
+        let cert = dev_cert();
+        let ca = cert.cert_pem.clone();
+        let served_in = with_server(&lp, https_server(server_config(&cert)), move |port| {
+            let stalled: Vec<TcpStream> = (0..200)
+                .map(|_| {
+                    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    c.write_all(&[0x16, 0x03, 0x01, 0x02]).unwrap();
+                    c
+                })
+                .collect();
+            let start = Instant::now();
+            let mut client = connect(port, rustls_client(&ca, &[]), "localhost");
+            let response = get(&mut client, "/");
+            assert!(response.ends_with("https"), "{response}");
+            drop(stalled);
+            start.elapsed()
+        });
+        // Served while 200 handshakes wait: in far less than their timeout.
+        assert!(served_in < Duration::from_secs(5), "{served_in:?}");
+    }
+
+    fn a_client_offering_only_protocols_we_do_not_speak_is_refused(lp) {
+        let cert = dev_cert();
+        let ca = cert.cert_pem.clone();
+        let error = with_server(&lp, https_server(server_config(&cert)), move |port| {
+            let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            tcp.set_read_timeout(Some(LIMIT)).unwrap();
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let conn = rustls::ClientConnection::new(rustls_client(&ca, &["h2"]), name).unwrap();
+            let mut client = rustls::StreamOwned::new(conn, tcp);
+            client.conn.complete_io(&mut client.sock).and_then(|_| {
+                client.conn.complete_io(&mut client.sock)
+            }).expect_err("refused").to_string()
+        });
+        assert!(error.contains("NoApplicationProtocol"), "{error}");
+    }
+
+    fn a_second_connection_resumes_with_a_ticket(lp) {
+        let cert = dev_cert();
+        let ca = cert.cert_pem.clone();
+        let kinds = with_server(&lp, https_server(server_config(&cert)), move |port| {
+            let config = rustls_client(&ca, &[]);
+            let mut kinds = Vec::new();
+            for _ in 0..2 {
+                let mut client = connect(port, config.clone(), "localhost");
+                // The tickets come after the handshake, with the response.
+                get(&mut client, "/");
+                kinds.push(client.conn.handshake_kind());
+            }
+            kinds
+        });
+        assert_eq!(
+            kinds,
+            [Some(rustls::HandshakeKind::Full), Some(rustls::HandshakeKind::Resumed)]
+        );
+    }
+
+    fn sni_chooses_the_certificate_by_name_and_the_default_without_one(lp) {
+        let (default, other) = (dev_cert(), SelfSigned::generate(&["b.test"]).unwrap());
+        let config = TlsConfig::builder()
+            .certificate(default.cert_pem.as_bytes(), default.key_pem.as_bytes())
+            .unwrap()
+            .certificate_for("b.test", other.cert_pem.as_bytes(), other.key_pem.as_bytes())
+            .unwrap()
+            .build()
+            .unwrap();
+        let (ca_default, ca_other) = (default.cert_pem.clone(), other.cert_pem.clone());
+        with_server(&lp, https_server(config), move |port| {
+            // Each client trusts only the certificate it must be given.
+            let mut b = connect(port, rustls_client(&ca_other, &[]), "b.test");
+            assert!(get(&mut b, "/").ends_with("https"));
+            // An IP address sends no SNI: the default answers.
+            let mut ip = connect(port, rustls_client(&ca_default, &[]), "127.0.0.1");
+            assert!(get(&mut ip, "/").ends_with("https"));
+        });
+    }
+
+    fn an_eof_without_close_notify_is_truncated_for_read_until_close(lp) {
+        let cert = dev_cert();
+        let ca = cert.cert_pem.clone();
+        let config = server_config(&cert);
+        let seen = Rc::new(std::cell::RefCell::new(None));
+        let (s, waiting) = (seen.clone(), seen.clone());
+        lp.run_sync_timeout(
+            async move {
+                let tcp = TcpServer::new(move |stream, _| {
+                    let (config, s) = (config.clone(), s.clone());
+                    async move {
+                        tls::accept(&stream, &config).await.unwrap();
+                        *s.borrow_mut() = Some(stream.read_until_close().await);
+                    }
+                });
+                let port = tcp.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+                let client = std::thread::spawn(move || {
+                    let mut client = connect(port, rustls_client(&ca, &[]), "localhost");
+                    client.write_all(b"part of a body").unwrap();
+                    client.flush().unwrap();
+                    // Cut: FIN without close_notify.
+                    client.sock.shutdown(std::net::Shutdown::Both).unwrap();
+                });
+                common::thread_finished(&client).await;
+                common::until("the server to see the close", || waiting.borrow().is_some()).await;
+                tcp.stop();
+            },
+            HANG,
+        )
+        .expect("in time");
+        let result = seen.borrow_mut().take().unwrap();
+        assert!(
+            matches!(result, Err(StreamError::Closed(Some(ref e))) if matches!(**e, StreamError::Truncated)),
+            "{result:?}"
+        );
+    }
+
+    fn cyclone_client_and_server_exchange_lines(lp) {
+        let cert = dev_cert();
+        let client = TlsClientConfig::with_ca(cert.cert_pem.as_bytes()).unwrap();
+        let echoed = cyclone_pair(&lp, server_config(&cert), client, "localhost", async |s| {
+            let s = s.expect("connected");
+            assert!(s.is_tls());
+            let info = tls::info(&s).expect("TLS info");
+            assert_eq!(info.protocol_version, Some(rustls::ProtocolVersion::TLSv1_3));
+            s.write(&b"over TLS\n"[..]).await.unwrap();
+            s.read_until(b"\n", None).await.unwrap()
+        });
+        assert_eq!(&echoed[..], b"over TLS\n");
+    }
+
+    fn a_hostname_mismatch_is_named(lp) {
+        let cert = SelfSigned::generate(&["other.test"]).unwrap();
+        let client = TlsClientConfig::with_ca(cert.cert_pem.as_bytes()).unwrap();
+        let e = cyclone_pair(&lp, server_config(&cert), client, "localhost", async |s| tls_failure(s));
+        assert!(matches!(e, TlsError::HostnameMismatch(_)), "{e}");
+        assert!(e.to_string().contains("other.test"), "{e}");
+    }
+
+    fn an_untrusted_certificate_is_an_unknown_issuer(lp) {
+        // Trusting another CA, whose name differs from the server
+        // certificate's issuer (with the same name it would be a bad
+        // signature instead).
+        let client = TlsClientConfig::with_ca(other_ca().as_bytes()).unwrap();
+        let e = cyclone_pair(&lp, server_config(&dev_cert()), client, "localhost", async |s| tls_failure(s));
+        assert!(matches!(e, TlsError::UnknownIssuer), "{e}");
+    }
+
+    fn an_expired_certificate_is_named(lp) {
+        let (cert, key) = expired_cert();
+        let server = TlsConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
+        let client = TlsClientConfig::with_ca(cert.as_bytes()).unwrap();
+        let e = cyclone_pair(&lp, server, client, "localhost", async |s| tls_failure(s));
+        assert!(matches!(e, TlsError::Expired(_)), "{e}");
+    }
+
+    fn start_tls_upgrades_a_plain_stream_after_a_command(lp) {
+        let cert = dev_cert();
+        let (server, client) = (
+            server_config(&cert),
+            TlsClientConfig::with_ca(cert.cert_pem.as_bytes()).unwrap(),
+        );
+        let reply = lp
+            .run_sync_timeout(
+                async move {
+                    let (a, b) = common::socketpair();
+                    let (a, b) = (cyclone::IOStream::new(a).unwrap(), cyclone::IOStream::new(b).unwrap());
+                    let serve = cyclone::spawn(async move {
+                        let command = a.read_until(b"\n", None).await.unwrap();
+                        assert_eq!(&command[..], b"STARTTLS\n");
+                        a.write(&b"OK\n"[..]).await.unwrap();
+                        tls::accept(&a, &server).await.unwrap();
+                        let line = a.read_until(b"\n", None).await.unwrap();
+                        a.write(line).await.unwrap();
+                    });
+                    b.write(&b"STARTTLS\n"[..]).await.unwrap();
+                    assert_eq!(&b.read_until(b"\n", None).await.unwrap()[..], b"OK\n");
+                    tls::connect(&b, &client, "localhost").await.unwrap();
+                    b.write(&b"secret\n"[..]).await.unwrap();
+                    let reply = b.read_until(b"\n", None).await.unwrap();
+                    serve.await.unwrap();
+                    reply
+                },
+                HANG,
+            )
+            .expect("in time");
+        assert_eq!(&reply[..], b"secret\n");
+    }
+}
