@@ -37,7 +37,8 @@ trap cleanup EXIT
 # A signal ends the script through `exit`, so the EXIT trap still stops the servers.
 trap 'exit 130' INT TERM
 
-say() { echo "interop: $*"; }
+# shellcheck source=interop/lib.sh
+. interop/lib.sh
 
 # free_port -> a port of 127.0.0.1 that nothing listens on now (the kernel's
 # pick for port 0). Another process could take it before cyclone binds; then
@@ -96,24 +97,6 @@ start_peer "python websockets" "$python_log" python_port \
 say "python websockets echo server is up on 127.0.0.1:$python_port"
 
 # --- checks ------------------------------------------------------------------
-passed=0
-failed=()
-# check NAME COMMAND... -> runs COMMAND, counts it, and names it if it fails.
-check() {
-  local name=$1 rc=0
-  shift
-  say "--- $name"
-  "$@" || rc=$?
-  if [ "$rc" = 0 ]; then
-    passed=$((passed + 1))
-    say "PASS $name"
-  else
-    # 124: `timeout` ended it.
-    [ "$rc" = 124 ] && say "$name ran out of time"
-    failed+=("$name")
-    say "FAIL $name (exit status $rc)"
-  fi
-}
 
 # Each limit is several times what the check takes here (seconds: python
 # ~4, node ~1, ws_client ~1, browser ~3), to bound a hang, not to time.
@@ -188,9 +171,4 @@ else
   cat "$tmp/cyclone.log"
 fi
 
-if [ "${#failed[@]}" -gt 0 ]; then
-  say "failed checks:"
-  printf 'interop:   %s\n' "${failed[@]}"
-fi
-say "${passed} passed, ${#failed[@]} failed"
-[ "${#failed[@]}" = 0 ]
+summary

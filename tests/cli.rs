@@ -265,3 +265,117 @@ fn help_names_every_option() {
         assert!(help.contains(opt), "{opt} missing from:\n{help}");
     }
 }
+
+/// Runs `cyclone serve --tls-cert CERT --tls-key KEY` with the files
+/// holding `cert` and `key` (`None`: the file does not exist); returns
+/// the exit code, stderr, and the two paths.
+fn serve_tls_files(
+    name: &str,
+    cert: Option<&str>,
+    key: Option<&str>,
+) -> (Option<i32>, String, String, String) {
+    let dir = std::env::temp_dir().join(format!("cyclone-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    for (path, content) in [(&cert_path, cert), (&key_path, key)] {
+        if let Some(content) = content {
+            std::fs::write(path, content).unwrap();
+        }
+    }
+    let (cert_s, key_s) = (cert_path.to_str().unwrap(), key_path.to_str().unwrap());
+    let (code, err) = fail(&[
+        "serve",
+        "--port",
+        "0",
+        "--tls-cert",
+        cert_s,
+        "--tls-key",
+        key_s,
+    ]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    (code, err, cert_s.to_string(), key_s.to_string())
+}
+
+#[test]
+fn a_tls_certificate_file_that_is_not_pem_exits_2_naming_it() {
+    let dev = cyclone::tls::SelfSigned::generate(&["localhost"]).unwrap();
+    let (code, err, cert, _) =
+        serve_tls_files("not-pem", Some("not a certificate"), Some(&dev.key_pem));
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("--tls-cert {cert}: no certificate in it")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_tls_key_file_exits_2_naming_it() {
+    let dev = cyclone::tls::SelfSigned::generate(&["localhost"]).unwrap();
+    let (code, err, _, key) = serve_tls_files("no-key", Some(&dev.cert_pem), None);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!("--tls-key {key}: No such file")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_key_that_is_not_the_certificates_exits_2_naming_the_key() {
+    let (dev, other) = (
+        cyclone::tls::SelfSigned::generate(&["localhost"]).unwrap(),
+        cyclone::tls::SelfSigned::generate(&["localhost"]).unwrap(),
+    );
+    let (code, err, _, key) =
+        serve_tls_files("wrong-key", Some(&dev.cert_pem), Some(&other.key_pem));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!("--tls-key {key}: does not match the certificate")),
+        "{err}"
+    );
+}
+
+#[test]
+fn tls_self_signed_serves_https_and_says_where_its_certificate_is() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cyclone"))
+        .args([
+            "serve",
+            "--tls-self-signed",
+            "--port",
+            "0",
+            "--log-level",
+            "warn",
+        ])
+        .env_remove("CYCLONE_POLLER")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Both lines are read, and the pipe kept open until the end: a
+    // server printing into a closed pipe would fail.
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (mut first, mut second) = (String::new(), String::new());
+    out.read_line(&mut first).unwrap();
+    out.read_line(&mut second).unwrap();
+    let cert = first
+        .split(" written to ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("no certificate path in {first:?}"));
+    assert!(first.contains("SHA-256 Fingerprint="), "{first}");
+    let port: u16 = second
+        .split("https://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no https address in {second:?}"));
+    let ca = std::fs::read_to_string(cert).unwrap();
+    let mut client = common::tls::connect(port, common::tls::rustls_client(&ca, &[]), "localhost");
+    let response = common::tls::get(&mut client, "/hello");
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(response.ends_with("Hello, World!"), "{response}");
+    stop(child);
+    drop(out);
+    std::fs::remove_dir_all(std::path::Path::new(cert).parent().unwrap()).unwrap();
+}

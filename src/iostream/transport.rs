@@ -32,7 +32,9 @@ use super::{IOStream, Inner, StreamError};
 /// TLS, a `cyclone::tls::TlsError`.
 pub type TransportError = Arc<dyn std::error::Error + Send + Sync>;
 
-/// A record layer on a stream: see the [module docs](self).
+/// A record layer on a stream (TLS): with one installed, what arrives is
+/// opened into the read buffer and what is written is sealed first; see
+/// [`IOStream::start_transport`].
 pub trait Transport {
     /// Opens the records at the front of `incoming`, removing the bytes it
     /// used (a partial record stays for the next read): application data

@@ -4,6 +4,8 @@
 //! every poller backend (on io_uring the records go out through the
 //! loop's submitted sends like any write).
 //!
+//! [`StreamError::Truncated`]: crate::StreamError::Truncated
+//!
 //! - [`TlsConfig`]: a server's certificates (PEM; several by name through
 //!   SNI, with a default for clients that send none), ALPN (`http/1.1`
 //!   by default: a client offering only protocols we do not serve is
@@ -13,7 +15,7 @@
 //!   time. A peer that stalls, sends garbage or plain HTTP is closed
 //!   (plain HTTP first gets a plain-text 400, as nginx answers it); a
 //!   close sends `close_notify`, and an EOF without one is
-//!   [`StreamError::Truncated`](crate::StreamError::Truncated).
+//!   [`StreamError::Truncated`].
 //! - [`TlsClientConfig`]: certificate verification against the system's
 //!   roots or a given CA; errors name the reason ([`TlsError`]).
 //! - [`SelfSigned`]: development certificates.
