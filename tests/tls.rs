@@ -144,6 +144,20 @@ per_backend! {
         assert_eq!(reply, [21, 3, 3, 0, 2, 2, 50]);
     }
 
+    fn a_byte_that_starts_no_record_gets_exactly_one_alert(lp) {
+        // Found by the tls_records fuzz target: a second turn over the
+        // same bad input made rustls send a second fatal alert (a debug
+        // assertion inside rustls, so a panic in debug builds).
+        let server = https_server(server_config(&dev_cert()));
+        let reply = with_server(&lp, server, |port| {
+            let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            c.set_read_timeout(Some(LIMIT)).unwrap();
+            c.write_all(b"\n").unwrap();
+            read_all(&mut c)
+        });
+        assert_eq!(reply, [21, 3, 3, 0, 2, 2, 50]);
+    }
+
     fn random_bytes_are_closed_at_once(lp) {
         let server = https_server(server_config(&dev_cert()));
         let (reply, waited) = with_server(&lp, server, |port| {
@@ -181,6 +195,30 @@ per_backend! {
         });
         assert!(waited >= Duration::from_millis(250), "closed after {waited:?}");
         assert!(waited < LIMIT, "closed after {waited:?}");
+    }
+
+    fn handshakes_are_counted_by_how_they_ended(lp) {
+        let cert = dev_cert();
+        let ca = cert.cert_pem.clone();
+        let mut config = server_config(&cert);
+        config.handshake_timeout = Duration::from_millis(200);
+        let before = tls::handshake_stats();
+        with_server(&lp, https_server(config), move |port| {
+            let mut good = connect(port, rustls_client(&ca, &[]), "localhost");
+            get(&mut good, "/");
+            let mut plain = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            plain.set_read_timeout(Some(LIMIT)).unwrap();
+            plain.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+            read_all(&mut plain);
+            let mut stalled = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            stalled.set_read_timeout(Some(LIMIT)).unwrap();
+            read_all(&mut stalled); // until the server resets it
+        });
+        // The server's loop ran on this thread: its counts are here.
+        let after = tls::handshake_stats();
+        assert_eq!(after.completed - before.completed, 1, "{after:?}");
+        assert_eq!(after.failed - before.failed, 1, "{after:?}");
+        assert_eq!(after.timed_out - before.timed_out, 1, "{after:?}");
     }
 
     fn a_client_hello_trickled_one_byte_at_a_time_completes(lp) {

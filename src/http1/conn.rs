@@ -94,9 +94,11 @@ impl Connection {
     pub(crate) fn run(self) -> impl Future<Output = ()> {
         let mut this = self;
         async move {
-            let shared = this.io.shared.clone();
-            if let Some(tls) = &shared.config.tls
-                && let Err(e) = crate::tls::accept(&this.io.stream, tls).await
+            // Boxed, and the config cloned only here: the handshake's
+            // state would otherwise widen every connection's future (idle
+            // plain connections included) for the whole of its life.
+            if let Some(tls) = this.io.shared.config.tls.clone()
+                && let Err(e) = Box::pin(crate::tls::accept(&this.io.stream, &tls)).await
             {
                 tracing::debug!("{}: TLS handshake failed: {e}", this.peer);
                 return;

@@ -54,7 +54,7 @@ mod error;
 mod keys;
 mod resolver;
 mod selfsigned;
-mod session;
+pub(crate) mod session;
 
 use std::sync::Arc;
 
@@ -122,13 +122,50 @@ async fn handshake(
     session: Box<Session>,
     limit: std::time::Duration,
 ) -> Result<(), StreamError> {
-    match crate::ioloop::timeout(limit, stream.start_transport(session)).await {
+    let result = match crate::ioloop::timeout(limit, stream.start_transport(session)).await {
         Ok(result) => result,
         Err(_) => {
             stream.reset();
             Err(transport_error(TlsError::HandshakeTimeout(limit)))
         }
-    }
+    };
+    STATS.with(|stats| {
+        let mut s = stats.get();
+        match &result {
+            Ok(()) => s.completed += 1,
+            Err(e) if matches!(tls_error(e), Some(TlsError::HandshakeTimeout(_))) => {
+                s.timed_out += 1
+            }
+            Err(_) => s.failed += 1,
+        }
+        stats.set(s);
+    });
+    result
+}
+
+/// How this thread's TLS handshakes ended (each loop runs on its own
+/// thread, so this is one loop's count): see [`handshake_stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HandshakeStats {
+    /// Finished.
+    pub completed: u64,
+    /// Refused or broken off: a bad or foreign record, plain HTTP, a
+    /// certificate the other side would not accept, a close midway.
+    pub failed: u64,
+    /// Cut off at the handshake timeout (the connection reset).
+    pub timed_out: u64,
+}
+
+thread_local! {
+    static STATS: std::cell::Cell<HandshakeStats> =
+        const { std::cell::Cell::new(HandshakeStats { completed: 0, failed: 0, timed_out: 0 }) };
+}
+
+/// The handshakes [`accept`] and [`connect`] ran on this thread so far,
+/// by how they ended: for a server's metrics (a rising `timed_out` is
+/// clients stalling, or an attack holding connections).
+pub fn handshake_stats() -> HandshakeStats {
+    STATS.with(std::cell::Cell::get)
 }
 
 fn transport_error(e: TlsError) -> StreamError {

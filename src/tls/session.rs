@@ -28,6 +28,8 @@ use crate::iostream::{Transport, TransportError};
 /// header, a tag and padding; this bounds what one record adds.
 const RECORD_OVERHEAD: usize = 64;
 const MAX_FRAGMENT: usize = 16 * 1024;
+/// Room first made for an encoded handshake record (see its use).
+const FIRST_RECORD_ROOM: usize = 2048;
 
 /// The answer to plain HTTP on a TLS port.
 const PLAIN_HTTP_REPLY: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
@@ -57,6 +59,8 @@ macro_rules! with_conn {
 /// `process_tls_records`, which each end's connection has on its own.
 trait Records {
     type Data;
+    /// Whether rustls has records queued to hand out.
+    fn has_queued(&self) -> bool;
     fn process<'c, 'i>(
         &'c mut self,
         incoming: &'i mut [u8],
@@ -65,6 +69,9 @@ trait Records {
 
 impl Records for UnbufferedServerConnection {
     type Data = rustls::server::ServerConnectionData;
+    fn has_queued(&self) -> bool {
+        self.wants_write()
+    }
     fn process<'c, 'i>(
         &'c mut self,
         incoming: &'i mut [u8],
@@ -75,6 +82,9 @@ impl Records for UnbufferedServerConnection {
 
 impl Records for UnbufferedClientConnection {
     type Data = rustls::client::ClientConnectionData;
+    fn has_queued(&self) -> bool {
+        self.wants_write()
+    }
     fn process<'c, 'i>(
         &'c mut self,
         incoming: &'i mut [u8],
@@ -94,6 +104,8 @@ struct Progress {
     handshaking: bool,
     peer_closed: bool,
     /// Records rustls encoded that are not handed to the stream yet.
+    /// Taken whole each time (not split, which would keep the rest of its
+    /// allocation here while an idle connection waits).
     pending: BytesMut,
 }
 
@@ -180,32 +192,12 @@ fn drive<C: Records>(
                     plain.extend_from_slice(record.payload);
                 }
             }
-            ConnectionState::EncodeTlsData(mut encode) => loop {
-                let at = st.pending.len();
-                let room = st
-                    .pending
-                    .capacity()
-                    .saturating_sub(at)
-                    .max(RECORD_OVERHEAD);
-                st.pending.resize(at + room, 0);
-                match encode.encode(&mut st.pending[at..]) {
-                    Ok(n) => {
-                        st.pending.truncate(at + n);
-                        break;
-                    }
-                    Err(EncodeError::InsufficientSize(e)) => {
-                        st.pending.truncate(at);
-                        st.pending.reserve(e.required_size);
-                    }
-                    Err(EncodeError::AlreadyEncoded) => {
-                        st.pending.truncate(at);
-                        break;
-                    }
-                }
-            },
+            ConnectionState::EncodeTlsData(mut encode) => {
+                encode_into(&mut st.pending, |out| encode.encode(out))
+            }
             ConnectionState::TransmitTlsData(transmit) => {
                 if !st.pending.is_empty() {
-                    send.push(st.pending.split().freeze());
+                    send.push(std::mem::take(&mut st.pending).freeze());
                 }
                 transmit.done();
             }
@@ -228,6 +220,53 @@ fn drive<C: Records>(
         if stop {
             return Ok(sealed);
         }
+    }
+}
+
+/// Appends the handshake record `encode` writes to `pending`, with the
+/// room it needs.
+fn encode_into(
+    pending: &mut BytesMut,
+    mut encode: impl FnMut(&mut [u8]) -> Result<usize, EncodeError>,
+) {
+    loop {
+        let at = pending.len();
+        // A handshake record is rarely over 2 KiB (a certificate chain);
+        // a larger one says so and gets its size next try.
+        let room = pending.capacity().saturating_sub(at).max(FIRST_RECORD_ROOM);
+        pending.resize(at + room, 0);
+        match encode(&mut pending[at..]) {
+            Ok(n) => {
+                pending.truncate(at + n);
+                return;
+            }
+            Err(EncodeError::InsufficientSize(e)) => {
+                pending.truncate(at);
+                pending.reserve(e.required_size);
+            }
+            Err(EncodeError::AlreadyEncoded) => {
+                pending.truncate(at);
+                return;
+            }
+        }
+    }
+}
+
+/// After an error, the records rustls queued, into `pending`: the alert
+/// saying why, and whatever must precede it (a TLS 1.3 server's alert
+/// about ALPN is encrypted, so its ServerHello goes first). A turn hands
+/// out a queued record before it reads input; none is made once the
+/// queue is empty, because the input that failed would be read again and
+/// rustls must not be made to send a second fatal alert.
+fn take_alert<C: Records>(conn: &mut C, pending: &mut BytesMut, incoming: &mut BytesMut) {
+    // Only while records are queued: each turn then hands one out before
+    // it would read input.
+    while conn.has_queued() {
+        let status = conn.process(&mut incoming[..]);
+        let Ok(ConnectionState::EncodeTlsData(mut encode)) = status.state else {
+            break;
+        };
+        encode_into(pending, |out| encode.encode(out));
     }
 }
 
@@ -288,11 +327,11 @@ impl Transport for Session {
             Ok(_) => Ok(()),
             Err(e) => {
                 // rustls queued an alert saying why: send it before the
-                // stream closes (one more turn encodes and transmits it;
-                // on what is left of the same input, as rustls requires).
-                let _ = self.drive(incoming, plain, send, None);
+                // stream closes.
+                let pending = &mut self.st.pending;
+                with_conn!(&mut self.conn, c => take_alert(c, pending, incoming));
                 if !self.st.pending.is_empty() {
-                    send.push(self.st.pending.split().freeze());
+                    send.push(std::mem::take(&mut self.st.pending).freeze());
                 }
                 Err(Arc::new(e))
             }
@@ -321,7 +360,7 @@ impl Transport for Session {
         for record in send {
             out.extend_from_slice(&record);
         }
-        out.extend_from_slice(&self.st.pending.split());
+        out.extend_from_slice(&std::mem::take(&mut self.st.pending));
         if sealed {
             Ok(())
         } else {
@@ -334,7 +373,7 @@ impl Transport for Session {
         // finds nothing to do until the hello arrives.
         let result = self.drive(&mut BytesMut::new(), &mut BytesMut::new(), send, None);
         if !self.st.pending.is_empty() {
-            send.push(self.st.pending.split().freeze());
+            send.push(std::mem::take(&mut self.st.pending).freeze());
         }
         result
             .map(|_| ())
