@@ -2,7 +2,7 @@
 # Side-by-side HTTP benchmarks: Cyclone against nginx, hyper, may_minihttp
 # and Tornado, in one run, on this machine.
 #
-#   bench/run.sh [--repeat N] [--seconds S] [--idle N] [--out FILE] [--no-ws]
+#   bench/run.sh [--repeat N] [--seconds S] [--idle N] [--out FILE] [--no-ws] [--no-tls]
 #
 # Installs what it needs (wrk, nginx, strace, perf through apt; Tornado
 # through pip into bench/.venv), builds Cyclone and the peers
@@ -27,10 +27,11 @@
 # work, the bound for any server on this machine. Writes a Markdown report and
 # an SVG chart (default docs/benchmarks.md and docs/benchmarks.svg). Then,
 # unless --no-ws, the WebSocket benchmarks (bench/ws.sh, same --repeat and
-# --seconds) into ws-benchmarks.md beside the report.
+# --seconds) into ws-benchmarks.md beside the report, and unless --no-tls,
+# the HTTPS ones against nginx (bench/tls.sh) into tls-benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repeat=3; seconds=5; idle=5000; out=docs/benchmarks.md; ws=1
+repeat=3; seconds=5; idle=5000; out=docs/benchmarks.md; ws=1; tls=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --repeat) repeat="$2"; shift 2 ;;
@@ -38,7 +39,8 @@ while [ $# -gt 0 ]; do
     --idle) idle="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --no-ws) ws=0; shift ;;
-    *) echo "usage: $0 [--repeat N] [--seconds S] [--idle N] [--out FILE] [--no-ws]" >&2; exit 2 ;;
+    --no-tls) tls=0; shift ;;
+    *) echo "usage: $0 [--repeat N] [--seconds S] [--idle N] [--out FILE] [--no-ws] [--no-tls]" >&2; exit 2 ;;
   esac
 done
 svg="${out%.md}.svg"
@@ -254,4 +256,8 @@ cat "$out"
 # figure, not the HTTP run's).
 if [ "$ws" = 1 ]; then
   bench/ws.sh --repeat "$repeat" --seconds "$seconds" --out "$(dirname "$out")/ws-benchmarks.md"
+fi
+# HTTPS against nginx (5,000 idle TLS connections, the issue's figure).
+if [ "$tls" = 1 ]; then
+  bench/tls.sh --repeat "$repeat" --seconds "$seconds" --out "$(dirname "$out")/tls-benchmarks.md"
 fi
