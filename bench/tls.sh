@@ -9,8 +9,9 @@
 #   (d) a 1 MiB static file over TLS: MiB per server CPU-second (wrk);
 #   (e) RSS per idle TLS connection (bench/peers' tls_idle_conns: N
 #       connections, one request each, then idle).
-# Both servers take the cipher suite the client prefers (OpenSSL 3's
-# first, TLS_AES_256_GCM_SHA384) and X25519.
+# Both servers are held to TLS_AES_128_GCM_SHA256 (Cyclone with
+# --tls-ciphers, nginx with ssl_conf_command Ciphersuites) and X25519 (the
+# client's first group).
 #
 #   bench/tls.sh [--repeat N] [--seconds S] [--idle N] [--out FILE]
 #
@@ -80,6 +81,7 @@ http {
     ssl_certificate_key $tmp/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_session_tickets on;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
     location = /hello { default_type text/plain; return 200 "Hello, World!"; }
     location / { root $tmp/www; }
   }
@@ -94,9 +96,11 @@ start() {
   port=$(( port + 1 ))
   case "$1" in
     cyclone) taskset -c 0 target/release/cyclone serve --port "$port" --address 127.0.0.1 \
-               --log-level warn --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" > "$tmp/server.log" 2>&1 & pid=$! ;;
+               --log-level warn --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" \
+               --tls-ciphers TLS_AES_128_GCM_SHA256 > "$tmp/server.log" 2>&1 & pid=$! ;;
     cyclone-files) taskset -c 0 target/release/cyclone serve --port "$port" --address 127.0.0.1 \
-               --log-level warn --root "$tmp/www" --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" > "$tmp/server.log" 2>&1 & pid=$! ;;
+               --log-level warn --root "$tmp/www" --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" \
+               --tls-ciphers TLS_AES_128_GCM_SHA256 > "$tmp/server.log" 2>&1 & pid=$! ;;
     nginx) nginx_tls_conf "$tmp/nginx.conf" "$port"
            taskset -c 0 nginx -c "$tmp/nginx.conf" > "$tmp/server.log" 2>&1 & ;;
   esac
@@ -186,7 +190,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2fx"
   echo "- machine: $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(nproc) cores, kernel $(uname -r)"
   echo "- versions: nginx $(nginx -v 2>&1 | cut -d/ -f2), $(openssl version | cut -d' ' -f1-2), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), $(rustc --version | cut -d' ' -f1-2); Cyclone on rustls $(awk '/^name = "rustls"$/{getline; print $3}' Cargo.lock | tr -d '"') with aws-lc-rs"
   echo "- command: \`bench/tls.sh --repeat $repeat --seconds $seconds --idle $idle\`"
-  echo "- method: each server alone, pinned to CPU 0, its load on CPU 1; medians of $repeat runs of $seconds s, made in passes over both servers. Same ECDSA P-256 certificate; TLS 1.3 with the client's preferred suite (TLS_AES_256_GCM_SHA384) and X25519 on both. Cyclone: \`cyclone serve --tls-cert --tls-key\` (its demo site's \`/hello\` through the web layer; \`--root\` for the file); nginx: one worker, \`return 200\` for /hello, the file from \`root\`, session tickets on. Per server CPU-second: the work done over the server process's CPU time (/proc). Handshakes: \`openssl s_time -new\` (full) and \`-reuse\` (resumed with a ticket), each connection with a GET /hello. RSS: VmRSS growth over $idle idle TLS connections that each had one answer (bench/peers' tls_idle_conns)."
+  echo "- method: each server alone, pinned to CPU 0, its load on CPU 1; medians of $repeat runs of $seconds s, made in passes over both servers. Same ECDSA P-256 certificate; TLS 1.3 with TLS_AES_128_GCM_SHA256 and X25519 on both. Cyclone: \`cyclone serve --tls-cert --tls-key\` (its demo site's \`/hello\` through the web layer; \`--root\` for the file); nginx: one worker, \`return 200\` for /hello, the file from \`root\`, session tickets on. Per server CPU-second: the work done over the server process's CPU time (/proc). Handshakes: \`openssl s_time -new\` (full) and \`-reuse\` (resumed with a ticket), each connection with a GET /hello. RSS: VmRSS growth over $idle idle TLS connections that each had one answer (bench/peers' tls_idle_conns)."
   echo
   echo "| server | keep-alive req/s | p99 ms | keep-alive req per CPU-s | full handshakes per CPU-s | resumed handshakes per CPU-s | 1 MiB file: req/s | 1 MiB files per CPU-s | RSS KiB per idle TLS conn |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"

@@ -128,6 +128,28 @@ impl TcpServer {
         }
     }
 
+    /// A TLS server: each accepted connection's handshake runs first
+    /// (bounded by `config.handshake_timeout`; see [`crate::tls::accept`]),
+    /// and `handle_stream` gets only connections that completed it, their
+    /// reads and writes then working as over plain TCP. Plain servers pay
+    /// nothing for this: it is a separate constructor.
+    pub fn new_tls<F, Fut>(config: crate::tls::TlsConfig, handle_stream: F) -> TcpServer
+    where
+        F: Fn(IOStream, PeerAddr) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let handle_stream = Rc::new(handle_stream);
+        TcpServer::new(move |stream, peer| {
+            let (config, handle_stream) = (config.clone(), handle_stream.clone());
+            async move {
+                match crate::tls::accept(&stream, &config).await {
+                    Ok(()) => handle_stream(stream, peer).await,
+                    Err(e) => tracing::debug!("{peer}: TLS handshake failed: {e}"),
+                }
+            }
+        })
+    }
+
     /// Binds `port` on `address` (`None`: every interface) and starts
     /// accepting on [`IOLoop::current`]. Returns the bound addresses (with
     /// the chosen port when `port` is 0).

@@ -58,8 +58,8 @@ fn read_all(c: &mut TcpStream) -> Vec<u8> {
     out
 }
 
-/// Serves one TLS connection on the loop with `handle` after the
-/// handshake, connects Cyclone's client to it as `name` with `client`,
+/// Serves TLS on the loop (`TcpServer::new_tls`, a line echo after the
+/// handshake), connects Cyclone's client to it as `name` with `client`,
 /// and returns what `talk` makes of the client's side.
 fn cyclone_pair<T: 'static>(
     lp: &IOLoop,
@@ -70,15 +70,11 @@ fn cyclone_pair<T: 'static>(
 ) -> T {
     lp.run_sync_timeout(
         async move {
-            let tcp = TcpServer::new(move |stream, _| {
-                let server = server.clone();
-                async move {
-                    if tls::accept(&stream, &server).await.is_ok() {
-                        while let Ok(line) = stream.read_until(b"\n", Some(1024)).await {
-                            if stream.write(line).await.is_err() {
-                                break;
-                            }
-                        }
+            // A TLS TcpServer: the handler sees only finished handshakes.
+            let tcp = TcpServer::new_tls(server, |stream, _| async move {
+                while let Ok(line) = stream.read_until(b"\n", Some(1024)).await {
+                    if stream.write(line).await.is_err() {
+                        break;
                     }
                 }
             });
@@ -299,6 +295,23 @@ per_backend! {
             kinds,
             [Some(rustls::HandshakeKind::Full), Some(rustls::HandshakeKind::Resumed)]
         );
+    }
+
+    fn the_servers_cipher_suites_and_their_order_are_kept(lp) {
+        let cert = dev_cert();
+        let config = TlsConfig::builder()
+            .certificate(cert.cert_pem.as_bytes(), cert.key_pem.as_bytes())
+            .unwrap()
+            .cipher_suites(&["TLS_AES_128_GCM_SHA256", "TLS13_AES_256_GCM_SHA384"])
+            .build()
+            .unwrap();
+        let ca = cert.cert_pem.clone();
+        let suite = with_server(&lp, https_server(config), move |port| {
+            // rustls' client prefers AES-256 (as OpenSSL's does).
+            let client = connect(port, rustls_client(&ca, &[]), "localhost");
+            client.conn.negotiated_cipher_suite().unwrap().suite()
+        });
+        assert_eq!(suite, rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
     }
 
     fn sni_chooses_the_certificate_by_name_and_the_default_without_one(lp) {

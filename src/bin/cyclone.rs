@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use cyclone::http1::{HttpServer, Response};
-use cyclone::tls::{SelfSigned, TlsConfig, TlsError};
+use cyclone::tls::{SelfSigned, TlsConfig, TlsConfigBuilder, TlsError};
 use cyclone::web::{
     Application, HttpError, Request, RequestHandler, StaticFileHandler, WebSocketHandler,
 };
@@ -85,6 +85,11 @@ struct Args {
     /// The PEM private key (PKCS#8, RSA or EC) of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// With --tls-cert or --tls-self-signed: only these cipher suites, in
+    /// this order of preference (comma-separated, IANA names such as
+    /// TLS_AES_128_GCM_SHA256).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    tls_ciphers: Vec<String>,
     /// Serve HTTPS with a fresh self-signed certificate for localhost,
     /// 127.0.0.1 and ::1 (for development: clients must be told to trust it).
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
@@ -422,7 +427,9 @@ fn check_address(address: &str, port: u16) -> Result<(), Failure> {
 /// certificate is written where a client can be pointed at it.
 fn tls_config(args: &Args) -> Result<Option<TlsConfig>, Failure> {
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        let config = TlsConfig::from_pem_files(cert, key).map_err(|e| match e {
+        let builder = TlsConfig::builder().certificate_files(cert, key);
+        let config = builder.and_then(|b| ciphers(b, &args.tls_ciphers).build());
+        let config = config.map_err(|e| match e {
             TlsError::File { file, reason } => {
                 let flag = if Path::new(&file) == cert.as_path() {
                     "--tls-cert"
@@ -431,7 +438,7 @@ fn tls_config(args: &Args) -> Result<Option<TlsConfig>, Failure> {
                 };
                 Failure::Tls(format!("{flag} {file}: {reason}"))
             }
-            other => Failure::Tls(format!("--tls-cert/--tls-key: {other}")),
+            other => Failure::Tls(format!("--tls-cert/--tls-key/--tls-ciphers: {other}")),
         })?;
         return Ok(Some(config));
     }
@@ -440,6 +447,10 @@ fn tls_config(args: &Args) -> Result<Option<TlsConfig>, Failure> {
     }
     let names = ["localhost", "127.0.0.1", "::1"];
     let dev = SelfSigned::generate(&names).map_err(|e| Failure::Tls(e.to_string()))?;
+    let config = TlsConfig::builder()
+        .certificate(dev.cert_pem.as_bytes(), dev.key_pem.as_bytes())
+        .and_then(|b| ciphers(b, &args.tls_ciphers).build())
+        .map_err(|e| Failure::Tls(format!("--tls-ciphers/--tls-self-signed: {e}")))?;
     let dir = std::env::temp_dir().join(format!("cyclone-self-signed-{}", std::process::id()));
     let cert = dir.join("cert.pem");
     let written = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&cert, &dev.cert_pem));
@@ -449,8 +460,6 @@ fn tls_config(args: &Args) -> Result<Option<TlsConfig>, Failure> {
             cert.display()
         )));
     }
-    let config = TlsConfig::from_pem(dev.cert_pem.as_bytes(), dev.key_pem.as_bytes())
-        .map_err(|e| Failure::Tls(e.to_string()))?;
     println!(
         "self-signed certificate for {} (SHA-256 Fingerprint={}) written to {}: trust it with curl --cacert {}",
         names.join(", "),
@@ -459,6 +468,15 @@ fn tls_config(args: &Args) -> Result<Option<TlsConfig>, Failure> {
         cert.display()
     );
     Ok(Some(config))
+}
+
+/// `--tls-ciphers`, if given.
+fn ciphers(builder: TlsConfigBuilder, names: &[String]) -> TlsConfigBuilder {
+    if names.is_empty() {
+        return builder;
+    }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    builder.cipher_suites(&names)
 }
 
 fn run(args: Args) -> Result<(), Failure> {

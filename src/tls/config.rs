@@ -60,14 +60,9 @@ impl TlsConfig {
         cert_chain: impl AsRef<Path>,
         key: impl AsRef<Path>,
     ) -> Result<TlsConfig, TlsError> {
-        let (cert_chain, key) = (cert_chain.as_ref(), key.as_ref());
-        let chain = read(cert_chain)?;
-        let key_pem = read(key)?;
-        let certs = parse_chain(&chain).map_err(|reason| file_error(cert_chain, reason))?;
-        let key_der = parse_key(&key_pem).map_err(|reason| file_error(key, reason))?;
-        let certified = CertifiedKey::from_der(certs, key_der, &provider())
-            .map_err(|e| file_error(key, format!("does not match the certificate: {e}")))?;
-        TlsConfig::builder().certified(Arc::new(certified)).build()
+        TlsConfig::builder()
+            .certificate_files(cert_chain, key)?
+            .build()
     }
 
     /// Settings beyond one certificate: several by name (SNI), other
@@ -79,6 +74,7 @@ impl TlsConfig {
             client_ca: None,
             tickets: true,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            cipher_suites: None,
         }
     }
 
@@ -95,6 +91,7 @@ pub struct TlsConfigBuilder {
     client_ca: Option<(RootCertStore, bool)>,
     tickets: bool,
     handshake_timeout: Duration,
+    cipher_suites: Option<Vec<String>>,
 }
 
 impl TlsConfigBuilder {
@@ -103,6 +100,23 @@ impl TlsConfigBuilder {
     /// [`default_certificate`](Self::default_certificate) says otherwise.
     pub fn certificate(self, cert_chain: &[u8], key: &[u8]) -> Result<Self, TlsError> {
         Ok(self.certified(certified_key(cert_chain, key)?))
+    }
+
+    /// [`certificate`](Self::certificate) from files; errors name the
+    /// file ([`TlsError::File`]).
+    pub fn certificate_files(
+        self,
+        cert_chain: impl AsRef<Path>,
+        key: impl AsRef<Path>,
+    ) -> Result<Self, TlsError> {
+        let (cert_chain, key) = (cert_chain.as_ref(), key.as_ref());
+        let chain = read(cert_chain)?;
+        let key_pem = read(key)?;
+        let certs = parse_chain(&chain).map_err(|reason| file_error(cert_chain, reason))?;
+        let key_der = parse_key(&key_pem).map_err(|reason| file_error(key, reason))?;
+        let certified = CertifiedKey::from_der(certs, key_der, &provider())
+            .map_err(|e| file_error(key, format!("does not match the certificate: {e}")))?;
+        Ok(self.certified(Arc::new(certified)))
     }
 
     fn certified(mut self, key: Arc<CertifiedKey>) -> Self {
@@ -167,6 +181,18 @@ impl TlsConfigBuilder {
         self
     }
 
+    /// Only these cipher suites, in this order of preference (the
+    /// server's order then wins over the client's). Names as IANA writes
+    /// them (`TLS_AES_128_GCM_SHA256`,
+    /// `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`) or as rustls does
+    /// (`TLS13_AES_128_GCM_SHA256`); [`build`](Self::build) fails on a
+    /// name it does not know. Default: rustls' safe suites, the client's
+    /// preference first.
+    pub fn cipher_suites(mut self, names: &[&str]) -> Self {
+        self.cipher_suites = Some(names.iter().map(|n| n.to_string()).collect());
+        self
+    }
+
     /// The configuration; fails without any certificate.
     pub fn build(self) -> Result<TlsConfig, TlsError> {
         if !self.resolver.has_default() {
@@ -174,7 +200,21 @@ impl TlsConfigBuilder {
                 "a TLS server needs a certificate: none was given".into(),
             ));
         }
-        let provider = provider();
+        let mut provider = provider();
+        if let Some(names) = &self.cipher_suites {
+            let all = provider.cipher_suites.clone();
+            let mut chosen = Vec::new();
+            for name in names {
+                let found = all.iter().find(|s| suite_name_matches(s.suite(), name));
+                match found {
+                    Some(suite) => chosen.push(*suite),
+                    None => {
+                        return Err(TlsError::Other(format!("unknown cipher suite {name:?}")));
+                    }
+                }
+            }
+            Arc::make_mut(&mut provider).cipher_suites = chosen;
+        }
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(VERSIONS)
             .map_err(TlsError::from)?;
@@ -196,6 +236,8 @@ impl TlsConfigBuilder {
         };
         let mut server = builder.with_cert_resolver(Arc::new(self.resolver));
         server.alpn_protocols = self.alpn;
+        // A chosen order is the server's to keep.
+        server.ignore_client_order = self.cipher_suites.is_some();
         if self.tickets {
             server.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(TlsError::from)?;
         } else {
@@ -208,6 +250,14 @@ impl TlsConfigBuilder {
     }
 }
 
+/// Whether `suite` is called `name`, in rustls' spelling or IANA's (whose
+/// TLS 1.3 names start `TLS_` where rustls' start `TLS13_`).
+fn suite_name_matches(suite: rustls::CipherSuite, name: &str) -> bool {
+    let ours = format!("{suite:?}");
+    let iana = ours.replacen("TLS13_", "TLS_", 1);
+    name.eq_ignore_ascii_case(&ours) || name.eq_ignore_ascii_case(&iana)
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|e| file_error(path, e.to_string()))
 }
@@ -216,5 +266,57 @@ fn file_error(path: &Path, reason: impl Into<String>) -> TlsError {
     TlsError::File {
         file: path.display().to_string(),
         reason: reason.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> TlsConfigBuilder {
+        let dev = super::super::SelfSigned::generate(&["localhost"]).unwrap();
+        TlsConfig::builder()
+            .certificate(dev.cert_pem.as_bytes(), dev.key_pem.as_bytes())
+            .unwrap()
+    }
+
+    #[test]
+    fn an_unknown_cipher_suite_is_refused_by_name() {
+        let e = builder()
+            .cipher_suites(&["TLS_RC4_FOREVER"])
+            .build()
+            .unwrap_err();
+        assert_eq!(e.to_string(), "unknown cipher suite \"TLS_RC4_FOREVER\"");
+    }
+
+    #[test]
+    fn cipher_suites_are_kept_in_the_order_given_and_the_server_decides() {
+        let config = builder()
+            .cipher_suites(&[
+                "tls_aes_128_gcm_sha256",
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            ])
+            .build()
+            .unwrap();
+        let suites: Vec<_> = config
+            .server
+            .crypto_provider()
+            .cipher_suites
+            .iter()
+            .map(|s| s.suite())
+            .collect();
+        assert_eq!(
+            suites,
+            [
+                rustls::CipherSuite::TLS13_AES_128_GCM_SHA256,
+                rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+            ]
+        );
+        assert!(config.server.ignore_client_order);
+    }
+
+    #[test]
+    fn a_builder_without_a_certificate_is_refused() {
+        assert!(TlsConfig::builder().build().is_err());
     }
 }
