@@ -30,6 +30,19 @@ fn https_server(config: TlsConfig) -> HttpServer {
     })
 }
 
+/// A WebSocket handler that echoes every message.
+struct WsEcho;
+
+impl cyclone::web::WebSocketHandler for WsEcho {
+    async fn on_message(
+        &mut self,
+        ws: &cyclone::websocket::WebSocket,
+        message: cyclone::websocket::Message,
+    ) {
+        let _ = ws.write_message(message).await;
+    }
+}
+
 /// A self-signed certificate for localhost that expired in 2001.
 fn expired_cert() -> (String, String) {
     let key = rcgen::KeyPair::generate().unwrap();
@@ -408,6 +421,38 @@ per_backend! {
         let client = TlsClientConfig::with_ca(cert.as_bytes()).unwrap();
         let e = cyclone_pair(&lp, server, client, "localhost", async |s| tls_failure(s));
         assert!(matches!(e, TlsError::Expired(_)), "{e}");
+    }
+
+    fn a_wss_url_connects_through_tls_and_echoes(lp) {
+        let cert = dev_cert();
+        let app = cyclone::web::Application::new()
+            .websocket("/ws", || WsEcho)
+            .tls(server_config(&cert));
+        let options = cyclone::websocket::ConnectOptions {
+            tls: Some(TlsClientConfig::with_ca(cert.cert_pem.as_bytes()).unwrap()),
+            ..Default::default()
+        };
+        let reply = lp
+            .run_sync_timeout(
+                async move {
+                    let server = app.into_server();
+                    let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+                    let url = format!("wss://localhost:{port}/ws");
+                    let mut conn = cyclone::websocket::websocket_connect(&url, options)
+                        .await
+                        .expect("connected over TLS");
+                    conn.write_message("over wss").await.unwrap();
+                    let reply = conn.read_message().await;
+                    server.tcp().stop();
+                    reply
+                },
+                HANG,
+            )
+            .expect("in time");
+        assert!(
+            matches!(reply, Some(cyclone::websocket::Message::Text(ref t)) if t == "over wss"),
+            "{reply:?}"
+        );
     }
 
     fn start_tls_upgrades_a_plain_stream_after_a_command(lp) {

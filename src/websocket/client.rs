@@ -50,6 +50,9 @@ pub struct ConnectOptions {
     pub headers: HeaderMap,
     /// Bounds name resolution, the TCP connection and the handshake.
     pub connect_timeout: Duration,
+    /// For `wss://`: whom to trust (`None`: the system's roots, loaded
+    /// when a `wss://` URL is first used).
+    pub tls: Option<crate::tls::TlsClientConfig>,
 }
 
 impl Default for ConnectOptions {
@@ -60,6 +63,7 @@ impl Default for ConnectOptions {
             headers: HeaderMap::new(),
             // Tornado's connect_timeout default for its HTTP client.
             connect_timeout: Duration::from_secs(20),
+            tls: None,
         }
     }
 }
@@ -107,9 +111,10 @@ pub enum ConnectError {
     /// The URL is not a `ws://` URL with a host.
     #[error("invalid WebSocket URL {0:?}: {1}")]
     Url(String, &'static str),
-    /// `wss://` needs TLS, which this build does not have yet.
-    #[error("wss:// needs TLS, which Cyclone does not have yet")]
-    TlsUnavailable,
+    /// `wss://` without [`ConnectOptions::tls`], and no usable system
+    /// root certificates to trust.
+    #[error("wss://: {0}")]
+    Tls(crate::tls::TlsError),
     /// Resolving or connecting failed.
     #[error(transparent)]
     Connect(#[from] TcpConnectError),
@@ -217,7 +222,15 @@ pub async fn websocket_connect(
     let target = Target::parse(url)?;
     let limit = options.connect_timeout;
     let started = std::time::Instant::now();
-    let stream = TcpClient::connect(&target.host, target.port, limit).await?;
+    let stream = if target.secure {
+        let config = match &options.tls {
+            Some(config) => config.clone(),
+            None => crate::tls::TlsClientConfig::system_roots().map_err(ConnectError::Tls)?,
+        };
+        TcpClient::connect_tls(&target.host, target.port, &config, limit).await?
+    } else {
+        TcpClient::connect(&target.host, target.port, limit).await?
+    };
     let _ = stream.set_nodelay(true);
     let rest = limit.saturating_sub(started.elapsed());
     match crate::ioloop::timeout(rest, handshake(stream, &target, options)).await {
@@ -228,6 +241,8 @@ pub async fn websocket_connect(
 
 /// Where a URL points.
 struct Target {
+    /// `wss://`: TLS first.
+    secure: bool,
     host: String,
     port: u16,
     /// The `Host` header's value (the authority as written).
@@ -239,10 +254,10 @@ impl Target {
     fn parse(url: &str) -> Result<Target, ConnectError> {
         let bad = |why| ConnectError::Url(url.to_string(), why);
         let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
-        let port = match uri.scheme_str() {
-            Some("ws") => 80,
-            Some("wss") => return Err(ConnectError::TlsUnavailable),
-            _ => return Err(bad("the scheme must be ws://")),
+        let (secure, port) = match uri.scheme_str() {
+            Some("ws") => (false, 80),
+            Some("wss") => (true, 443),
+            _ => return Err(bad("the scheme must be ws:// or wss://")),
         };
         let authority = uri.authority().ok_or_else(|| bad("no host"))?;
         if authority.as_str().contains('@') {
@@ -257,6 +272,7 @@ impl Target {
             return Err(bad("no host"));
         }
         Ok(Target {
+            secure,
             host: host.to_string(),
             port: authority.port_u16().unwrap_or(port),
             authority: authority.as_str().to_string(),
@@ -372,11 +388,11 @@ mod tests {
     }
 
     #[test]
-    fn wss_is_refused_until_tls_exists() {
-        assert!(matches!(
-            Target::parse("wss://example.com/"),
-            Err(ConnectError::TlsUnavailable)
-        ));
+    fn wss_is_secure_and_defaults_to_port_443() {
+        let t = Target::parse("wss://example.com/chat").unwrap();
+        assert!(t.secure);
+        assert_eq!((t.port, t.path_and_query.as_str()), (443, "/chat"));
+        assert!(!Target::parse("ws://example.com/").unwrap().secure);
     }
 
     #[test]
