@@ -16,7 +16,7 @@ use common::demo_server::LIMIT;
 use common::http::with_server;
 use common::tls::{connect, dev_cert, get, rustls_client, server_config};
 use cyclone::http1::{HttpConfig, HttpServer, Request, Response};
-use cyclone::tls::{self, SelfSigned, TlsClientConfig, TlsConfig, TlsError};
+use cyclone::tls::{self, SelfSigned, StartTls, TlsClientConfig, TlsConfig, TlsError, TlsSide};
 use cyclone::{IOLoop, StreamError, TcpClient, TcpServer};
 
 /// An HTTPS server answering each request with its `protocol`.
@@ -100,6 +100,39 @@ fn cyclone_pair<T: 'static>(
         HANG,
     )
     .expect("the exchange did not finish in time")
+}
+
+/// What a TLS server's `read_until_close` gets when rustls' client, on a
+/// thread, completes the handshake and then does `cut`.
+fn server_read_until_close(
+    lp: &IOLoop,
+    cut: impl FnOnce(common::tls::Client) + Send + 'static,
+) -> Result<bytes::Bytes, StreamError> {
+    let cert = dev_cert();
+    let ca = cert.cert_pem.clone();
+    let config = server_config(&cert);
+    let seen = Rc::new(std::cell::RefCell::new(None));
+    let (s, waiting) = (seen.clone(), seen.clone());
+    lp.run_sync_timeout(
+        async move {
+            let tcp = TcpServer::new_tls(config, move |stream, _| {
+                let s = s.clone();
+                async move {
+                    *s.borrow_mut() = Some(stream.read_until_close().await);
+                }
+            });
+            let port = tcp.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+            let client = std::thread::spawn(move || {
+                cut(connect(port, rustls_client(&ca, &[]), "localhost"));
+            });
+            common::thread_finished(&client).await;
+            common::until("the server to see the close", || waiting.borrow().is_some()).await;
+            tcp.stop();
+        },
+        HANG,
+    )
+    .expect("in time");
+    seen.borrow_mut().take().unwrap()
 }
 
 /// The TLS error a failed Cyclone connection says.
@@ -348,36 +381,12 @@ per_backend! {
     }
 
     fn an_eof_without_close_notify_is_truncated_for_read_until_close(lp) {
-        let cert = dev_cert();
-        let ca = cert.cert_pem.clone();
-        let config = server_config(&cert);
-        let seen = Rc::new(std::cell::RefCell::new(None));
-        let (s, waiting) = (seen.clone(), seen.clone());
-        lp.run_sync_timeout(
-            async move {
-                let tcp = TcpServer::new(move |stream, _| {
-                    let (config, s) = (config.clone(), s.clone());
-                    async move {
-                        tls::accept(&stream, &config).await.unwrap();
-                        *s.borrow_mut() = Some(stream.read_until_close().await);
-                    }
-                });
-                let port = tcp.listen(0, Some("127.0.0.1")).unwrap()[0].port();
-                let client = std::thread::spawn(move || {
-                    let mut client = connect(port, rustls_client(&ca, &[]), "localhost");
-                    client.write_all(b"part of a body").unwrap();
-                    client.flush().unwrap();
-                    // Cut: FIN without close_notify.
-                    client.sock.shutdown(std::net::Shutdown::Both).unwrap();
-                });
-                common::thread_finished(&client).await;
-                common::until("the server to see the close", || waiting.borrow().is_some()).await;
-                tcp.stop();
-            },
-            HANG,
-        )
-        .expect("in time");
-        let result = seen.borrow_mut().take().unwrap();
+        let result = server_read_until_close(&lp, |mut client| {
+            client.write_all(b"part of a body").unwrap();
+            client.flush().unwrap();
+            // Cut: FIN without close_notify.
+            client.sock.shutdown(std::net::Shutdown::Both).unwrap();
+        });
         assert!(
             matches!(result, Err(StreamError::Closed(Some(ref e))) if matches!(**e, StreamError::Truncated)),
             "{result:?}"
@@ -455,6 +464,76 @@ per_backend! {
         );
     }
 
+    fn a_required_client_certificate_is_checked_and_seen_by_the_server(lp) {
+        let (server_cert, client_cert, stranger) = (dev_cert(), dev_cert(), dev_cert());
+        // The server trusts exactly the client's (self-signed) certificate.
+        let server = TlsConfig::builder()
+            .certificate(server_cert.cert_pem.as_bytes(), server_cert.key_pem.as_bytes())
+            .unwrap()
+            .client_auth(client_cert.cert_pem.as_bytes(), true)
+            .unwrap()
+            .build()
+            .unwrap();
+        let trusting = TlsClientConfig::with_ca(server_cert.cert_pem.as_bytes()).unwrap();
+        let known = trusting
+            .clone()
+            .client_certificate(client_cert.cert_pem.as_bytes(), client_cert.key_pem.as_bytes())
+            .unwrap();
+        let unknown = trusting
+            .clone()
+            .client_certificate(stranger.cert_pem.as_bytes(), stranger.key_pem.as_bytes())
+            .unwrap();
+        let seen = Rc::new(std::cell::RefCell::new(Vec::new()));
+        let s = seen.clone();
+        lp.run_sync_timeout(
+            async move {
+                let tcp = TcpServer::new_tls(server, move |stream, _| {
+                    let s = s.clone();
+                    async move {
+                        let info = tls::info(&stream).unwrap();
+                        s.borrow_mut().push(info.peer_certificates.len());
+                        let _ = stream.write(&b"welcome\n"[..]).await;
+                    }
+                });
+                let port = tcp.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+                // With the certificate the server trusts: served, and the
+                // server's handler sees it.
+                let s = TcpClient::connect_tls("localhost", port, &known, LIMIT).await.unwrap();
+                assert_eq!(&s.read_until(b"\n", None).await.unwrap()[..], b"welcome\n");
+                // Without one, or with another: refused. In TLS 1.3 the
+                // client's handshake ends before the server judges its
+                // certificate, so the refusal shows on the first read.
+                for config in [&trusting, &unknown] {
+                    let refused = match TcpClient::connect_tls("localhost", port, config, LIMIT).await {
+                        Err(_) => true,
+                        Ok(s) => s.read_until(b"\n", None).await.is_err(),
+                    };
+                    assert!(refused);
+                }
+                tcp.stop();
+            },
+            HANG,
+        )
+        .expect("in time");
+        assert_eq!(*seen.borrow(), [1]);
+    }
+
+    fn a_truncated_record_then_fin_is_truncated_for_read_until_close(lp) {
+        let result = server_read_until_close(&lp, |mut client| {
+            // The header of an application-data record of 100 bytes, and
+            // only 10 of them: then FIN.
+            client.sock.write_all(&[23, 3, 3, 0, 100]).unwrap();
+            client.sock.write_all(&[0; 10]).unwrap();
+            client.sock.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut rest = Vec::new();
+            let _ = client.sock.read_to_end(&mut rest);
+        });
+        assert!(
+            matches!(result, Err(StreamError::Closed(Some(ref e))) if matches!(**e, StreamError::Truncated)),
+            "{result:?}"
+        );
+    }
+
     fn start_tls_upgrades_a_plain_stream_after_a_command(lp) {
         let cert = dev_cert();
         let (server, client) = (
@@ -470,13 +549,17 @@ per_backend! {
                         let command = a.read_until(b"\n", None).await.unwrap();
                         assert_eq!(&command[..], b"STARTTLS\n");
                         a.write(&b"OK\n"[..]).await.unwrap();
-                        tls::accept(&a, &server).await.unwrap();
+                        a.start_tls(TlsSide::Server(&server)).await.unwrap();
                         let line = a.read_until(b"\n", None).await.unwrap();
                         a.write(line).await.unwrap();
                     });
                     b.write(&b"STARTTLS\n"[..]).await.unwrap();
                     assert_eq!(&b.read_until(b"\n", None).await.unwrap()[..], b"OK\n");
-                    tls::connect(&b, &client, "localhost").await.unwrap();
+                    let side = TlsSide::Client {
+                        config: &client,
+                        server_name: "localhost",
+                    };
+                    b.start_tls(side).await.unwrap();
                     b.write(&b"secret\n"[..]).await.unwrap();
                     let reply = b.read_until(b"\n", None).await.unwrap();
                     serve.await.unwrap();

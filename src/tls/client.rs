@@ -9,7 +9,7 @@ use rustls::{ClientConfig, RootCertStore};
 
 use super::config::DEFAULT_HANDSHAKE_TIMEOUT;
 use super::error::TlsError;
-use super::keys::provider;
+use super::keys::{certified_key, provider};
 
 /// A TLS client's settings: the roots that certificates must chain to
 /// (the system's, or a CA of one's own), ALPN, and the handshake
@@ -80,10 +80,43 @@ impl TlsClientConfig {
         })
     }
 
+    /// Presents this certificate chain (PEM, leaf first) and key when a
+    /// server asks for one (see [`TlsConfigBuilder::client_auth`]).
+    ///
+    /// [`TlsConfigBuilder::client_auth`]: super::TlsConfigBuilder::client_auth
+    pub fn client_certificate(
+        mut self,
+        cert_chain: &[u8],
+        key: &[u8],
+    ) -> Result<TlsClientConfig, TlsError> {
+        let certified = certified_key(cert_chain, key)?;
+        let client = Arc::make_mut(&mut self.client);
+        client.client_auth_cert_resolver = Arc::new(Identity(certified));
+        Ok(self)
+    }
+
     /// Offers these ALPN protocols, in preference order.
     pub fn alpn(mut self, protocols: &[&str]) -> TlsClientConfig {
         let client = Arc::make_mut(&mut self.client);
         client.alpn_protocols = protocols.iter().map(|p| p.as_bytes().to_vec()).collect();
         self
+    }
+}
+
+/// The one identity a client has, offered whatever the server hints.
+#[derive(Debug)]
+struct Identity(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for Identity {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
     }
 }

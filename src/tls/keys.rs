@@ -42,3 +42,51 @@ pub(crate) fn parse_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
         other => format!("not a PEM private key: {other}"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate and its PKCS#8 key for `alg`, in PEM.
+    fn pair(alg: &'static rcgen::SignatureAlgorithm) -> (String, String) {
+        let key = rcgen::KeyPair::generate_for(alg).unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn rsa_and_ecdsa_keys_load_with_their_certificates() {
+        for alg in [
+            &rcgen::PKCS_RSA_SHA256,
+            &rcgen::PKCS_ECDSA_P256_SHA256,
+            &rcgen::PKCS_ECDSA_P384_SHA384,
+            &rcgen::PKCS_ED25519,
+        ] {
+            let (cert, key) = pair(alg);
+            certified_key(cert.as_bytes(), key.as_bytes())
+                .unwrap_or_else(|e| panic!("{alg:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn a_key_of_another_certificate_is_refused() {
+        let (cert, _) = pair(&rcgen::PKCS_ECDSA_P256_SHA256);
+        let (_, other_key) = pair(&rcgen::PKCS_ECDSA_P256_SHA256);
+        let e = certified_key(cert.as_bytes(), other_key.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("does not match"), "{e}");
+    }
+
+    #[test]
+    fn pem_without_the_expected_item_says_what_was_expected() {
+        assert!(
+            parse_chain(b"hello")
+                .unwrap_err()
+                .contains("BEGIN CERTIFICATE")
+        );
+        assert!(
+            parse_key(b"hello")
+                .unwrap_err()
+                .contains("PKCS#8, RSA or EC")
+        );
+    }
+}

@@ -117,6 +117,54 @@ pub async fn connect(
     handshake(stream, Box::new(session), config.handshake_timeout).await
 }
 
+/// Which end of a TLS handshake a stream takes: see [`StartTls`].
+#[derive(Debug, Clone, Copy)]
+pub enum TlsSide<'a> {
+    /// The server's, presenting `config`'s certificates.
+    Server(&'a TlsConfig),
+    /// The client's, checking the server's certificate for `server_name`.
+    Client {
+        /// Whom to trust.
+        config: &'a TlsClientConfig,
+        /// The server's DNS name (also sent as SNI) or IP address.
+        server_name: &'a str,
+    },
+}
+
+/// Tornado's `IOStream.start_tls`: a stream already in use (a plain-text
+/// protocol that switches, STARTTLS) runs a TLS handshake and from then
+/// on reads and writes through TLS. The same as [`accept`] or
+/// [`connect`]: no read may be pending, and bytes already buffered are
+/// taken as the peer's first records.
+///
+/// ```no_run
+/// use cyclone::tls::{StartTls, TlsConfig, TlsSide};
+/// # async fn f(stream: cyclone::IOStream, config: TlsConfig) -> Result<(), cyclone::StreamError> {
+/// stream.read_until(b"STARTTLS\r\n", Some(64)).await?;
+/// stream.write(&b"220 go ahead\r\n"[..]).await?;
+/// stream.start_tls(TlsSide::Server(&config)).await?;
+/// # Ok(()) }
+/// ```
+pub trait StartTls {
+    /// Runs the handshake as `side`; see the trait's docs.
+    fn start_tls<'a>(
+        &'a self,
+        side: TlsSide<'a>,
+    ) -> impl std::future::Future<Output = Result<(), StreamError>> + 'a;
+}
+
+impl StartTls for IOStream {
+    async fn start_tls<'a>(&'a self, side: TlsSide<'a>) -> Result<(), StreamError> {
+        match side {
+            TlsSide::Server(config) => accept(self, config).await,
+            TlsSide::Client {
+                config,
+                server_name,
+            } => connect(self, config, server_name).await,
+        }
+    }
+}
+
 async fn handshake(
     stream: &IOStream,
     session: Box<Session>,
