@@ -268,7 +268,9 @@ impl TcpServer {
             tracing::info!("shutdown deadline: closing {} connections", open.len());
             let lp = self.io_loop();
             for (closer, task) in open {
-                closer.close();
+                // Cut, not ended: a TLS peer must not take a response
+                // stopped here for a complete one (no close_notify).
+                closer.abort();
                 if let Some(t) = task {
                     lp.abort_task(t); // a delegate waiting on something else ends too
                 }

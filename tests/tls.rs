@@ -534,6 +534,114 @@ per_backend! {
         );
     }
 
+    fn a_peers_close_notify_is_a_clean_eof_answered_with_ours(lp) {
+        let result = server_read_until_close(&lp, |mut client| {
+            client.write_all(b"all of it").unwrap();
+            client.conn.send_close_notify();
+            client.flush().unwrap();
+            // rustls' read_to_end fails unless our close_notify comes.
+            let mut rest = Vec::new();
+            client.read_to_end(&mut rest).expect("the server's close_notify");
+        });
+        assert_eq!(&result.expect("a clean end")[..], b"all of it");
+    }
+
+    fn a_reset_tls_stream_is_not_a_complete_read_until_close(lp) {
+        let result = server_read_until_close(&lp, |mut client| {
+            client.write_all(b"part").unwrap();
+            client.flush().unwrap();
+            socket2::SockRef::from(&client.sock)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+            drop(client); // RST, no close_notify
+        });
+        assert!(result.is_err(), "{result:?}");
+    }
+
+    fn a_write_refused_at_the_limit_leaves_the_session_whole(lp) {
+        let cert = dev_cert();
+        let client = TlsClientConfig::with_ca(cert.cert_pem.as_bytes()).unwrap();
+        let line = lp
+            .run_sync_timeout(
+                async move {
+                    let tcp = TcpServer::new_tls(server_config(&cert), |stream, _| async move {
+                        stream.set_max_write_buffer_size(Some(1000));
+                        let big = stream.write(vec![b'x'; 10_000]).await;
+                        assert!(matches!(big, Err(StreamError::BufferFull)), "{big:?}");
+                        // Had the refused write been sealed, this record's
+                        // sequence number would be off and the peer would
+                        // refuse it (bad_record_mac).
+                        stream.write(&b"still fine\n"[..]).await.unwrap();
+                        let _ = stream.read_until_close().await;
+                    });
+                    let port = tcp.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+                    let s = TcpClient::connect_tls("localhost", port, &client, LIMIT).await.unwrap();
+                    let line = s.read_until(b"\n", None).await;
+                    tcp.stop();
+                    line
+                },
+                HANG,
+            )
+            .expect("in time");
+        assert_eq!(&line.unwrap()[..], b"still fine\n");
+    }
+
+    fn shutdown_write_says_close_notify_before_the_fin(lp) {
+        let cert = dev_cert();
+        let ca = cert.cert_pem.clone();
+        let got = lp
+            .run_sync_timeout(
+                async move {
+                    let tcp = TcpServer::new_tls(server_config(&cert), |stream, _| async move {
+                        stream.write(&b"bye\n"[..]).await.unwrap();
+                        stream.shutdown_write().unwrap();
+                        let _ = stream.read_until_close().await;
+                    });
+                    let port = tcp.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+                    let client = std::thread::spawn(move || {
+                        let mut client = connect(port, rustls_client(&ca, &[]), "localhost");
+                        let mut got = Vec::new();
+                        // Fails with UnexpectedEof unless close_notify came.
+                        let r = client.read_to_end(&mut got).map(|_| got);
+                        client.sock.shutdown(std::net::Shutdown::Both).unwrap();
+                        r.map_err(|e| e.to_string())
+                    });
+                    common::thread_finished(&client).await;
+                    tcp.stop();
+                    client.join().unwrap()
+                },
+                HANG,
+            )
+            .expect("in time");
+        assert_eq!(got.unwrap(), b"bye\n");
+    }
+
+    fn start_transport_refused_with_a_read_pending_touches_nothing(lp) {
+        let cert = dev_cert();
+        let outcome = lp
+            .run_sync_timeout(
+                async move {
+                    let (a, b) = common::socketpair();
+                    let (a, b) = (cyclone::IOStream::new(a).unwrap(), cyclone::IOStream::new(b).unwrap());
+                    let a = Rc::new(a);
+                    let reader = a.clone();
+                    let pending = cyclone::spawn(async move { reader.read_until(b"\n", None).await });
+                    cyclone::sleep(Duration::from_millis(1)).await; // the read is now waiting
+                    let refused = a.start_tls(TlsSide::Server(&server_config(&cert))).await;
+                    let tls_after = a.is_tls();
+                    b.write(&b"plain line\n"[..]).await.unwrap();
+                    let line = pending.await.unwrap();
+                    (refused, tls_after, line)
+                },
+                HANG,
+            )
+            .expect("in time");
+        let (refused, tls_after, line) = outcome;
+        assert!(matches!(refused, Err(StreamError::ReadPending)), "{refused:?}");
+        assert!(!tls_after);
+        assert_eq!(&line.unwrap()[..], b"plain line\n");
+    }
+
     fn start_tls_upgrades_a_plain_stream_after_a_command(lp) {
         let cert = dev_cert();
         let (server, client) = (

@@ -67,7 +67,10 @@ pub(crate) async fn send_streamed(
             Some(Ok(p)) => p,
             Some(Err(e)) => {
                 tracing::warn!("response body failed after the head was sent: {e}");
-                return Err(Stop::Quiet); // a short body: only closing is honest
+                // A short body: only closing is honest, and over TLS
+                // without close_notify, so the client sees a cut.
+                io.stream.abort();
+                return Err(Stop::Quiet);
             }
         };
         match io.timer.within(limit, writer.write(piece)).await {

@@ -302,6 +302,9 @@ impl IOStream {
             // socket now if it has room), so that the EOF follows them.
             self.inner.lp.flush_poller();
         }
+        // A record layer says the end first (TLS close_notify), or the
+        // peer would take the FIN for a cut.
+        self.inner.send_close_notify();
         crate::sys::syscall!(shutdown(self.inner.fd, libc::SHUT_WR))?;
         Ok(())
     }
@@ -366,12 +369,27 @@ impl IOStream {
             // Failure leaves an orderly close, which is still a close.
             let _ = socket2::SockRef::from(fd).set_linger(Some(std::time::Duration::ZERO));
         }
-        self.inner.close(None);
+        self.inner.close_with(None, false);
+    }
+
+    /// Closes the stream without telling a record layer's peer that it
+    /// ended cleanly: no TLS `close_notify`, so a TLS peer sees the stream
+    /// as cut off (as it is: for a response that failed midway). On a
+    /// plain stream the same as [`close`](Self::close).
+    pub fn abort(&self) {
+        self.inner.close_with(None, false);
     }
 
     /// Takes the fd back out of the stream, unclosed, dropping any
     /// buffered data. Fails if the stream is already closed.
     pub fn detach(self) -> Result<OwnedFd, StreamError> {
+        if self.inner.st.borrow().tls.is_some() {
+            // The fd is mid-session: its bytes mean nothing without the
+            // record layer's keys.
+            return Err(StreamError::Transport(std::sync::Arc::new(
+                io::Error::other("a stream with a record layer (TLS) cannot be detached"),
+            )));
+        }
         let fd = self.inner.owned.borrow_mut().take();
         self.inner.close(None); // deregisters; the fd itself is no longer ours
         fd.ok_or(StreamError::Closed(None))
@@ -387,6 +405,13 @@ impl StreamCloser {
     pub(crate) fn close(&self) {
         if let Some(inner) = self.0.upgrade() {
             inner.close(None);
+        }
+    }
+
+    /// Closes without a TLS `close_notify` (see [`IOStream::abort`]).
+    pub(crate) fn abort(&self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.close_with(None, false);
         }
     }
 }
@@ -533,7 +558,15 @@ impl Inner {
     /// normal close of a stream with a record layer says so to the peer
     /// first (TLS `close_notify`).
     fn close(&self, error: Option<StreamError>) {
-        if error.is_none() {
+        let notify = error.is_none();
+        self.close_with(error, notify);
+    }
+
+    /// [`close`](Self::close), saying the end to a record layer's peer
+    /// (TLS `close_notify`) only with `notify`: an abortive close must not
+    /// make a cut-off stream look complete.
+    fn close_with(&self, error: Option<StreamError>, notify: bool) {
+        if notify {
             self.send_close_notify();
         }
         let (callback, wakers) = {

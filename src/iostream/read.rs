@@ -167,10 +167,13 @@ fn find(st: &mut State, target: &Target) -> Found {
             // keeps the reset. Not a close that skipped TLS's close_notify:
             // an attacker can cut a stream there, so "all of it" is
             // unknown.
-            let normal = st
-                .error
-                .as_ref()
-                .is_none_or(|e| e.is_disconnect() && !matches!(e, StreamError::Truncated));
+            let normal = match &st.tls {
+                // Over a record layer only a clean close ends the data:
+                // an EOF without close_notify, or a reset, may be an
+                // attacker's cut.
+                Some(_) => st.error.is_none(),
+                None => st.error.as_ref().is_none_or(StreamError::is_disconnect),
+            };
             if st.closed && normal {
                 Found::Take(buf.len())
             } else {

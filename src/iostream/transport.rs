@@ -84,7 +84,15 @@ pub(super) struct Layer {
     pub(super) transport: Box<dyn Transport>,
     /// The front of a record that has not fully arrived.
     pub(super) cipher_in: BytesMut,
+    /// Our close_notify went out (it is said once).
+    pub(super) notified: bool,
 }
+
+/// The most a peer may have sent that the layer has not opened yet,
+/// whatever `max_buffer_size` allows: a handshake message may span
+/// records up to 64 KiB (rustls' own bound), plus one whole record (16 KiB
+/// and its overhead). More is a peer that sends what is never read.
+const MAX_UNOPENED: usize = (64 + 17) * 1024;
 
 thread_local! {
     /// Records are read through this buffer and only what a record still
@@ -102,7 +110,10 @@ impl Inner {
                 return false;
             }
             let pending = st.tls.as_ref().map_or(0, |l| l.cipher_in.len());
-            let room = st.max_buffer_size.saturating_sub(st.rbuf.len() + pending);
+            let room = st
+                .max_buffer_size
+                .saturating_sub(st.rbuf.len() + pending)
+                .min(MAX_UNOPENED.saturating_sub(pending));
             st.read_chunk_size.min(room)
         };
         if want == 0 {
@@ -171,11 +182,27 @@ impl Inner {
             result
         };
         for record in send {
-            if self.queue(record).is_err() {
+            // The layer's own records are small and must go whatever the
+            // write limit, or the session breaks.
+            if self.queue(record, false).is_err() {
                 break;
             }
         }
         match result {
+            Ok(())
+                if self
+                    .st
+                    .borrow()
+                    .tls
+                    .iter()
+                    .any(|l| l.transport.peer_closed()) =>
+            {
+                // The peer's close_notify: nothing more will come (what
+                // follows it is ignored, RFC 8446 §6.1), which is an EOF,
+                // a clean one. Ours answers it as the stream closes.
+                self.close(None);
+                false
+            }
             Ok(()) => true,
             Err(e) => {
                 self.close(Some(StreamError::Transport(e)));
@@ -198,6 +225,7 @@ impl Inner {
         let Layer {
             transport,
             cipher_in,
+            ..
         } = &mut **layer;
         match transport.seal(cipher_in, &data, &mut out) {
             Ok(()) => Ok(out.freeze()),
@@ -217,7 +245,11 @@ impl Inner {
                 Some(Layer {
                     transport,
                     cipher_in,
-                }) if quiet && !transport.is_handshaking() => transport.close_notify(cipher_in),
+                    notified,
+                }) if quiet && !*notified && !transport.is_handshaking() => {
+                    *notified = true;
+                    transport.close_notify(cipher_in)
+                }
                 _ => None,
             }
         };
@@ -239,7 +271,23 @@ impl IOStream {
     /// and switch (STARTTLS), call it with no read pending; `crate::tls`
     /// builds TLS transports.
     pub fn start_transport(&self, transport: Box<dyn Transport>) -> Handshake<'_> {
-        let refused = !self.begin_read();
+        if self.inner.st.borrow().tls.is_some() {
+            return Handshake {
+                stream: self,
+                refused: Some(StreamError::Transport(std::sync::Arc::new(
+                    std::io::Error::other("the stream already has a record layer"),
+                ))),
+                done: false,
+            };
+        }
+        if !self.begin_read() {
+            // Nothing is touched: the pending read keeps its bytes.
+            return Handshake {
+                stream: self,
+                refused: Some(StreamError::ReadPending),
+                done: false,
+            };
+        }
         let mut send = Vec::new();
         let started = {
             let mut st = self.inner.st.borrow_mut();
@@ -247,13 +295,14 @@ impl IOStream {
             let mut layer = Layer {
                 transport,
                 cipher_in: buffered,
+                notified: false,
             };
             let started = layer.transport.start(&mut send);
             st.tls = Some(Box::new(layer));
             started
         };
         for record in send {
-            let _ = self.inner.queue(record);
+            let _ = self.inner.queue(record, false);
         }
         if let Err(e) = started {
             self.inner.close(Some(StreamError::Transport(e)));
@@ -269,7 +318,7 @@ impl IOStream {
         }
         Handshake {
             stream: self,
-            refused,
+            refused: None,
             done: false,
         }
     }
@@ -280,7 +329,8 @@ impl IOStream {
     }
 
     /// Calls `f` with the stream's record layer, if it has one: for its
-    /// owner to ask what was negotiated (see `crate::tls::TlsInfo`).
+    /// owner to ask what was negotiated (see `crate::tls::TlsInfo`). `f`
+    /// must not use the stream (it is borrowed meanwhile).
     pub fn with_transport<R>(&self, f: impl FnOnce(&dyn Transport) -> R) -> Option<R> {
         self.inner
             .st
@@ -295,7 +345,8 @@ impl IOStream {
 #[must_use = "futures do nothing unless awaited"]
 pub struct Handshake<'a> {
     stream: &'a IOStream,
-    refused: bool,
+    /// Why it was refused when made (nothing was touched then).
+    refused: Option<StreamError>,
     done: bool,
 }
 
@@ -303,8 +354,8 @@ impl Future for Handshake<'_> {
     type Output = Result<(), StreamError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if self.refused {
-            return Poll::Ready(Err(StreamError::ReadPending));
+        if let Some(e) = &self.refused {
+            return Poll::Ready(Err(e.clone()));
         }
         let inner = &self.stream.inner;
         match inner.poll_target(cx, &Target::Handshake) {
@@ -321,7 +372,7 @@ impl Future for Handshake<'_> {
 
 impl Drop for Handshake<'_> {
     fn drop(&mut self) {
-        if !self.refused && !self.done {
+        if self.refused.is_none() && !self.done {
             self.stream.inner.finish_read();
             self.stream.inner.update_interest();
         }

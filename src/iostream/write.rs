@@ -240,10 +240,15 @@ fn data_len_sent(until: u64, rest: &Bytes) -> u64 {
 
 impl Inner {
     /// Queues `data` as it goes on the wire and tries to send it at once;
-    /// the stream's cumulative byte count that marks it written.
-    pub(super) fn queue(&self, mut data: Bytes) -> Result<u64, StreamError> {
+    /// the stream's cumulative byte count that marks it written. `limit`:
+    /// refused past `max_write_buffer_size` (callers that checked already,
+    /// or must not be refused, pass false; a closed stream refuses).
+    pub(super) fn queue(&self, mut data: Bytes, limit: bool) -> Result<u64, StreamError> {
         let mut st = self.st.borrow_mut();
-        if let Some(e) = refusal(&st, data.len()) {
+        if st.closed {
+            return Err(StreamError::Closed(st.error.clone().map(Box::new)));
+        }
+        if limit && let Some(e) = refusal(&st, data.len()) {
             return Err(e);
         }
         st.queued_total += data.len() as u64;
@@ -413,10 +418,20 @@ impl IOStream {
     /// `max_write_buffer_size`, and with [`StreamError::Closed`] on a closed
     /// stream.
     pub fn write(&self, data: impl Into<Bytes>) -> Write<'_> {
+        let data = data.into();
+        // Refused before sealing: a record sealed and then dropped would
+        // leave a gap in TLS's sequence numbers and break the session.
+        // (With a record layer the limit counts the data, not its records.)
+        if let Some(e) = refusal(&self.inner.st.borrow(), data.len()) {
+            return Write {
+                stream: self,
+                until: Err(e),
+            };
+        }
         let until = self
             .inner
-            .seal(data.into())
-            .and_then(|wire| self.inner.queue(wire));
+            .seal(data)
+            .and_then(|wire| self.inner.queue(wire, false));
         Write {
             stream: self,
             until,

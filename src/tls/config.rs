@@ -168,8 +168,10 @@ impl TlsConfigBuilder {
         Ok(self)
     }
 
-    /// Whether to resume sessions with tickets (default: yes; a ticket key
-    /// made at start-up and rotated every 6 hours by rustls).
+    /// Whether clients may resume sessions (default: yes, with tickets: a
+    /// key made at start-up and rotated every 6 hours by rustls; TLS 1.2
+    /// clients also by session ID, from a cache of 256). Off: every
+    /// handshake is a full one.
     pub fn session_tickets(mut self, on: bool) -> Self {
         self.tickets = on;
         self
@@ -241,7 +243,9 @@ impl TlsConfigBuilder {
         if self.tickets {
             server.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(TlsError::from)?;
         } else {
+            // No resumption at all: no tickets, and no TLS 1.2 session IDs.
             server.send_tls13_tickets = 0;
+            server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         }
         Ok(TlsConfig {
             server: Arc::new(server),
