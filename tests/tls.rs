@@ -255,12 +255,19 @@ per_backend! {
             let mut stalled = TcpStream::connect(("127.0.0.1", port)).unwrap();
             stalled.set_read_timeout(Some(LIMIT)).unwrap();
             read_all(&mut stalled); // until the server resets it
+            // A health check: connect, close.
+            let probe = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            drop(probe);
+            // Served after it, so its close has been seen.
+            let mut last = connect(port, rustls_client(&ca, &[]), "localhost");
+            get(&mut last, "/");
         });
         // The server's loop ran on this thread: its counts are here.
         let after = tls::handshake_stats();
-        assert_eq!(after.completed - before.completed, 1, "{after:?}");
+        assert_eq!(after.completed - before.completed, 2, "{after:?}");
         assert_eq!(after.failed - before.failed, 1, "{after:?}");
         assert_eq!(after.timed_out - before.timed_out, 1, "{after:?}");
+        assert_eq!(after.abandoned - before.abandoned, 1, "{after:?}");
     }
 
     fn a_client_hello_trickled_one_byte_at_a_time_completes(lp) {

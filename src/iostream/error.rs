@@ -40,6 +40,11 @@ pub enum StreamError {
     /// close fails with it.
     #[error("the peer closed without close_notify: the data may be truncated")]
     Truncated,
+    /// The peer closed before the record layer's handshake finished (a
+    /// health check that only connects, a client giving up): a
+    /// disconnect, with no data lost.
+    #[error("the peer closed during the handshake")]
+    ClosedInHandshake,
 }
 
 impl StreamError {
@@ -48,7 +53,7 @@ impl StreamError {
     pub fn is_disconnect(&self) -> bool {
         match self {
             StreamError::Io(e) => is_disconnect(e),
-            StreamError::Truncated => true,
+            StreamError::Truncated | StreamError::ClosedInHandshake => true,
             StreamError::Closed(Some(inner)) => inner.is_disconnect(),
             _ => false,
         }

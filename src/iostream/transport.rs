@@ -133,14 +133,18 @@ impl Inner {
         });
         match result {
             Ok(0) => {
-                // EOF: clean only after the peer's close_notify.
-                let clean = self
-                    .st
-                    .borrow()
-                    .tls
-                    .as_ref()
-                    .is_some_and(|l| l.transport.peer_closed());
-                self.close((!clean).then_some(StreamError::Truncated));
+                // EOF: clean only after the peer's close_notify; before
+                // the handshake ended, nothing was sent to lose.
+                let (clean, handshaking) =
+                    self.st.borrow().tls.as_ref().map_or((false, false), |l| {
+                        (l.transport.peer_closed(), l.transport.is_handshaking())
+                    });
+                let error = match (clean, handshaking) {
+                    (true, _) => None,
+                    (false, true) => Some(StreamError::ClosedInHandshake),
+                    (false, false) => Some(StreamError::Truncated),
+                };
+                self.close(error);
                 false
             }
             Ok(n) => {

@@ -184,6 +184,7 @@ async fn handshake(
             Err(e) if matches!(tls_error(e), Some(TlsError::HandshakeTimeout(_))) => {
                 s.timed_out += 1
             }
+            Err(e) if closed_in_handshake(e) => s.abandoned += 1,
             Err(_) => s.failed += 1,
         }
         stats.set(s);
@@ -202,11 +203,21 @@ pub struct HandshakeStats {
     pub failed: u64,
     /// Cut off at the handshake timeout (the connection reset).
     pub timed_out: u64,
+    /// Closed by the peer before it finished (a health check that only
+    /// connects, a client giving up).
+    pub abandoned: u64,
 }
 
 thread_local! {
     static STATS: std::cell::Cell<HandshakeStats> =
-        const { std::cell::Cell::new(HandshakeStats { completed: 0, failed: 0, timed_out: 0 }) };
+        const {
+            std::cell::Cell::new(HandshakeStats {
+                completed: 0,
+                failed: 0,
+                timed_out: 0,
+                abandoned: 0,
+            })
+        };
 }
 
 /// The handshakes [`accept`] and [`connect`] ran on this thread so far,
@@ -218,6 +229,15 @@ pub fn handshake_stats() -> HandshakeStats {
 
 fn transport_error(e: TlsError) -> StreamError {
     StreamError::Transport(Arc::new(e))
+}
+
+/// Whether `e` says the peer closed before the handshake finished.
+fn closed_in_handshake(e: &StreamError) -> bool {
+    match e {
+        StreamError::ClosedInHandshake => true,
+        StreamError::Closed(Some(inner)) => closed_in_handshake(inner),
+        _ => false,
+    }
 }
 
 /// The [`TlsError`] behind a stream error, if TLS is why it failed.
