@@ -88,13 +88,14 @@ perf_syscalls() {
   awk -v n="$n" -v r="$reqs" 'BEGIN{ if (n ~ /^[0-9]+$/ && r > 0) printf "%.3f", n/r; else print "n/a" }'
 }
 
-# rss_per_idle PORT PID N PATH -> KiB of server RSS per idle keep-alive
-# connection: N connections (bench/peers' idle_conns) each get one answer
-# to GET PATH and stay open; the server's VmRSS growth divided by N.
+# rss_per_idle PORT PID N PATH [CAFILE] -> KiB of server RSS per idle
+# keep-alive connection: N connections (bench/peers' idle_conns; over TLS
+# trusting CAFILE when given) each get one answer to GET PATH and stay
+# open; the server's VmRSS growth divided by N.
 rss_per_idle() {
   local before after ready=""
   before=$(awk '/^VmRSS/{print $2}' "/proc/$2/status")
-  coproc IDLE { bench/peers/target/release/idle_conns "$1" "$3" "$4"; }
+  coproc IDLE { bench/peers/target/release/idle_conns "$1" "$3" "$4" ${5:+"$5"}; }
   read -r -t 60 ready <&"${IDLE[0]}" || true
   if [ "$ready" != ready ]; then echo "n/a"; kill "$IDLE_PID" 2>/dev/null || true; return; fi
   sleep 0.5

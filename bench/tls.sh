@@ -7,7 +7,7 @@
 #   (c) resumed handshakes per server CPU-second (openssl s_time -reuse,
 #       a session ticket each time);
 #   (d) a 1 MiB static file over TLS: MiB per server CPU-second (wrk);
-#   (e) RSS per idle TLS connection (bench/peers' tls_idle_conns: N
+#   (e) RSS per idle TLS connection (bench/peers' idle_conns over TLS: N
 #       connections, one request each, then idle).
 # Both servers are held to TLS_AES_128_GCM_SHA256 (Cyclone with
 # --tls-ciphers, nginx with ssl_conf_command Ciphersuites) and X25519 (the
@@ -47,7 +47,7 @@ if ! need wrk || ! need nginx || ! need openssl; then
   install_tools wrk nginx-light openssl
 fi
 cargo build --release --quiet --bin cyclone
-cargo build --release --quiet --manifest-path bench/peers/Cargo.toml --bin tls_idle_conns
+cargo build --release --quiet --manifest-path bench/peers/Cargo.toml --bin idle_conns
 ulimit -Sn "$(( idle + 1000 > 20000 ? idle + 1000 : 20000 ))" 2> /dev/null || true
 
 # The certificate both servers present: ECDSA P-256, for localhost and
@@ -144,20 +144,6 @@ big_file() {
   awk -v r="$reqs" -v s="$seconds" -v c="$((c1 - c0))" -v hz="$hz" 'BEGIN{ if (c > 0) printf "%.0f %.0f", r/s, r/(c/hz); else print "n/a n/a" }'
 }
 
-# idle_rss -> KiB of RSS per idle TLS connection ($idle of them).
-idle_rss() {
-  local before after ready=""
-  before=$(awk '/^VmRSS/{print $2}' "/proc/$pid/status")
-  coproc IDLE { taskset -c 1 bench/peers/target/release/tls_idle_conns "$port" "$idle" /hello "$tmp/cert.pem"; }
-  read -r -t 300 ready <&"${IDLE[0]}" || true
-  if [ "$ready" != ready ]; then echo "n/a"; kill "$IDLE_PID" 2> /dev/null || true; return; fi
-  sleep 0.5
-  after=$(awk '/^VmRSS/{print $2}' "/proc/$pid/status")
-  exec {IDLE[1]}>&-
-  wait "$IDLE_PID" 2> /dev/null || true
-  awk -v a="$before" -v b="$after" -v n="$idle" 'BEGIN{ printf "%.2f", (b-a)/n }'
-}
-
 declare -A L R
 for r in $(seq "$repeat"); do
   for name in cyclone nginx; do
@@ -178,7 +164,7 @@ for name in cyclone nginx; do
   R[$name,big_rate]=$(col big 1); R[$name,big_cpu]=$(col big 2)
   echo "== $name, $idle idle TLS connections" >&2
   start "$name"
-  R[$name,rss]=$(idle_rss)
+  R[$name,rss]=$(rss_per_idle "$port" "$pid" "$idle" /hello "$tmp/cert.pem")
   stop
 done
 
@@ -190,7 +176,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2fx"
   echo "- machine: $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(nproc) cores, kernel $(uname -r)"
   echo "- versions: nginx $(nginx -v 2>&1 | cut -d/ -f2), $(openssl version | cut -d' ' -f1-2), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}'), $(rustc --version | cut -d' ' -f1-2); Cyclone on rustls $(awk '/^name = "rustls"$/{getline; print $3}' Cargo.lock | tr -d '"') with aws-lc-rs"
   echo "- command: \`bench/tls.sh --repeat $repeat --seconds $seconds --idle $idle\`"
-  echo "- method: each server alone, pinned to CPU 0, its load on CPU 1; medians of $repeat runs of $seconds s, made in passes over both servers. Same ECDSA P-256 certificate; TLS 1.3 with TLS_AES_128_GCM_SHA256 and X25519 on both. Cyclone: \`cyclone serve --tls-cert --tls-key\` (its demo site's \`/hello\` through the web layer; \`--root\` for the file); nginx: one worker, \`return 200\` for /hello, the file from \`root\`, session tickets on. Per server CPU-second: the work done over the server process's CPU time (/proc). Handshakes: \`openssl s_time -new\` (full) and \`-reuse\` (resumed with a ticket), each connection with a GET /hello. RSS: VmRSS growth over $idle idle TLS connections that each had one answer (bench/peers' tls_idle_conns)."
+  echo "- method: each server alone, pinned to CPU 0, its load on CPU 1; medians of $repeat runs of $seconds s, made in passes over both servers. Same ECDSA P-256 certificate; TLS 1.3 with TLS_AES_128_GCM_SHA256 and X25519 on both. Cyclone: \`cyclone serve --tls-cert --tls-key\` (its demo site's \`/hello\` through the web layer; \`--root\` for the file); nginx: one worker, \`return 200\` for /hello, the file from \`root\`, session tickets on. Per server CPU-second: the work done over the server process's CPU time (/proc). Handshakes: \`openssl s_time -new\` (full) and \`-reuse\` (resumed with a ticket), each connection with a GET /hello. RSS: VmRSS growth over $idle idle TLS connections that each had one answer (bench/peers' idle_conns over TLS)."
   echo
   echo "| server | keep-alive req/s | p99 ms | keep-alive req per CPU-s | full handshakes per CPU-s | resumed handshakes per CPU-s | 1 MiB file: req/s | 1 MiB files per CPU-s | RSS KiB per idle TLS conn |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"

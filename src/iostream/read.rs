@@ -14,7 +14,7 @@ use crate::sys::syscall;
 thread_local! {
     /// Every stream on this thread reads through this buffer and keeps only
     /// the bytes that arrived, so idle streams hold no read buffer.
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    pub(super) static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 thread_local! {

@@ -17,7 +17,6 @@
 //! boundary, and `crate::tls` implements it (an arrow down, never up).
 
 use std::any::Any;
-use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,7 +24,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 
-use super::read::Target;
+use super::read::{SCRATCH, Target};
 use super::{IOStream, Inner, StreamError};
 
 /// Why a record layer refused the peer's data or could not go on. For
@@ -94,12 +93,6 @@ pub(super) struct Layer {
 /// and its overhead). More is a peer that sends what is never read.
 const MAX_UNOPENED: usize = (64 + 17) * 1024;
 
-thread_local! {
-    /// Records are read through this buffer and only what a record still
-    /// lacks is kept by the stream (the same reason as `read.rs`'s).
-    static CIPHER_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
 impl Inner {
     /// One read system call of records, opened into the read buffer.
     /// Returns false if the stream closed (EOF, error, a full buffer).
@@ -120,7 +113,9 @@ impl Inner {
             self.close(Some(StreamError::BufferFull));
             return false;
         }
-        let result = CIPHER_SCRATCH.with(|s| {
+        // Through the same per-thread buffer as plain reads: the stream
+        // keeps only what a record still lacks.
+        let result = SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
             if s.len() < want {
                 s.resize(want, 0);

@@ -10,7 +10,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 
 use super::error::TlsError;
-use super::keys::{certified_key, parse_chain, parse_key, provider};
+use super::keys::{Part, certified_key, load_certified, parse_chain, provider};
 use super::resolver::SniResolver;
 
 /// How long a handshake may take before the connection is reset: a
@@ -110,13 +110,15 @@ impl TlsConfigBuilder {
         key: impl AsRef<Path>,
     ) -> Result<Self, TlsError> {
         let (cert_chain, key) = (cert_chain.as_ref(), key.as_ref());
-        let chain = read(cert_chain)?;
-        let key_pem = read(key)?;
-        let certs = parse_chain(&chain).map_err(|reason| file_error(cert_chain, reason))?;
-        let key_der = parse_key(&key_pem).map_err(|reason| file_error(key, reason))?;
-        let certified = CertifiedKey::from_der(certs, key_der, &provider())
-            .map_err(|e| file_error(key, format!("does not match the certificate: {e}")))?;
-        Ok(self.certified(Arc::new(certified)))
+        let certified =
+            load_certified(&read(cert_chain)?, &read(key)?).map_err(|(part, why)| {
+                let file = match part {
+                    Part::Chain => cert_chain,
+                    Part::Key => key,
+                };
+                file_error(file, why)
+            })?;
+        Ok(self.certified(certified))
     }
 
     fn certified(mut self, key: Arc<CertifiedKey>) -> Self {

@@ -15,13 +15,31 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-/// A certificate chain and its key, checked to belong together.
-pub(crate) fn certified_key(cert_chain: &[u8], key: &[u8]) -> Result<Arc<CertifiedKey>, TlsError> {
-    let certs = parse_chain(cert_chain).map_err(TlsError::Other)?;
-    let key = parse_key(key).map_err(TlsError::Other)?;
+/// Which input a certificate could not be loaded from.
+pub(crate) enum Part {
+    Chain,
+    Key,
+}
+
+/// A certificate chain and its key, checked to belong together; on
+/// failure, which of the two is at fault and why.
+pub(crate) fn load_certified(
+    cert_chain: &[u8],
+    key: &[u8],
+) -> Result<Arc<CertifiedKey>, (Part, String)> {
+    let certs = parse_chain(cert_chain).map_err(|why| (Part::Chain, why))?;
+    let key = parse_key(key).map_err(|why| (Part::Key, why))?;
     let certified = CertifiedKey::from_der(certs, key, &provider())
-        .map_err(|e| TlsError::Other(format!("the key does not match the certificate: {e}")))?;
+        .map_err(|e| (Part::Key, format!("does not match the certificate: {e}")))?;
     Ok(Arc::new(certified))
+}
+
+/// [`load_certified`], its failure said in words.
+pub(crate) fn certified_key(cert_chain: &[u8], key: &[u8]) -> Result<Arc<CertifiedKey>, TlsError> {
+    load_certified(cert_chain, key).map_err(|(part, why)| match part {
+        Part::Chain => TlsError::Other(why),
+        Part::Key => TlsError::Other(format!("the key {why}")),
+    })
 }
 
 pub(crate) fn parse_chain(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
