@@ -20,6 +20,7 @@
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http1;
+pub mod httpclient;
 pub mod ioloop;
 pub mod iostream;
 pub mod netutil;
@@ -27,6 +28,7 @@ pub mod process;
 pub(crate) mod sys;
 pub mod tcpclient;
 pub mod tcpserver;
+pub mod testing;
 pub mod tls;
 pub mod web;
 pub mod websocket;

@@ -38,6 +38,8 @@ const LAYERS: &[(&str, u8)] = &[
     // Hidden re-exports of internals for the fuzz targets: above everything
     // it re-exports, so nothing in the library can lean on it.
     ("fuzzing", 7),
+    // Test helpers for users' applications: a server and a client.
+    ("testing", 7),
     ("bin", 8),
 ];
 

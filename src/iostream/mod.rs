@@ -314,6 +314,38 @@ impl IOStream {
         read::memchr_find(&self.inner.st.borrow().rbuf, needle).is_some()
     }
 
+    /// Whether a stream with no read in progress has something nobody
+    /// asked for: bytes buffered or waiting in the kernel, or the peer's
+    /// close (EOF or reset). A pooled keep-alive connection in that state
+    /// must not carry a request (RFC 9112 §9.3.1: the server may close an
+    /// idle connection at any time; a TLS server says so with a
+    /// `close_notify` record first). One `recv(MSG_PEEK)`, which consumes
+    /// nothing.
+    pub fn is_stale(&self) -> bool {
+        {
+            let st = self.inner.st.borrow();
+            if st.closed
+                || !st.rbuf.is_empty()
+                || st.tls.as_ref().is_some_and(|l| !l.cipher_in.is_empty())
+            {
+                return true;
+            }
+        }
+        let mut byte = 0u8;
+        // SAFETY: `fd` is this stream's open socket; the buffer is one
+        // byte on the stack, valid for the call.
+        let peeked = crate::sys::syscall!(recv(
+            self.inner.fd,
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT
+        ));
+        match peeked {
+            Ok(_) => true,
+            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+        }
+    }
+
     /// Bytes buffered and not yet read.
     pub fn buffered(&self) -> usize {
         self.inner.st.borrow().rbuf.len()

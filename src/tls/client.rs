@@ -50,6 +50,25 @@ impl TlsClientConfig {
         TlsClientConfig::with_roots(roots)
     }
 
+    /// [`system_roots`](Self::system_roots), loaded once per thread
+    /// (reading and parsing the bundle takes milliseconds, on the loop)
+    /// and then shared with its session cache, so a second connection to
+    /// a server resumes. What `wss://` and `https://` use when given no
+    /// configuration.
+    pub fn shared_system_roots() -> Result<TlsClientConfig, TlsError> {
+        thread_local! {
+            static SYSTEM_ROOTS: std::cell::OnceCell<TlsClientConfig> =
+                const { std::cell::OnceCell::new() };
+        }
+        SYSTEM_ROOTS.with(|cell| {
+            if let Some(config) = cell.get() {
+                return Ok(config.clone());
+            }
+            let config = TlsClientConfig::system_roots()?;
+            Ok(cell.get_or_init(|| config).clone())
+        })
+    }
+
     /// Trusts only the CA certificates in `ca_pem` (a private CA, or a
     /// development certificate itself).
     pub fn with_ca(ca_pem: &[u8]) -> Result<TlsClientConfig, TlsError> {

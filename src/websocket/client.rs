@@ -225,7 +225,9 @@ pub async fn websocket_connect(
     let stream = if target.secure {
         let config = match &options.tls {
             Some(config) => config.clone(),
-            None => system_roots().map_err(ConnectError::Tls)?,
+            None => {
+                crate::tls::TlsClientConfig::shared_system_roots().map_err(ConnectError::Tls)?
+            }
         };
         TcpClient::connect_tls(&target.host, target.port, &config, limit).await?
     } else {
@@ -237,24 +239,6 @@ pub async fn websocket_connect(
         Ok(r) => r,
         Err(_) => Err(ConnectError::Timeout),
     }
-}
-
-thread_local! {
-    /// The system's roots, loaded once per thread (reading and parsing the
-    /// bundle takes milliseconds, on the loop) and then shared, with their
-    /// session cache: a second connection to a server resumes.
-    static SYSTEM_ROOTS: std::cell::OnceCell<crate::tls::TlsClientConfig> =
-        const { std::cell::OnceCell::new() };
-}
-
-fn system_roots() -> Result<crate::tls::TlsClientConfig, crate::tls::TlsError> {
-    SYSTEM_ROOTS.with(|cell| {
-        if let Some(config) = cell.get() {
-            return Ok(config.clone());
-        }
-        let config = crate::tls::TlsClientConfig::system_roots()?;
-        Ok(cell.get_or_init(|| config).clone())
-    })
 }
 
 /// Where a URL points.
