@@ -134,9 +134,10 @@ impl Decoder {
         loop {
             match self.state {
                 State::Head => match self.head(buf)? {
-                    Some(event) => return Ok(Some(event)),
-                    None if self.state == State::Head => return Ok(None),
-                    None => {}
+                    HeadStep::Event(event) => return Ok(Some(event)),
+                    HeadStep::More => return Ok(None),
+                    // An interim response: the next head may be here too.
+                    HeadStep::Skipped => {}
                 },
                 State::Length(left) => {
                     if buf.is_empty() {
@@ -202,7 +203,7 @@ impl Decoder {
         }
     }
 
-    fn head(&mut self, buf: &mut BytesMut) -> Result<Option<Event>, DecodeError> {
+    fn head(&mut self, buf: &mut BytesMut) -> Result<HeadStep, DecodeError> {
         let Some(end) = find_head_end(buf, self.scanned) else {
             if buf.len() > self.max_head {
                 return Err(DecodeError::Bad(FetchError::TooLarge {
@@ -212,7 +213,7 @@ impl Decoder {
             }
             // The last three bytes may begin the blank line.
             self.scanned = buf.len().saturating_sub(3);
-            return Ok(None);
+            return Ok(HeadStep::More);
         };
         if end > self.max_head {
             return Err(DecodeError::Bad(FetchError::TooLarge {
@@ -241,14 +242,14 @@ impl Decoder {
             Version::HTTP_11
         };
         match code {
-            100 => return Ok(Some(Event::Continue)),
+            100 => return Ok(HeadStep::Event(Event::Continue)),
             101 => {
                 return Err(malformed(
                     "101 Switching Protocols to a request without Upgrade",
                 ));
             }
             // Other interim responses (102, 103) are skipped (RFC 9110 §15.2).
-            102..=199 => return Ok(None),
+            102..=199 => return Ok(HeadStep::Skipped),
             _ => {}
         }
         let mut headers = HeaderMap::with_capacity(parsed.headers.len());
@@ -298,7 +299,7 @@ impl Decoder {
                 Err(_) => return Err(malformed("a transfer coding other than chunked")),
             }
         };
-        Ok(Some(Event::Head(Head {
+        Ok(HeadStep::Event(Event::Head(Head {
             status,
             version,
             headers,
@@ -371,6 +372,12 @@ impl Decoder {
         self.trailers.append(name, value);
         Ok(())
     }
+}
+
+enum HeadStep {
+    Event(Event),
+    More,
+    Skipped,
 }
 
 enum Step {

@@ -1,5 +1,6 @@
 //! Shared test helpers: run a test body on every poller backend, bound a
 //! loop's run time, capture logs; [`http`], a small HTTP/1.1 client;
+//! [`scripted`], servers that send exactly scripted bytes, and a proxy;
 //! [`demo_server`], the demo HTTP/1.1 server and raw exchanges with it;
 //! [`stream`], helpers for the IOStream tests; [`ws`], a raw WebSocket
 //! client and an application served for in-loop WebSocket tests.
@@ -7,6 +8,7 @@
 
 pub mod demo_server;
 pub mod http;
+pub mod scripted;
 pub mod stream;
 pub mod tls;
 pub mod web;
