@@ -1,7 +1,10 @@
 //! The `cyclone` command. `cyclone serve` (the default) runs a web server:
 //! the demo site, or with `--root DIR` the files of a directory (like
 //! `python -m http.server`). One loop by default, `--processes N` forked
-//! workers, or `--threads N` thread-per-core loops.
+//! workers, or `--threads N` thread-per-core loops. `cyclone fetch URL...`
+//! is the HTTP client (`fetch.rs`).
+
+mod fetch;
 
 use std::fmt;
 use std::io;
@@ -29,10 +32,10 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// serves the whole demo wherever it is installed or run from. A test
 /// below holds this list to the folder.
 static PUBLIC: &[(&str, &[u8])] = &[
-    ("chat.html", include_bytes!("../../public/chat.html")),
-    ("index.html", include_bytes!("../../public/index.html")),
-    ("robots.txt", include_bytes!("../../public/robots.txt")),
-    ("style.css", include_bytes!("../../public/style.css")),
+    ("chat.html", include_bytes!("../../../public/chat.html")),
+    ("index.html", include_bytes!("../../../public/index.html")),
+    ("robots.txt", include_bytes!("../../../public/robots.txt")),
+    ("style.css", include_bytes!("../../../public/style.css")),
 ];
 
 #[derive(Parser, Debug)]
@@ -53,6 +56,8 @@ struct Cli {
 enum Command {
     /// Serve the demo site, or a directory with --root (the default command).
     Serve(Args),
+    /// Fetch URLs with Cyclone's HTTP client and print their bodies (curl-like).
+    Fetch(fetch::FetchArgs),
 }
 
 #[derive(ClapArgs, Debug)]
@@ -113,6 +118,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(a)) => a,
+        Some(Command::Fetch(a)) => return fetch::run(a),
         None => cli.serve,
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -369,7 +375,7 @@ fn site(root: Option<&PathBuf>) -> Result<Application, Failure> {
         })
         .handler("/echo", || Echo)
         .route("/chat", |_req: Request| async {
-            Response::html(&include_bytes!("../../public/chat.html")[..])
+            Response::html(&include_bytes!("../../../public/chat.html")[..])
         })
         .websocket("/ws/echo", || WsEcho)
         .websocket("/ws/chat", Chat::default);
@@ -579,7 +585,7 @@ mod tests {
         embedded.sort();
         assert_eq!(
             embedded, on_disk,
-            "public/ and PUBLIC in src/bin/cyclone.rs differ"
+            "public/ and PUBLIC in src/bin/cyclone/main.rs differ"
         );
     }
 }
