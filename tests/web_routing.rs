@@ -1,15 +1,18 @@
 //! Routing through real HTTP: literal and regex routes, captures and their
 //! decoding, the default 404, host routes, `reverse_url`, and the access
 //! line each request gets.
-//! Raw `TcpStream` clients over 127.0.0.1, on every poller backend; the
-//! test applications are in `common/web.rs`.
+//! Raw `TcpStream` clients over 127.0.0.1 (Cyclone's own client through
+//! `cyclone::testing` where the bytes sent do not matter), on every
+//! poller backend; the test applications are in `common/web.rs`.
 
 mod common;
 
-use common::http::{get, get_each, with_server};
+use common::http::{get, get_each};
 use common::web::*;
 use cyclone::IOLoop;
 use cyclone::http1::Response;
+use cyclone::httpclient::Request as Fetch;
+use cyclone::testing::TestServer;
 use cyclone::web::{Application, HttpError, Request};
 use http::StatusCode;
 
@@ -185,15 +188,9 @@ per_backend! {
                 Application::new().route("/", |_r: Request| async { "api" }),
             )
             .route("/", |_r: Request| async { "www" });
-        let got = with_server(&lp, app, |port| {
-            ["api.example.com:8080", "API.Example.com", "www.example.com", "[::1]:80"].map(|host| {
-                let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-                c.set_read_timeout(Some(common::HANG)).unwrap();
-                let raw = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-                std::io::Write::write_all(&mut c, raw.as_bytes()).unwrap();
-                common::http::read_response(&mut std::io::BufReader::new(c), false).text()
-            })
-        });
+        let s = TestServer::on(&lp, app);
+        let got = ["api.example.com:8080", "API.Example.com", "www.example.com", "[::1]:80"]
+            .map(|host| s.fetch_request(Fetch::get("/").header("host", host)).unwrap().body);
         assert_eq!(got, ["api", "api", "www", "www"]);
     }
 }

@@ -22,10 +22,10 @@ pub(crate) struct HeadParts<'a> {
 }
 
 /// Fields the client writes itself: a caller's would frame the body a
-/// second way, or name a different host than the one connected to.
+/// second way. (A caller's `Host` replaces the URL's: virtual hosts are
+/// tested that way, as with curl's `-H 'Host: ...'`.)
 fn ours(name: &header::HeaderName) -> bool {
-    name == header::HOST
-        || name == header::CONTENT_LENGTH
+    name == header::CONTENT_LENGTH
         || name == header::TRANSFER_ENCODING
         || name == header::CONNECTION
 }
@@ -41,9 +41,12 @@ pub(crate) fn head(p: &HeadParts<'_>) -> Bytes {
         out.put_slice(t.authority.as_bytes());
     }
     out.put_slice(t.path_and_query.as_bytes());
-    out.put_slice(b" HTTP/1.1\r\nHost: ");
-    out.put_slice(t.authority.as_bytes());
-    out.put_slice(b"\r\n");
+    out.put_slice(b" HTTP/1.1\r\n");
+    if !p.headers.contains_key(header::HOST) {
+        out.put_slice(b"Host: ");
+        out.put_slice(t.authority.as_bytes());
+        out.put_slice(b"\r\n");
+    }
     match p.body_len {
         // RFC 9110 §8.6: a request whose method gives a body meaning says
         // its length even when it is zero; GET, HEAD and friends do not.

@@ -68,10 +68,12 @@ pub(crate) fn strip(headers: &mut HeaderMap, keeps_body: bool, from: &Target, to
         }
     }
     if !from.same_origin(to) {
+        // A Host given for the first origin names no other.
         for name in [
             header::AUTHORIZATION,
             header::COOKIE,
             header::PROXY_AUTHORIZATION,
+            header::HOST,
         ] {
             headers.remove(name);
         }

@@ -168,9 +168,10 @@ pub(crate) struct Options {
 /// override the client's for this request. Build one with
 /// [`Request::get`], [`Request::new`] or from an [`http::Request`].
 ///
-/// `Host`, `Content-Length`/`Transfer-Encoding` and (when the response
-/// is decoded) `Accept-Encoding` are set by the client; headers given
-/// here are sent as given, after them.
+/// `Host` (unless given here), `Content-Length`/`Transfer-Encoding` and
+/// (when the response is decoded) `Accept-Encoding` are set by the
+/// client; headers given here are sent as given, after them. A `Host`
+/// given here is dropped when a redirect leaves the origin.
 ///
 /// ```
 /// use std::time::Duration;
