@@ -46,3 +46,61 @@ pub fn tls_client_hello() -> Vec<u8> {
         })
         .clone()
 }
+
+/// The HTTP client's response decoder run over `data` twice: whole, and
+/// handed over in pieces of `piece` bytes (1 to 64). Panics if the two
+/// disagree (status, body, trailers, the end, or the error), if body
+/// bytes come before a head, or if more body than the limit is accepted:
+/// the decoder's answer must not depend on how the bytes arrived.
+pub fn response_decoder_agrees_with_itself(data: &[u8], piece: usize, head_request: bool) {
+    let whole = decode_response(data, data.len().max(1), head_request);
+    let pieces = decode_response(data, piece.clamp(1, 64), head_request);
+    assert_eq!(whole, pieces, "decoded whole and in pieces of {piece}");
+}
+
+/// What a decode gave: the status, body, trailers and whether it ended,
+/// or the error's text.
+type Decoded = Result<(Option<u16>, Vec<u8>, Vec<(String, Vec<u8>)>, bool), String>;
+
+fn decode_response(data: &[u8], piece: usize, head_request: bool) -> Decoded {
+    use crate::httpclient::decode::{Decoder, Event};
+    /// Small limits, so that the fuzzer reaches them.
+    const MAX_HEAD: usize = 2048;
+    const MAX_BODY: usize = 4096;
+    let mut d = Decoder::new(head_request, MAX_HEAD, MAX_BODY);
+    let mut buf = bytes::BytesMut::new();
+    let (mut status, mut body) = (None, Vec::new());
+    let mut rest = data;
+    loop {
+        loop {
+            if d.is_done() {
+                let trailers = d
+                    .trailers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                    .collect();
+                return Ok((status, body, trailers, true));
+            }
+            match d.decode(&mut buf) {
+                Ok(Some(Event::Head(h))) => status = Some(h.status.as_u16()),
+                Ok(Some(Event::Data(b))) => {
+                    assert!(status.is_some(), "body bytes before a head");
+                    body.extend_from_slice(&b);
+                    assert!(body.len() <= MAX_BODY, "more body than the limit");
+                }
+                Ok(Some(Event::Continue | Event::End)) => {}
+                Ok(None) => break,
+                Err(e) => return Err(format!("{e:?}")),
+            }
+        }
+        if rest.is_empty() {
+            return match d.at_eof() {
+                Ok(()) => Ok((status, body, Vec::new(), true)),
+                Err(e) => Err(e.to_string()),
+            };
+        }
+        let n = piece.min(rest.len());
+        buf.extend_from_slice(&rest[..n]);
+        rest = &rest[n..];
+    }
+}

@@ -64,7 +64,7 @@
 mod client;
 mod config;
 mod connect;
-mod decode;
+pub(crate) mod decode;
 mod decompress;
 mod encode;
 mod error;
