@@ -2,7 +2,7 @@
 # Side-by-side HTTP benchmarks: Cyclone against nginx, hyper, may_minihttp
 # and Tornado, in one run, on this machine.
 #
-#   bench/run.sh [--repeat N] [--seconds S] [--idle N] [--out FILE] [--no-ws] [--no-tls]
+#   bench/run.sh [--repeat N] [--seconds S] [--idle N] [--out FILE] [--no-ws] [--no-tls] [--no-client]
 #
 # Installs what it needs (wrk, nginx, strace, perf through apt; Tornado
 # through pip into bench/.venv), builds Cyclone and the peers
@@ -27,11 +27,15 @@
 # work, the bound for any server on this machine. Writes a Markdown report and
 # an SVG chart (default docs/benchmarks.md and docs/benchmarks.svg). Then,
 # unless --no-ws, the WebSocket benchmarks (bench/ws.sh, same --repeat and
-# --seconds) into ws-benchmarks.md beside the report, and unless --no-tls,
-# the HTTPS ones against nginx (bench/tls.sh) into tls-benchmarks.md.
+# --seconds) into ws-benchmarks.md beside the report, unless --no-tls,
+# the HTTPS ones against nginx (bench/tls.sh) into tls-benchmarks.md, and
+# unless --no-client, the HTTP client ones (bench/httpclient.sh: Cyclone's
+# HttpClient against hyper's, reqwest's and Tornado's clients, fetching
+# from nginx with 64 requests in flight, per client CPU-second) into
+# httpclient-benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repeat=3; seconds=5; idle=5000; out=docs/benchmarks.md; ws=1; tls=1
+repeat=3; seconds=5; idle=5000; out=docs/benchmarks.md; ws=1; tls=1; client=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --repeat) repeat="$2"; shift 2 ;;
@@ -40,7 +44,8 @@ while [ $# -gt 0 ]; do
     --out) out="$2"; shift 2 ;;
     --no-ws) ws=0; shift ;;
     --no-tls) tls=0; shift ;;
-    *) echo "usage: $0 [--repeat N] [--seconds S] [--idle N] [--out FILE] [--no-ws] [--no-tls]" >&2; exit 2 ;;
+    --no-client) client=0; shift ;;
+    *) echo "usage: $0 [--repeat N] [--seconds S] [--idle N] [--out FILE] [--no-ws] [--no-tls] [--no-client]" >&2; exit 2 ;;
   esac
 done
 svg="${out%.md}.svg"
@@ -260,4 +265,8 @@ fi
 # HTTPS against nginx (5,000 idle TLS connections, the issue's figure).
 if [ "$tls" = 1 ]; then
   bench/tls.sh --repeat "$repeat" --seconds "$seconds" --out "$(dirname "$out")/tls-benchmarks.md"
+fi
+# HTTP clients against nginx, per client CPU-second.
+if [ "$client" = 1 ]; then
+  bench/httpclient.sh --repeat "$repeat" --seconds "$seconds" --out "$(dirname "$out")/httpclient-benchmarks.md"
 fi
