@@ -173,7 +173,8 @@ impl HttpClient {
         let mut uri = request
             .url
             .map_err(|(url, reason)| FetchError::InvalidUrl { url, reason })?;
-        let mut target = parse_target(&uri)?;
+        // Checked before the queue: a bad URL fails at once.
+        parse_target(&uri)?;
         let config = &self.inner.config;
         let options = request.options;
         let mut on_chunk = options.on_chunk;
@@ -193,13 +194,18 @@ impl HttpClient {
         let max_redirects = options.max_redirects.unwrap_or(config.max_redirects);
         let pool = &self.inner.pool;
         pool.stats.requests.set(pool.stats.requests.get() + 1);
-        let _slot = pool.slot().await;
-        queued.set(false);
-        let mut timing = Timing {
-            queue: started.elapsed(),
-            ..Timing::default()
+        let mut timing = Timing::default();
+        let _slot = match pool.try_slot() {
+            Some(slot) => slot,
+            None => {
+                let slot = pool.slot().await;
+                timing.queue = started.elapsed();
+                slot
+            }
         };
+        queued.set(false);
         loop {
+            let target = parse_target(&uri)?;
             // A body sent again by a redirect that keeps it; a produced
             // body cannot be, so such a redirect is the response.
             let again = hop.body.try_clone();
@@ -222,7 +228,7 @@ impl HttpClient {
                 .await?;
             if !follows(&got.head) {
                 timing.first_byte = got.first_byte.saturating_duration_since(started);
-                timing.total = started.elapsed();
+                timing.total = got.end.saturating_duration_since(started);
                 timing.reused = reused;
                 return Ok(Response {
                     status: got.head.status,
@@ -244,8 +250,12 @@ impl HttpClient {
                     location: next.uri.to_string(),
                 });
             }
-            let next_target = parse_target(&next.uri)?;
-            redirect::strip(&mut hop.headers, next.keeps_body, &target, &next_target);
+            redirect::strip(
+                &mut hop.headers,
+                next.keeps_body,
+                &target,
+                &parse_target(&next.uri)?,
+            );
             hop.body = match again {
                 Some(body) if next.keeps_body => body,
                 _ => Body::empty(),
@@ -253,7 +263,6 @@ impl HttpClient {
             hop.method = next.method;
             timing.redirects += 1;
             uri = next.uri;
-            target = next_target;
         }
     }
 
@@ -262,7 +271,7 @@ impl HttpClient {
     /// the request is safe to repeat. The body is taken from `hop`.
     async fn send(
         &self,
-        target: &Target,
+        target: &Target<'_>,
         hop: &mut Hop,
         on_chunk: &mut Option<OnChunk>,
         follows: &dyn Fn(&Head) -> bool,
@@ -276,13 +285,13 @@ impl HttpClient {
         let key = match (proxy, forward) {
             (Some(p), true) => Key {
                 secure: false,
-                host: p.host.clone(),
+                host: &p.host,
                 port: p.port,
                 forward_proxy: true,
             },
             _ => Key {
                 secure: target.secure,
-                host: target.host.clone(),
+                host: &target.host,
                 port: target.port,
                 forward_proxy: false,
             },
@@ -290,11 +299,11 @@ impl HttpClient {
         let may_retry = idempotent(&hop.method) && hop.body.replayable();
         let mut fresh = false;
         loop {
-            let waited = Instant::now();
             queued.set(true);
-            let lease = pool.checkout(&key, fresh, !may_retry).await;
+            let lease = pool
+                .checkout(&key, fresh, !may_retry, &mut timing.queue)
+                .await;
             queued.set(false);
-            timing.queue += waited.elapsed();
             let conn = match lease {
                 Lease::Idle(c) => c,
                 Lease::Open(permit) => {
@@ -349,12 +358,11 @@ impl HttpClient {
             let stream = conn.conn().stream.clone();
             match exchange::exchange(&stream, out, hop.settings.limits, choose).await {
                 Ok(got) => {
-                    let reusable = got.reusable;
-                    conn.release(reusable);
+                    conn.release(got.reusable, got.end);
                     return Ok((got, reused));
                 }
                 Err(failure) => {
-                    conn.release(false);
+                    conn.release(false, Instant::now());
                     match spare {
                         Some(body) if failure.retryable => {
                             pool.stats.retried.set(pool.stats.retried.get() + 1);
@@ -383,7 +391,7 @@ struct Settings {
     connect_timeout: Duration,
 }
 
-fn parse_target(uri: &Uri) -> Result<Target, FetchError> {
+fn parse_target(uri: &Uri) -> Result<Target<'_>, FetchError> {
     Target::parse(uri).map_err(|reason| FetchError::InvalidUrl {
         url: uri.to_string(),
         reason,

@@ -27,7 +27,7 @@ pub(crate) struct Opened {
 /// Opens a connection for `target` (through `proxy` if given) within
 /// `limit`.
 pub(crate) async fn open(
-    target: &Target,
+    target: &Target<'_>,
     proxy: Option<&Proxy>,
     tls: Option<&TlsClientConfig>,
     limit: Duration,
@@ -39,7 +39,7 @@ pub(crate) async fn open(
 }
 
 async fn open_inner(
-    target: &Target,
+    target: &Target<'_>,
     proxy: Option<&Proxy>,
     tls: Option<&TlsClientConfig>,
     limit: Duration,
@@ -68,7 +68,7 @@ async fn open_inner(
         Some(c) => c,
         None => {
             shared = TlsClientConfig::shared_system_roots().map_err(|e| FetchError::Tls {
-                host: target.host.clone(),
+                host: target.host.to_string(),
                 source: crate::iostream::StreamError::Transport(std::sync::Arc::new(e)),
             })?;
             &shared
@@ -78,7 +78,7 @@ async fn open_inner(
     crate::tls::connect(&stream, config, &target.host)
         .await
         .map_err(|source| FetchError::Tls {
-            host: target.host.clone(),
+            host: target.host.to_string(),
             source,
         })?;
     Ok(Opened {
@@ -90,7 +90,7 @@ async fn open_inner(
 
 /// Asks the proxy for a tunnel to the target: any 2xx opens it; the
 /// proxy's other answers are refusals (407: credentials wanted).
-async fn tunnel(stream: &IOStream, target: &Target, proxy: &Proxy) -> Result<(), FetchError> {
+async fn tunnel(stream: &IOStream, target: &Target<'_>, proxy: &Proxy) -> Result<(), FetchError> {
     let host = if target.host.contains(':') {
         format!("[{}]:{}", target.host, target.port)
     } else {

@@ -11,7 +11,7 @@ use super::url::Target;
 /// What the head says beyond the caller's fields.
 pub(crate) struct HeadParts<'a> {
     pub(crate) method: &'a Method,
-    pub(crate) target: &'a Target,
+    pub(crate) target: &'a Target<'a>,
     pub(crate) headers: &'a HeaderMap,
     /// The body's length (`None`: chunked).
     pub(crate) body_len: Option<u64>,
@@ -89,8 +89,9 @@ fn field(out: &mut BytesMut, name: &[u8], value: &HeaderValue) {
 mod tests {
     use super::*;
 
-    fn target(url: &str) -> Target {
-        Target::parse(&url.parse().unwrap()).unwrap()
+    fn target(url: &str) -> Target<'static> {
+        let uri: &'static http::Uri = Box::leak(Box::new(url.parse().unwrap()));
+        Target::parse(uri).unwrap()
     }
 
     fn encode(method: Method, url: &str, headers: HeaderMap, len: Option<u64>) -> String {

@@ -57,6 +57,8 @@ pub(crate) struct Received {
     pub(crate) body: Bytes,
     pub(crate) trailers: HeaderMap,
     pub(crate) first_byte: Instant,
+    /// When the body ended.
+    pub(crate) end: Instant,
     /// The connection may carry another request.
     pub(crate) reusable: bool,
 }
@@ -113,7 +115,7 @@ pub(crate) async fn exchange<'a>(
     let mut keep = Keep::Discard;
     let mut inflater = None;
     let mut body = Collect::default();
-    let mut first_byte = Instant::now();
+    let mut first_byte = None;
     loop {
         let event = match early.take() {
             Some(e) => e,
@@ -130,7 +132,7 @@ pub(crate) async fn exchange<'a>(
         match event {
             Event::Continue | Event::End => {}
             Event::Head(h) => {
-                first_byte = Instant::now();
+                first_byte = Some(Instant::now());
                 keep = match choose.take() {
                     Some(choose) => choose(&h),
                     None => Keep::Discard,
@@ -176,11 +178,13 @@ pub(crate) async fn exchange<'a>(
         head.headers
             .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     }
+    let end = Instant::now();
     Ok(Received {
         head,
         body,
         trailers: std::mem::take(&mut dec.trailers),
-        first_byte,
+        first_byte: first_byte.unwrap_or(end),
+        end,
         reusable: sent_whole && dec.keep_alive && dec.is_done(),
     })
 }

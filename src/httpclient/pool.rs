@@ -18,14 +18,34 @@ use std::time::{Duration, Instant};
 use crate::iostream::IOStream;
 
 /// Which connections are interchangeable: an origin (scheme, host, port),
-/// or the forward proxy that plain `http://` requests go through.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Key {
+/// or the forward proxy that plain `http://` requests go through. Asked
+/// for with borrowed parts; the pool keeps one owned copy per host and
+/// shares it (`Rc<Key>`), so a request costs no copy of its host name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Key<'a> {
     pub(crate) secure: bool,
-    pub(crate) host: String,
+    pub(crate) host: &'a str,
     pub(crate) port: u16,
     /// Connections to the forward proxy itself (absolute-form requests).
     pub(crate) forward_proxy: bool,
+}
+
+/// A [`Key`] the pool keeps.
+#[derive(Debug, PartialEq, Eq)]
+struct OwnedKey {
+    secure: bool,
+    host: Box<str>,
+    port: u16,
+    forward_proxy: bool,
+}
+
+impl OwnedKey {
+    fn is(&self, k: &Key<'_>) -> bool {
+        self.secure == k.secure
+            && self.port == k.port
+            && self.forward_proxy == k.forward_proxy
+            && *self.host == *k.host
+    }
 }
 
 /// An open connection.
@@ -66,7 +86,7 @@ pub(crate) enum Lease {
 /// the pool is freed.
 pub(crate) struct InUse {
     pool: Rc<Pool>,
-    key: Key,
+    key: Rc<OwnedKey>,
     conn: Option<Conn>,
 }
 
@@ -79,10 +99,10 @@ impl InUse {
             .expect("an InUse holds its connection until released")
     }
 
-    /// Back to the pool if `reusable`, else closed.
-    pub(crate) fn release(mut self, reusable: bool) {
+    /// Back to the pool if `reusable` (idle from `now`), else closed.
+    pub(crate) fn release(mut self, reusable: bool, now: Instant) {
         if let Some(conn) = self.conn.take() {
-            self.pool.release(&self.key, conn, reusable);
+            self.pool.release(&self.key, conn, reusable, now);
         }
     }
 }
@@ -100,7 +120,7 @@ impl Drop for InUse {
 /// connect failed or was cancelled), it goes back to the pool.
 pub(crate) struct Permit {
     pool: Rc<Pool>,
-    key: Key,
+    key: Rc<OwnedKey>,
     used: bool,
 }
 
@@ -159,7 +179,7 @@ fn hand<T>(queue: &mut VecDeque<Rc<Waiter<T>>>, value: T) -> Option<T> {
 }
 
 struct Host {
-    key: Key,
+    key: Rc<OwnedKey>,
     idle: VecDeque<Conn>,
     /// Connections open (idle, in use, or being opened).
     open: usize,
@@ -214,12 +234,20 @@ impl Pool {
         }
     }
 
-    /// Waits (FIFO) for one of the `max_clients` places.
-    pub(crate) async fn slot(self: &Rc<Self>) -> Slot {
+    /// One of the `max_clients` places, if one is free and nobody waits.
+    pub(crate) fn try_slot(self: &Rc<Self>) -> Option<Slot> {
         let free = self.free_slots.get();
         if free > 0 && self.slot_waiters.borrow().is_empty() {
             self.free_slots.set(free - 1);
-            return Slot(self.clone());
+            return Some(Slot(self.clone()));
+        }
+        None
+    }
+
+    /// Waits (FIFO) for one of the `max_clients` places.
+    pub(crate) async fn slot(self: &Rc<Self>) -> Slot {
+        if let Some(slot) = self.try_slot() {
+            return slot;
         }
         let w = Waiter::new();
         self.slot_waiters.borrow_mut().push_back(w.clone());
@@ -248,15 +276,27 @@ impl Pool {
 
     /// A connection to `key`: an idle one (unless `fresh`), else the right
     /// to open one, else a place in the host's queue. `check` asks for
-    /// every idle connection to be checked for a close before use.
-    pub(crate) async fn checkout(self: &Rc<Self>, key: &Key, fresh: bool, check: bool) -> Lease {
+    /// every idle connection to be checked for a close before use. Time
+    /// spent in the queue is added to `waited`.
+    pub(crate) async fn checkout(
+        self: &Rc<Self>,
+        key: &Key<'_>,
+        fresh: bool,
+        check: bool,
+        waited: &mut Duration,
+    ) -> Lease {
         let waiter = {
             let mut hosts = self.hosts.borrow_mut();
-            let i = match hosts.iter().position(|h| h.key == *key) {
+            let i = match hosts.iter().position(|h| h.key.is(key)) {
                 Some(i) => i,
                 None => {
                     hosts.push(Host {
-                        key: key.clone(),
+                        key: Rc::new(OwnedKey {
+                            secure: key.secure,
+                            host: key.host.into(),
+                            port: key.port,
+                            forward_proxy: key.forward_proxy,
+                        }),
                         idle: VecDeque::new(),
                         open: 0,
                         waiters: VecDeque::new(),
@@ -265,26 +305,37 @@ impl Pool {
                 }
             };
             let host = &mut hosts[i];
-            let now = Instant::now();
+            let key = host.key.clone();
+            // Read once, and only with a connection to judge: the clock
+            // is a measurable share of a request's cost.
+            let now = if host.idle.is_empty() {
+                None
+            } else {
+                Some(Instant::now())
+            };
             while let Some(conn) = host.idle.pop_back() {
+                let now = now.unwrap_or_else(Instant::now);
                 if fresh || !self.usable(&conn, now, check) {
                     host.open -= 1;
                     continue;
                 }
-                return Lease::Idle(self.reuse(key, conn));
+                return Lease::Idle(self.reuse(&key, conn));
             }
             if host.open < self.max_per_host {
                 host.open += 1;
-                return Lease::Open(self.permit(key));
+                return Lease::Open(self.permit(&key));
             }
             let w = Waiter::new();
             host.waiters.push_back(w.clone());
-            w
+            (w, key)
         };
+        let (waiter, key) = waiter;
+        let key = &key;
+        let since = Instant::now();
         let guard = Abandon {
             waiter: waiter.clone(),
             on_grant: |g: Grant| match g {
-                Grant::Conn(c) => self.release(key, c, true),
+                Grant::Conn(c) => self.release(key, c, true, Instant::now()),
                 Grant::Permit => self.closed(key),
             },
         };
@@ -297,8 +348,10 @@ impl Pool {
         })
         .await;
         std::mem::forget(guard);
+        let now = Instant::now();
+        *waited += now.saturating_duration_since(since);
         match grant {
-            Grant::Conn(c) if !fresh && self.usable(&c, Instant::now(), check) => {
+            Grant::Conn(c) if !fresh && self.usable(&c, now, check) => {
                 Lease::Idle(self.reuse(key, c))
             }
             // Not usable: it closes here and its place is this request's.
@@ -306,7 +359,7 @@ impl Pool {
         }
     }
 
-    fn permit(self: &Rc<Self>, key: &Key) -> Permit {
+    fn permit(self: &Rc<Self>, key: &Rc<OwnedKey>) -> Permit {
         Permit {
             pool: self.clone(),
             key: key.clone(),
@@ -314,7 +367,7 @@ impl Pool {
         }
     }
 
-    fn reuse(self: &Rc<Self>, key: &Key, mut conn: Conn) -> InUse {
+    fn reuse(self: &Rc<Self>, key: &Rc<OwnedKey>, mut conn: Conn) -> InUse {
         conn.reused = true;
         self.stats.reused.set(self.stats.reused.get() + 1);
         InUse {
@@ -337,16 +390,16 @@ impl Pool {
     /// A connection is done with its request: back to the pool (handed
     /// to the first request waiting for this host) if `reusable`, else
     /// closed.
-    fn release(self: &Rc<Self>, key: &Key, mut conn: Conn, reusable: bool) {
+    fn release(self: &Rc<Self>, key: &Rc<OwnedKey>, mut conn: Conn, reusable: bool, now: Instant) {
         let reusable = reusable && !conn.stream.is_closed() && conn.stream.buffered() == 0;
         if !reusable {
             drop(conn);
             self.closed(key);
             return;
         }
-        conn.idle_since = Instant::now();
+        conn.idle_since = now;
         let mut hosts = self.hosts.borrow_mut();
-        let Some(host) = hosts.iter_mut().find(|h| h.key == *key) else {
+        let Some(host) = hosts.iter_mut().find(|h| Rc::ptr_eq(&h.key, key)) else {
             return;
         };
         if let Some(Grant::Conn(conn)) = hand(&mut host.waiters, Grant::Conn(conn)) {
@@ -358,9 +411,9 @@ impl Pool {
 
     /// A connection to `key` closed (or was never opened): the first
     /// waiter may open one in its place.
-    fn closed(&self, key: &Key) {
+    fn closed(&self, key: &Rc<OwnedKey>) {
         let mut hosts = self.hosts.borrow_mut();
-        if let Some(host) = hosts.iter_mut().find(|h| h.key == *key)
+        if let Some(host) = hosts.iter_mut().find(|h| Rc::ptr_eq(&h.key, key))
             && hand(&mut host.waiters, Grant::Permit).is_some()
         {
             host.open -= 1;

@@ -55,7 +55,7 @@ pub(crate) fn drops_body(status: StatusCode, method: &Method) -> bool {
 /// Drops what must not follow the request: the body's description when
 /// the body is dropped, and credentials when the next hop is another
 /// origin (scheme, host or port).
-pub(crate) fn strip(headers: &mut HeaderMap, keeps_body: bool, from: &Target, to: &Target) {
+pub(crate) fn strip(headers: &mut HeaderMap, keeps_body: bool, from: &Target<'_>, to: &Target<'_>) {
     if !keeps_body {
         for name in [
             header::CONTENT_TYPE,
@@ -121,7 +121,10 @@ mod tests {
 
     #[test]
     fn credentials_stay_behind_when_the_origin_changes() {
-        let t = |u: &str| Target::parse(&u.parse().unwrap()).unwrap();
+        let t = |u: &str| {
+            let uri: &'static Uri = Box::leak(Box::new(u.parse().unwrap()));
+            Target::parse(uri).unwrap()
+        };
         let fresh = || {
             let mut h = HeaderMap::new();
             for name in ["authorization", "cookie", "proxy-authorization", "x-other"] {

@@ -1,29 +1,33 @@
 //! Where a URL points ([`Target`]) and how a `Location` is resolved
 //! against the URL it came from (RFC 3986 §5.2).
 
+use std::borrow::Cow;
+
 use http::Uri;
 
 /// The parts of an `http://` or `https://` URL the client connects and
-/// writes by.
+/// writes by, borrowed from the URL where they can be (a request costs
+/// no copy of them).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Target {
+pub(crate) struct Target<'a> {
     /// `https://`: TLS first.
     pub(crate) secure: bool,
-    /// The host to connect to, without an IPv6 literal's brackets.
-    pub(crate) host: String,
+    /// The host to connect to, without an IPv6 literal's brackets, in
+    /// lower case.
+    pub(crate) host: Cow<'a, str>,
     pub(crate) port: u16,
     /// The `Host` header's value: the authority without user information,
     /// and without the port when it is the scheme's default (RFC 9110
     /// §7.2: as the URL says it).
-    pub(crate) authority: String,
+    pub(crate) authority: Cow<'a, str>,
     /// The origin-form request target (`/path?query`, `/` when empty).
-    pub(crate) path_and_query: String,
+    pub(crate) path_and_query: Cow<'a, str>,
 }
 
-impl Target {
+impl<'a> Target<'a> {
     /// Parses an absolute `http(s)://` URL; the fragment is dropped (it is
     /// never sent, RFC 9110 §7.1).
-    pub(crate) fn parse(uri: &Uri) -> Result<Target, &'static str> {
+    pub(crate) fn parse(uri: &'a Uri) -> Result<Target<'a>, &'static str> {
         let (secure, default_port) = match uri.scheme_str() {
             Some(s) if s.eq_ignore_ascii_case("http") => (false, 80),
             Some(s) if s.eq_ignore_ascii_case("https") => (true, 443),
@@ -44,25 +48,32 @@ impl Target {
         }
         let port = authority.port_u16().unwrap_or(default_port);
         let authority = if port == default_port {
-            host.to_string()
+            Cow::Borrowed(host)
+        } else if authority.port().is_some() {
+            Cow::Borrowed(authority.as_str())
         } else {
-            format!("{host}:{port}")
+            Cow::Owned(format!("{host}:{port}"))
+        };
+        let host = if bare.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(bare.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(bare)
         };
         Ok(Target {
             secure,
-            host: bare.to_ascii_lowercase(),
+            host,
             port,
             authority,
             path_and_query: match uri.path_and_query().map(|p| p.as_str()) {
-                None | Some("") => "/".to_string(),
-                Some(p) if p.starts_with('?') => format!("/{p}"),
-                Some(p) => p.to_string(),
+                None | Some("") => Cow::Borrowed("/"),
+                Some(p) if p.starts_with('?') => Cow::Owned(format!("/{p}")),
+                Some(p) => Cow::Borrowed(p),
             },
         })
     }
 
     /// Whether `other` is the same origin (scheme, host and port, RFC 6454).
-    pub(crate) fn same_origin(&self, other: &Target) -> bool {
+    pub(crate) fn same_origin(&self, other: &Target<'_>) -> bool {
         self.secure == other.secure && self.host == other.host && self.port == other.port
     }
 }
@@ -203,17 +214,15 @@ fn remove_dot_segments(path: &str) -> String {
 mod tests {
     use super::*;
 
-    fn target(url: &str) -> Target {
-        Target::parse(&url.parse().unwrap()).unwrap()
+    fn target(url: &str) -> Target<'static> {
+        let uri: &'static Uri = Box::leak(Box::new(url.parse().unwrap()));
+        Target::parse(uri).unwrap()
     }
 
     #[test]
     fn a_url_gives_host_port_and_origin_form_target() {
         let t = target("http://Example.com:8080/a/b?c=d#frag");
-        assert_eq!(
-            (t.host.as_str(), t.port, t.secure),
-            ("example.com", 8080, false)
-        );
+        assert_eq!((&*t.host, t.port, t.secure), ("example.com", 8080, false));
         assert_eq!(t.authority, "Example.com:8080");
         assert_eq!(t.path_and_query, "/a/b?c=d");
     }
@@ -231,10 +240,7 @@ mod tests {
     #[test]
     fn an_ipv6_literal_is_connected_to_without_brackets() {
         let t = target("http://[::1]:9000/x");
-        assert_eq!(
-            (t.host.as_str(), t.authority.as_str()),
-            ("::1", "[::1]:9000")
-        );
+        assert_eq!((&*t.host, &*t.authority), ("::1", "[::1]:9000"));
     }
 
     #[test]
