@@ -325,6 +325,30 @@ per_backend! {
         assert_eq!(r.text(), Some("PUT abcdef"));
     }
 
+    fn a_body_writer_kept_past_its_producer_can_no_longer_write(lp) {
+        let s = server(&lp);
+        let kept = Rc::new(RefCell::new(None));
+        let k = kept.clone();
+        let body = Body::producer(None, move |w| async move {
+            w.write("body").await?;
+            *k.borrow_mut() = Some(w);
+            Ok(())
+        });
+        let r = s.fetch_request(Request::new(Method::POST, &s.url("/echo")).body(body)).unwrap();
+        assert_eq!(r.text(), Some("POST body"));
+        let w = kept.borrow_mut().take().unwrap();
+        let late = s.run(async move { w.write("GET /admin HTTP/1.1\r\n\r\n").await });
+        assert_eq!(late.unwrap_err().kind(), std::io::ErrorKind::BrokenPipe);
+        // The pooled connection carries the next request undisturbed.
+        assert_eq!(s.fetch("/hello").unwrap().text(), Some("Hello, World!"));
+    }
+
+    fn a_timeout_of_duration_max_means_no_limit(lp) {
+        let s = server(&lp);
+        let r = s.fetch_request(Request::get(&s.url("/hello")).timeout(Duration::MAX).connect_timeout(Duration::MAX));
+        assert_eq!(r.unwrap().status, 200);
+    }
+
     fn a_producer_that_writes_less_than_it_declared_fails_the_request(lp) {
         let s = server(&lp);
         let body = Body::producer(Some(10), |w| async move { w.write("abc").await });

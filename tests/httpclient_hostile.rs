@@ -251,6 +251,61 @@ per_backend! {
         assert_eq!((&bodies.0[..], &bodies.1[..]), (&b"ok"[..], &b"ok"[..]));
         assert_eq!(s.accepted(), 2);
     }
+
+    fn a_head_answer_naming_gzip_is_not_decoded(lp) {
+        // nginx with gzip answers HEAD this way: the coding and length of
+        // a body it does not send.
+        let s = once(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 1234\r\n\r\n");
+        let r = fetch(&lp, Request::new(http::Method::HEAD, &s.url("/"))).unwrap();
+        assert_eq!((r.headers["content-length"].to_str().unwrap(), r.body.len()), ("1234", 0));
+        assert_eq!(r.headers["content-encoding"], "gzip");
+    }
+
+    fn bytes_sent_after_a_response_are_never_read_as_the_next(lp) {
+        // The forged answer comes in a later segment, once the first
+        // response has been read: only the idle check can see it.
+        let (sent_tx, sent_rx) = mpsc::channel();
+        let sent_tx = std::sync::Mutex::new(sent_tx);
+        let (read_tx, read_rx) = mpsc::channel::<()>();
+        let read_rx = std::sync::Mutex::new(read_rx);
+        let s = scripted(move |conn, i| {
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut conn = conn;
+            if read_request(&mut reader).is_none() {
+                return;
+            }
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            if i == 0 {
+                let _ = read_rx.lock().unwrap().recv();
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged");
+                let _ = sent_tx.lock().unwrap().send(());
+                // Held open: the client must not take the bytes as an answer.
+                let _ = read_request(&mut reader);
+            }
+        });
+        let client = HttpClient::new();
+        let (c, url) = (client.clone(), s.url("/"));
+        let first = lp.run_sync(async move { c.get(&url).await.unwrap().body });
+        read_tx.send(()).unwrap();
+        sent_rx.recv_timeout(common::HANG).unwrap();
+        let url = s.url("/");
+        let second = lp.run_sync(async move { client.get(&url).await.unwrap().body });
+        assert_eq!((&first[..], &second[..]), (&b"ok"[..], &b"ok"[..]));
+        assert_eq!(s.accepted(), 2);
+    }
+
+    fn an_endless_stream_of_interim_responses_ends_at_the_head_limit(lp) {
+        let s = scripted(|conn, _| {
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            if read_request(&mut reader).is_none() {
+                return;
+            }
+            let mut conn = conn;
+            while conn.write_all(b"HTTP/1.1 102 Processing\r\n\r\n").is_ok() {}
+        });
+        let r = fetch(&lp, Request::get(&s.url("/")).timeout(common::HANG));
+        assert!(matches!(r, Err(FetchError::TooLarge { what: "head", .. })), "{r:?}");
+    }
 }
 
 #[test]

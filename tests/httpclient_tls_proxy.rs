@@ -65,6 +65,23 @@ per_backend! {
         }
     }
 
+    fn a_tls_handshake_that_never_ends_is_a_connect_timeout(lp) {
+        // Accepts, reads the ClientHello, and never answers.
+        let (hold, wait) = std::sync::mpsc::channel::<()>();
+        let wait = std::sync::Mutex::new(wait);
+        let s = scripted(move |conn, _| {
+            let _ = wait.lock().unwrap().recv();
+            drop(conn);
+        });
+        let mut tls = TlsClientConfig::with_ca(dev_cert().cert_pem.as_bytes()).unwrap();
+        tls.handshake_timeout = std::time::Duration::from_millis(100);
+        let client = HttpClient::with_config(ClientConfig { tls: Some(tls), ..ClientConfig::default() });
+        let url = format!("https://localhost:{}/", s.port);
+        let r = lp.run_sync(async move { client.get(&url).await });
+        assert!(matches!(r, Err(FetchError::Timeout(cyclone::httpclient::TimeoutKind::Connect))), "{r:?}");
+        drop(hold);
+    }
+
     fn http_through_a_forward_proxy_uses_the_absolute_form_and_basic_auth(lp) {
         let s = TestServer::http_on(&lp, scheme_server(None));
         let (p, heads) = proxy();

@@ -300,9 +300,7 @@ impl HttpClient {
         let mut fresh = false;
         loop {
             queued.set(true);
-            let lease = pool
-                .checkout(&key, fresh, !may_retry, &mut timing.queue)
-                .await;
+            let lease = pool.checkout(&key, fresh, &mut timing.queue).await;
             queued.set(false);
             let conn = match lease {
                 Lease::Idle(c) => c,

@@ -115,8 +115,14 @@ impl Proxy {
     /// Authenticates with `Proxy-Authorization: Basic` (RFC 7617).
     pub fn basic_auth(mut self, user: &str, password: &str) -> Proxy {
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        // Base64 is always a valid header value.
-        self.auth = HeaderValue::from_str(&format!("Basic {token}")).ok();
+        // Base64 is always a valid header value; marked sensitive, so
+        // `Debug` of a config never shows the credentials.
+        self.auth = HeaderValue::from_str(&format!("Basic {token}"))
+            .ok()
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            });
         self
     }
 
@@ -158,6 +164,12 @@ mod tests {
     fn basic_proxy_auth_is_base64_of_user_colon_password() {
         let p = Proxy::new("h", 1).basic_auth("Aladdin", "open sesame");
         assert_eq!(p.auth.unwrap(), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+    }
+
+    #[test]
+    fn debug_output_never_shows_proxy_credentials() {
+        let p = Proxy::new("h", 1).basic_auth("user", "secret");
+        assert!(!format!("{p:?}").contains("dXNlcjpzZWNyZXQ"), "{p:?}");
     }
 
     #[test]

@@ -77,9 +77,15 @@ async fn open_inner(
     let handshake = Instant::now();
     crate::tls::connect(&stream, config, &target.host)
         .await
-        .map_err(|source| FetchError::Tls {
-            host: target.host.to_string(),
-            source,
+        .map_err(|source| match crate::tls::tls_error(&source) {
+            // The handshake's own limit is a connect timeout to a caller.
+            Some(crate::tls::TlsError::HandshakeTimeout(_)) => {
+                FetchError::Timeout(TimeoutKind::Connect)
+            }
+            _ => FetchError::Tls {
+                host: target.host.to_string(),
+                source,
+            },
         })?;
     Ok(Opened {
         stream,

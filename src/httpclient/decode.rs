@@ -86,6 +86,9 @@ pub(crate) struct Decoder {
     /// Where the search for the head's end resumes (a head that trickles
     /// in is scanned once, not once per byte).
     scanned: usize,
+    /// Bytes of interim (1xx) heads so far: they count against
+    /// `max_head` together, so an endless stream of them ends.
+    interim: usize,
     /// Whether any byte of a response arrived (a connection that closes
     /// before one may be retried).
     pub(crate) received_any: bool,
@@ -108,6 +111,7 @@ impl Decoder {
             max_head,
             max_body,
             scanned: 0,
+            interim: 0,
             received_any: false,
             body_len: 0,
             content_length: None,
@@ -205,7 +209,7 @@ impl Decoder {
 
     fn head(&mut self, buf: &mut BytesMut) -> Result<HeadStep, DecodeError> {
         let Some(end) = find_head_end(buf, self.scanned) else {
-            if buf.len() > self.max_head {
+            if buf.len() + self.interim > self.max_head {
                 return Err(DecodeError::Bad(FetchError::TooLarge {
                     what: "head",
                     limit: self.max_head,
@@ -215,7 +219,7 @@ impl Decoder {
             self.scanned = buf.len().saturating_sub(3);
             return Ok(HeadStep::More);
         };
-        if end > self.max_head {
+        if end + self.interim > self.max_head {
             return Err(DecodeError::Bad(FetchError::TooLarge {
                 what: "head",
                 limit: self.max_head,
@@ -241,6 +245,9 @@ impl Decoder {
         } else {
             Version::HTTP_11
         };
+        if code < 200 {
+            self.interim += end;
+        }
         match code {
             100 => return Ok(HeadStep::Event(Event::Continue)),
             101 => {
@@ -269,6 +276,11 @@ impl Decoder {
             headers.append(name, value);
         }
         self.keep_alive = !close && (version == Version::HTTP_11 || keep_alive);
+        // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means
+        // the connection closes after it (1.0 framing is not trusted).
+        if version == Version::HTTP_10 && headers.contains_key(http::header::TRANSFER_ENCODING) {
+            self.keep_alive = false;
+        }
         let no_body = self.head_request || code == 204 || code == 304;
         self.state = if no_body {
             State::Done

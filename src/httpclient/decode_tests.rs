@@ -246,3 +246,24 @@ fn the_body_arrives_as_views_of_the_buffer() {
     assert_eq!(body.as_ptr() as usize, start + 38);
     assert!(d.is_done());
 }
+
+#[test]
+fn interim_responses_count_against_the_head_limit_together() {
+    let mut d = Decoder::new(false, 1024, MAX);
+    let mut buf = BytesMut::new();
+    for _ in 0..100 {
+        buf.extend_from_slice(b"HTTP/1.1 102 Processing\r\n\r\n");
+    }
+    let err = d.decode(&mut buf).unwrap_err();
+    assert!(matches!(
+        err,
+        DecodeError::Bad(FetchError::TooLarge { what: "head", .. })
+    ));
+}
+
+#[test]
+fn transfer_encoding_in_http_1_0_closes_the_connection_after() {
+    let input = b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n";
+    let (_, body, d) = run(input, 100, false).unwrap();
+    assert_eq!((body.as_slice(), d.keep_alive), (&b"x"[..], false));
+}

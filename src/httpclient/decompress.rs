@@ -25,11 +25,24 @@ pub(crate) struct Inflater {
 enum Kind {
     Gzip(Box<MultiGzDecoder<Vec<u8>>>),
     /// `deflate` is the zlib format (RFC 9110 §8.4.1.2), but some servers
-    /// send raw deflate: the first bytes tell which, so the choice waits
-    /// for them.
-    Deflate,
+    /// send raw deflate: the first two bytes tell which, so the choice
+    /// waits for them (holding a first byte that came alone).
+    Deflate(Option<u8>),
     Zlib(Box<ZlibDecoder<Vec<u8>>>),
     Raw(Box<DeflateDecoder<Vec<u8>>>),
+}
+
+/// The decoder a `deflate` body needs, by its first two bytes (RFC 1950
+/// §2.2: a zlib header has CM = 8 and is a multiple of 31).
+fn deflate_for(start: &[u8]) -> Kind {
+    let zlib = start.len() >= 2
+        && start[0] & 0x0f == 8
+        && (u16::from(start[0]) << 8 | u16::from(start[1])) % 31 == 0;
+    if zlib {
+        Kind::Zlib(Box::new(ZlibDecoder::new(Vec::new())))
+    } else {
+        Kind::Raw(Box::new(DeflateDecoder::new(Vec::new())))
+    }
 }
 
 fn bad(e: std::io::Error) -> FetchError {
@@ -44,7 +57,7 @@ impl Inflater {
         let kind = if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
             Kind::Gzip(Box::new(MultiGzDecoder::new(Vec::new())))
         } else if coding.eq_ignore_ascii_case("deflate") {
-            Kind::Deflate
+            Kind::Deflate(None)
         } else {
             return None;
         };
@@ -60,17 +73,24 @@ impl Inflater {
         if piece.is_empty() {
             return Ok(Bytes::new());
         }
-        if let Kind::Deflate = self.kind {
-            // RFC 1950 §2.2: CM = 8 and the two header bytes a multiple of 31.
-            let zlib = piece.len() >= 2
-                && piece[0] & 0x0f == 8
-                && (u16::from(piece[0]) << 8 | u16::from(piece[1])) % 31 == 0;
-            self.kind = if zlib {
-                Kind::Zlib(Box::new(ZlibDecoder::new(Vec::new())))
-            } else {
-                Kind::Raw(Box::new(DeflateDecoder::new(Vec::new())))
-            };
-        }
+        let joined;
+        let piece = match &mut self.kind {
+            // The zlib header is two bytes: a first piece of one waits.
+            Kind::Deflate(first @ None) if piece.len() == 1 => {
+                *first = Some(piece[0]);
+                return Ok(Bytes::new());
+            }
+            Kind::Deflate(first) => {
+                joined = first
+                    .take()
+                    .into_iter()
+                    .chain(piece.iter().copied())
+                    .collect::<Vec<u8>>();
+                self.kind = deflate_for(&joined);
+                &joined[..]
+            }
+            _ => piece,
+        };
         // Fed a slice at a time, the limit is checked before deflate's
         // 1032:1 worst case can turn a large piece into much more.
         let mut out = Vec::new();
@@ -91,7 +111,7 @@ impl Inflater {
                     d.flush().map_err(bad)?;
                     out.append(d.get_mut());
                 }
-                Kind::Deflate => {}
+                Kind::Deflate(_) => {}
             }
             self.count(out.len() - before)?;
         }
@@ -113,7 +133,9 @@ impl Inflater {
                 d.try_finish().map_err(bad)?;
                 std::mem::take(d.get_mut())
             }
-            Kind::Deflate => Vec::new(),
+            // One byte in all: not a stream of either format.
+            Kind::Deflate(Some(_)) => return Err(bad(std::io::Error::other("one byte"))),
+            Kind::Deflate(None) => Vec::new(),
         };
         self.count(out.len())?;
         Ok(Bytes::from(out))
@@ -193,6 +215,17 @@ mod tests {
             let got = inflate_in_pieces("deflate", &compress(format, &text), 1 << 20).unwrap();
             assert_eq!(got, text, "{format}");
         }
+    }
+
+    #[test]
+    fn a_zlib_body_whose_first_piece_is_one_byte_is_still_zlib() {
+        let text = b"one byte at first".repeat(20);
+        let z = compress("zlib", &text);
+        let mut inf = Inflater::for_headers(&headers("deflate"), 1 << 20).unwrap();
+        let mut out = inf.push(&z[..1]).unwrap().to_vec();
+        out.extend_from_slice(&inf.push(&z[1..]).unwrap());
+        out.extend_from_slice(&inf.finish().unwrap());
+        assert_eq!(out, text);
     }
 
     #[test]

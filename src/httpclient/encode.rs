@@ -23,11 +23,10 @@ pub(crate) struct HeadParts<'a> {
 
 /// Fields the client writes itself: a caller's would frame the body a
 /// second way. (A caller's `Host` replaces the URL's: virtual hosts are
-/// tested that way, as with curl's `-H 'Host: ...'`.)
+/// tested that way, as with curl's `-H 'Host: ...'`; a caller's
+/// `Connection: close` is sent, and the server's answer closes it.)
 fn ours(name: &header::HeaderName) -> bool {
-    name == header::CONTENT_LENGTH
-        || name == header::TRANSFER_ENCODING
-        || name == header::CONNECTION
+    name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING
 }
 
 /// Encodes the head.
@@ -137,6 +136,17 @@ mod tests {
         assert_eq!(
             got,
             "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nx-kept: 1\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn a_callers_connection_close_is_sent() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        let got = encode(Method::GET, "http://h/", h, Some(0));
+        assert_eq!(
+            got,
+            "GET / HTTP/1.1\r\nHost: h\r\nconnection: close\r\n\r\n"
         );
     }
 

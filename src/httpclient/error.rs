@@ -16,16 +16,16 @@ pub enum TimeoutKind {
     /// took longer than `connect_timeout`.
     Connect,
     /// The whole fetch (queue, connection, request, response, redirects)
-    /// took longer than `request_timeout`.
+    /// took longer than `request_timeout`, after the queue.
     Request,
 }
 
 impl std::fmt::Display for TimeoutKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            TimeoutKind::Queue => "waiting in the request queue",
-            TimeoutKind::Connect => "connecting",
-            TimeoutKind::Request => "waiting for the response",
+            TimeoutKind::Queue => "in the request queue (request_timeout)",
+            TimeoutKind::Connect => "connecting (connect_timeout)",
+            TimeoutKind::Request => "before the response was complete (request_timeout)",
         })
     }
 }

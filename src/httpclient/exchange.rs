@@ -114,6 +114,7 @@ pub(crate) async fn exchange<'a>(
     let mut head = None;
     let mut keep = Keep::Discard;
     let mut inflater = None;
+    let mut decompress = false;
     let mut body = Collect::default();
     let mut first_byte = None;
     loop {
@@ -137,7 +138,7 @@ pub(crate) async fn exchange<'a>(
                     Some(choose) => choose(&h),
                     None => Keep::Discard,
                 };
-                let decompress = matches!(
+                decompress = matches!(
                     keep,
                     Keep::Body { decompress: true }
                         | Keep::Stream {
@@ -145,12 +146,18 @@ pub(crate) async fn exchange<'a>(
                             ..
                         }
                 );
-                if decompress {
-                    inflater = Inflater::for_headers(&h.headers, limits.max_body);
-                }
                 head = Some(h);
             }
             Event::Data(piece) => {
+                // Made at the first byte of a body, not at the head: a
+                // HEAD, 204 or 304 names the coding of a body it lacks.
+                if decompress
+                    && inflater.is_none()
+                    && let Some(h) = &head
+                {
+                    inflater = Inflater::for_headers(&h.headers, limits.max_body);
+                    decompress = inflater.is_some();
+                }
                 let piece = match &mut inflater {
                     Some(inf) => inf.push(&piece).map_err(fail)?,
                     None => piece,
@@ -216,14 +223,14 @@ fn read_failure(e: DecodeError, dec: &mut Decoder) -> Failure {
             let retryable = matches!(error, FetchError::NoResponse);
             Failure { error, retryable }
         }
-        DecodeError::Stream(e) => Failure {
-            retryable: !dec.received_any && e.is_disconnect(),
-            error: if dec.received_any {
-                FetchError::Stream(e)
-            } else {
-                FetchError::NoResponse
-            },
+        // A reset or broken pipe before any answer: the server went away
+        // (on a pooled connection, most likely its idle close). Anything
+        // else (a TLS alert, an unreachable host) says itself.
+        DecodeError::Stream(e) if !dec.received_any && e.is_disconnect() => Failure {
+            retryable: true,
+            error: FetchError::NoResponse,
         },
+        DecodeError::Stream(e) => fail(FetchError::Stream(e)),
     }
 }
 
@@ -247,10 +254,10 @@ async fn send_body(stream: &Rc<IOStream>, body: Body) -> Result<(), Failure> {
         Kind::Empty => Ok(()),
         Kind::Full(b) => stream.write(b).await.map_err(write_failure),
         Kind::Producer { len, produce } => {
-            let (writer, left) = BodyWriter::new(stream.clone(), len);
-            produce(writer)
-                .await
-                .map_err(|e| fail(FetchError::Upload(e)))?;
+            let (writer, left, guard) = BodyWriter::new(stream, len);
+            let produced = produce(writer).await;
+            drop(guard);
+            produced.map_err(|e| fail(FetchError::Upload(e)))?;
             match left {
                 Some(left) if left.get() > 0 => Err(fail(FetchError::Upload(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,

@@ -215,12 +215,6 @@ impl Drop for Slot {
     }
 }
 
-/// An idle connection unused this long may have been closed by the
-/// server, and is checked before an idempotent request uses it (one
-/// `recv(MSG_PEEK)`); requests that cannot be retried always check. A
-/// close that races the check is what the retry covers.
-const CHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
-
 impl Pool {
     pub(crate) fn new(max_clients: usize, max_per_host: usize, idle_timeout: Duration) -> Pool {
         Pool {
@@ -251,9 +245,9 @@ impl Pool {
         }
         let w = Waiter::new();
         self.slot_waiters.borrow_mut().push_back(w.clone());
-        let guard = Abandon {
+        let mut guard = Abandon {
             waiter: w.clone(),
-            on_grant: |_: ()| self.free_slot(),
+            on_grant: Some(|_: ()| self.free_slot()),
         };
         poll_fn(|cx| match w.value.borrow_mut().take() {
             Some(()) => Poll::Ready(()),
@@ -263,7 +257,7 @@ impl Pool {
             }
         })
         .await;
-        std::mem::forget(guard);
+        guard.on_grant = None;
         Slot(self.clone())
     }
 
@@ -275,14 +269,12 @@ impl Pool {
     }
 
     /// A connection to `key`: an idle one (unless `fresh`), else the right
-    /// to open one, else a place in the host's queue. `check` asks for
-    /// every idle connection to be checked for a close before use. Time
-    /// spent in the queue is added to `waited`.
+    /// to open one, else a place in the host's queue. Time spent in the
+    /// queue is added to `waited`.
     pub(crate) async fn checkout(
         self: &Rc<Self>,
         key: &Key<'_>,
         fresh: bool,
-        check: bool,
         waited: &mut Duration,
     ) -> Lease {
         let waiter = {
@@ -313,13 +305,20 @@ impl Pool {
             } else {
                 Some(Instant::now())
             };
-            while let Some(conn) = host.idle.pop_back() {
-                let now = now.unwrap_or_else(Instant::now);
-                if fresh || !self.usable(&conn, now, check) {
-                    host.open -= 1;
-                    continue;
+            if !fresh {
+                while let Some(conn) = host.idle.pop_back() {
+                    let now = now.unwrap_or_else(Instant::now);
+                    if !self.usable(&conn, now) {
+                        host.open -= 1;
+                        continue;
+                    }
+                    return Lease::Idle(self.reuse(&key, conn));
                 }
-                return Lease::Idle(self.reuse(&key, conn));
+            } else if host.open >= self.max_per_host && !host.idle.is_empty() {
+                // A fresh connection wanted at the limit: the oldest idle
+                // one makes room (the others stay pooled).
+                host.idle.pop_front();
+                host.open -= 1;
             }
             if host.open < self.max_per_host {
                 host.open += 1;
@@ -332,12 +331,12 @@ impl Pool {
         let (waiter, key) = waiter;
         let key = &key;
         let since = Instant::now();
-        let guard = Abandon {
+        let mut guard = Abandon {
             waiter: waiter.clone(),
-            on_grant: |g: Grant| match g {
+            on_grant: Some(|g: Grant| match g {
                 Grant::Conn(c) => self.release(key, c, true, Instant::now()),
                 Grant::Permit => self.closed(key),
-            },
+            }),
         };
         let grant = poll_fn(|cx| match waiter.value.borrow_mut().take() {
             Some(g) => Poll::Ready(g),
@@ -347,13 +346,11 @@ impl Pool {
             }
         })
         .await;
-        std::mem::forget(guard);
+        guard.on_grant = None;
         let now = Instant::now();
         *waited += now.saturating_duration_since(since);
         match grant {
-            Grant::Conn(c) if !fresh && self.usable(&c, now, check) => {
-                Lease::Idle(self.reuse(key, c))
-            }
+            Grant::Conn(c) if !fresh && self.usable(&c, now) => Lease::Idle(self.reuse(key, c)),
             // Not usable: it closes here and its place is this request's.
             Grant::Conn(_) | Grant::Permit => Lease::Open(self.permit(key)),
         }
@@ -377,14 +374,19 @@ impl Pool {
         }
     }
 
-    /// Whether an idle connection may carry a request.
-    fn usable(&self, conn: &Conn, now: Instant, check: bool) -> bool {
+    /// Whether an idle connection may carry a request: not expired, made
+    /// on the loop running now (a client's clone used on another loop
+    /// cannot use its streams), and nothing arrived while it was idle
+    /// (the server's close, or bytes nobody asked for: a late or extra
+    /// response would be read as the next one). That last check is one
+    /// `recv(MSG_PEEK)`, about 3% of a keep-alive request's cost here,
+    /// paid on every reuse: the server's close races any cheaper guess.
+    fn usable(&self, conn: &Conn, now: Instant) -> bool {
         let idle = now.saturating_duration_since(conn.idle_since);
         let s = &conn.stream;
-        if idle > self.idle_timeout || s.is_closed() || s.buffered() > 0 {
-            return false;
-        }
-        !(check || idle >= CHECK_IDLE_AFTER) || !s.is_stale()
+        idle <= self.idle_timeout
+            && crate::ioloop::IOLoop::try_current().is_ok_and(|lp| lp.ptr_eq(s.io_loop()))
+            && !s.is_stale()
     }
 
     /// A connection is done with its request: back to the pool (handed
@@ -413,10 +415,17 @@ impl Pool {
     /// waiter may open one in its place.
     fn closed(&self, key: &Rc<OwnedKey>) {
         let mut hosts = self.hosts.borrow_mut();
-        if let Some(host) = hosts.iter_mut().find(|h| Rc::ptr_eq(&h.key, key))
-            && hand(&mut host.waiters, Grant::Permit).is_some()
-        {
+        let Some(i) = hosts.iter().position(|h| Rc::ptr_eq(&h.key, key)) else {
+            return;
+        };
+        let host = &mut hosts[i];
+        if hand(&mut host.waiters, Grant::Permit).is_some() {
             host.open -= 1;
+            // Nothing left of the host: forgotten, so a client that meets
+            // many hosts (a crawler) keeps only those it has connections to.
+            if host.open == 0 && host.waiters.is_empty() {
+                hosts.swap_remove(i);
+            }
         }
     }
 
@@ -473,17 +482,21 @@ impl Pool {
 }
 
 /// Marks a waiter gone if its future is dropped before it is served; what
-/// it was handed meanwhile goes to `on_grant` (passed on).
+/// it was handed meanwhile goes to `on_grant` (passed on). Disarmed
+/// (`on_grant: None`) once the waiter has taken what it was handed.
 struct Abandon<T, F: FnMut(T)> {
     waiter: Rc<Waiter<T>>,
-    on_grant: F,
+    on_grant: Option<F>,
 }
 
 impl<T, F: FnMut(T)> Drop for Abandon<T, F> {
     fn drop(&mut self) {
+        let Some(on_grant) = &mut self.on_grant else {
+            return;
+        };
         self.waiter.gone.set(true);
         if let Some(v) = self.waiter.value.borrow_mut().take() {
-            (self.on_grant)(v);
+            on_grant(v);
         }
     }
 }

@@ -52,8 +52,9 @@ impl Body {
     /// is an error); without, chunked. The writer's `write` waits while
     /// the connection's send buffer is full, so memory stays flat.
     ///
-    /// A produced body is sent once: it is not retried and a 307/308
-    /// redirect is not followed (the response is returned as it is).
+    /// A produced body is sent once: it is not retried, and a redirect
+    /// that would send it again (307, 308, or 301/302 of a method other
+    /// than POST) is not followed: the redirect is the response.
     pub fn producer<F, Fut>(len: Option<u64>, produce: F) -> Body
     where
         F: FnOnce(BodyWriter) -> Fut + 'static,
@@ -287,7 +288,10 @@ impl Request {
 
     /// Hands the final response's body to `on_chunk` as it arrives
     /// (decoded), instead of keeping it in [`Response::body`](super::Response::body),
-    /// which stays empty: a large download costs one piece of memory.
+    /// which stays empty: a large download is held one piece at a time,
+    /// not whole. `max_body_size` still bounds it (raise it for large
+    /// downloads). The callback cannot pause the download; it sees the
+    /// body of whatever status the final response has.
     pub fn on_chunk(mut self, on_chunk: impl FnMut(Bytes) + 'static) -> Request {
         self.options.on_chunk = Some(Box::new(on_chunk));
         self
@@ -342,5 +346,30 @@ impl<B: Into<Body>> From<http::Request<B>> for Request {
 impl From<&str> for Request {
     fn from(url: &str) -> Request {
         Request::get(url)
+    }
+}
+
+impl From<&String> for Request {
+    fn from(url: &String) -> Request {
+        Request::get(url)
+    }
+}
+
+impl From<String> for Request {
+    fn from(url: String) -> Request {
+        Request::get(&url)
+    }
+}
+
+impl From<Uri> for Request {
+    fn from(url: Uri) -> Request {
+        Request {
+            method: Method::GET,
+            url: Ok(url),
+            headers: HeaderMap::new(),
+            body: Body::empty(),
+            options: Options::default(),
+            invalid: None,
+        }
     }
 }

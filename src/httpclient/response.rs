@@ -37,7 +37,8 @@ pub struct Response {
     pub version: Version,
     /// The header fields. A body decoded from gzip or deflate no longer
     /// has `Content-Encoding` (it is in `X-Consumed-Content-Encoding`,
-    /// as Tornado does) and its `Content-Length` is the decoded length.
+    /// as Tornado does) and its `Content-Length` is the decoded length
+    /// (none when the body was streamed to a callback).
     pub headers: HeaderMap,
     /// The body (decoded); empty when it went to the request's
     /// `on_chunk` callback.

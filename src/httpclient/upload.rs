@@ -4,7 +4,7 @@
 
 use std::cell::Cell;
 use std::io;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use bytes::Bytes;
 
@@ -13,31 +13,55 @@ use crate::iostream::IOStream;
 /// What a [`Body::producer`](super::Body::producer) writes its body
 /// through. Each [`write`](Self::write) resolves once the piece is in the
 /// kernel's hands, so a producer that awaits it never holds more than a
-/// piece in memory.
+/// piece in memory. Once the producer has returned (or its request was
+/// cancelled), writes fail: a writer kept past its body can never put
+/// bytes on a connection that carries something else.
 pub struct BodyWriter {
-    stream: Rc<IOStream>,
+    stream: Weak<IOStream>,
     /// `None`: chunked; otherwise the bytes still owed.
     left: Option<Rc<Cell<u64>>>,
+    open: Rc<Cell<bool>>,
+}
+
+/// Closes its writer when dropped: when the producer returns, or when
+/// the request is dropped mid-body.
+pub(crate) struct WriterGuard(Rc<Cell<bool>>);
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
 }
 
 impl BodyWriter {
+    /// A writer onto `stream` for a body of `len` bytes (`None`: chunked),
+    /// the bytes it still owes, and the guard that closes it.
     pub(crate) fn new(
-        stream: Rc<IOStream>,
+        stream: &Rc<IOStream>,
         len: Option<u64>,
-    ) -> (BodyWriter, Option<Rc<Cell<u64>>>) {
+    ) -> (BodyWriter, Option<Rc<Cell<u64>>>, WriterGuard) {
         let left = len.map(|n| Rc::new(Cell::new(n)));
-        (
-            BodyWriter {
-                stream,
-                left: left.clone(),
-            },
-            left,
-        )
+        let open = Rc::new(Cell::new(true));
+        let writer = BodyWriter {
+            stream: Rc::downgrade(stream),
+            left: left.clone(),
+            open: open.clone(),
+        };
+        (writer, left, WriterGuard(open))
     }
 
     /// Sends `data` (an empty piece sends nothing).
     pub async fn write(&self, data: impl Into<Bytes>) -> io::Result<()> {
         let data = data.into();
+        let stream = match self.stream.upgrade() {
+            Some(s) if self.open.get() => s,
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the request this body belonged to is over",
+                ));
+            }
+        };
         if data.is_empty() {
             return Ok(());
         }
@@ -51,12 +75,12 @@ impl BodyWriter {
                     ));
                 }
                 left.set(left.get() - n);
-                self.stream.write(data).await?;
+                stream.write(data).await?;
             }
             None => {
                 let size = Bytes::from(format!("{:x}\r\n", data.len()));
                 let crlf = Bytes::from_static(b"\r\n");
-                self.stream.write_chunks([size, data, crlf]).await?;
+                stream.write_chunks([size, data, crlf]).await?;
             }
         }
         Ok(())
@@ -67,6 +91,7 @@ impl std::fmt::Debug for BodyWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BodyWriter")
             .field("left", &self.left.as_ref().map(|l| l.get()))
+            .field("open", &self.open.get())
             .finish()
     }
 }

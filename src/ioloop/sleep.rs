@@ -22,7 +22,13 @@ use super::{IOLoop, TimeoutHandle};
 /// assert!(t0.elapsed() >= Duration::from_millis(2));
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
-    sleep_until(Instant::now() + duration)
+    // A duration past any clock (`Duration::MAX`: "no limit") waits for
+    // ever rather than overflowing the deadline.
+    sleep_until(
+        Instant::now()
+            .checked_add(duration)
+            .map_or_else(far_future, |at| at.min(far_future())),
+    )
 }
 
 /// Completes at `deadline` (never earlier).

@@ -320,7 +320,7 @@ impl IOStream {
     /// must not carry a request (RFC 9112 §9.3.1: the server may close an
     /// idle connection at any time; a TLS server says so with a
     /// `close_notify` record first). One `recv(MSG_PEEK)`, which consumes
-    /// nothing.
+    /// nothing. For sockets: any other fd reads as stale.
     pub fn is_stale(&self) -> bool {
         {
             let st = self.inner.st.borrow();

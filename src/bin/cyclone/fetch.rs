@@ -17,9 +17,10 @@ use http::Method;
 #[derive(ClapArgs, Debug)]
 #[command(
     after_help = "Exit status: 0 for every completed response, whatever its status; \
-otherwise curl's code for the first failure: 6 cannot resolve, 7 cannot connect, \
-8 malformed response, 18 body shorter than its Content-Length, 28 timeout, \
-35 TLS, 47 too many redirects, 1 anything else."
+otherwise curl's code for the first failure: 3 bad URL, 6 cannot resolve, \
+7 cannot connect, 8 malformed response, 18 body shorter than its Content-Length, \
+28 timeout, 35 TLS, 47 too many redirects, 52 no response, 56 connection failed, \
+63 response too large, 1 anything else."
 )]
 pub struct FetchArgs {
     /// The method (default GET, or POST with --data).
@@ -114,7 +115,8 @@ fn prepare(args: &FetchArgs) -> Result<(ClientConfig, Vec<(String, Request)>), F
                 "--timeout {t}: give a positive number of seconds"
             )));
         }
-        config.request_timeout = Duration::from_secs_f64(t);
+        config.request_timeout = Duration::try_from_secs_f64(t)
+            .map_err(|_| usage(format!("--timeout {t}: too large")))?;
         config.connect_timeout = config.connect_timeout.min(config.request_timeout);
     }
     if let Some(p) = &args.proxy {
@@ -187,7 +189,10 @@ fn exit_code(e: &FetchError) -> u8 {
     match e {
         FetchError::Resolve { .. } => 6,
         FetchError::Connect { .. } => 7,
-        FetchError::Malformed(_) | FetchError::NoResponse | FetchError::TooLarge { .. } => 8,
+        FetchError::Malformed(_) => 8,
+        FetchError::NoResponse => 52,
+        FetchError::TooLarge { .. } => 63,
+        FetchError::Stream(_) | FetchError::Proxy { .. } => 56,
         FetchError::ShortBody { .. } => 18,
         FetchError::Timeout(_) => 28,
         FetchError::Tls { .. } => 35,
