@@ -294,6 +294,39 @@ per_backend! {
         assert_eq!(s.accepted(), 2);
     }
 
+    fn bytes_that_came_while_the_loop_ran_are_never_read_as_the_next(lp) {
+        // As above, but the loop polls while the forged bytes arrive: the
+        // poller's readiness, not a peek, must reveal them.
+        let (read_tx, read_rx) = mpsc::channel::<()>();
+        let read_rx = std::sync::Mutex::new(read_rx);
+        let (sent_tx, sent_rx) = async_channel::bounded::<()>(1);
+        let s = scripted(move |conn, i| {
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut conn = conn;
+            if read_request(&mut reader).is_none() {
+                return;
+            }
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            if i == 0 {
+                let _ = read_rx.lock().unwrap().recv();
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged");
+                let _ = sent_tx.send_blocking(());
+                let _ = read_request(&mut reader);
+            }
+        });
+        let client = HttpClient::new();
+        let url = s.url("/");
+        let (first, second) = lp.run_sync(async move {
+            let first = client.get(&url).await.unwrap().body;
+            read_tx.send(()).unwrap();
+            // Woken by the server's word, after a poll that saw the bytes.
+            sent_rx.recv().await.unwrap();
+            (first, client.get(&url).await.unwrap().body)
+        });
+        assert_eq!((&first[..], &second[..]), (&b"ok"[..], &b"ok"[..]));
+        assert_eq!(s.accepted(), 2);
+    }
+
     fn an_endless_stream_of_interim_responses_ends_at_the_head_limit(lp) {
         let s = scripted(|conn, _| {
             let mut reader = BufReader::new(conn.try_clone().unwrap());

@@ -378,9 +378,10 @@ impl Pool {
     /// on the loop running now (a client's clone used on another loop
     /// cannot use its streams), and nothing arrived while it was idle
     /// (the server's close, or bytes nobody asked for: a late or extra
-    /// response would be read as the next one). That last check is one
-    /// `recv(MSG_PEEK)`, about 3% of a keep-alive request's cost here,
-    /// paid on every reuse: the server's close races any cheaper guess.
+    /// response would be read as the next one). That is one
+    /// `recv(MSG_PEEK)` (about 3% of a keep-alive request's cost here);
+    /// trusting the poller's readiness instead was tried and missed bytes
+    /// that had arrived but not yet been reported.
     fn usable(&self, conn: &Conn, now: Instant) -> bool {
         let idle = now.saturating_duration_since(conn.idle_since);
         let s = &conn.stream;
