@@ -82,6 +82,7 @@ nginx_conf "$tmp/nginx.conf" "$port" "$idle"
 # The servers, in report order: name|command (PORT is replaced)|path.
 servers=(
   "cyclone|target/release/cyclone serve --port PORT --log-level warn|/hello"
+  "cyclone (access log on)|target/release/cyclone serve --port PORT|/hello"
   "cyclone (uring)|target/release/cyclone serve --port PORT --log-level warn --poller uring|/hello"
   "cyclone (poll)|target/release/cyclone serve --port PORT --log-level warn --poller poll|/hello"
   "cyclone (select)|target/release/cyclone serve --port PORT --log-level warn --poller select|/hello"
@@ -208,6 +209,8 @@ ngx_ka=${R[nginx,ka_cpu]}; ngx_pl=${R[nginx,pl_cpu]}
   echo "- keep-alive per CPU-s: $(ratio "${R[cyclone,ka_cpu]}" "$ngx_ka") nginx, $(ratio "${R[cyclone,ka_cpu]}" "${R[may_minihttp,ka_cpu]}") may_minihttp, $(ratio "${R[cyclone,ka_cpu]}" "${R[tornado,ka_cpu]}") Tornado (targets 1.2x, 1.2x, 20x); p99 ${R[cyclone,p99]} ms vs nginx ${R[nginx,p99]} ms"
   echo "- pipelined per CPU-s: $(ratio "${R[cyclone,pl_cpu]}" "${R[may_minihttp,pl_cpu]}") may_minihttp (target 1.2x); requests/s $(ratio "${R[cyclone,pl_rps]}" "${R[may_minihttp,pl_rps]}")"
   h='cyclone (http1 only)'
+  a='cyclone (access log on)'
+  echo "- the access log's price: \`cyclone serve\` as a user starts it (access lines to stdout, here a file) against \`--log-level warn\`: keep-alive $(ratio "${R[$a,ka_cpu]}" "${R[cyclone,ka_cpu]}"), pipelined $(ratio "${R[$a,pl_cpu]}" "${R[cyclone,pl_cpu]}") per CPU-s (target 0.95x)"
   echo "- the HTTP layer alone (no web framework, as the peers): keep-alive per CPU-s $(ratio "${R[$h,ka_cpu]}" "$ngx_ka") nginx, $(ratio "${R[$h,ka_cpu]}" "${R[may_minihttp,ka_cpu]}") may_minihttp; pipelined $(ratio "${R[$h,pl_cpu]}" "${R[may_minihttp,pl_cpu]}") may_minihttp"
   echo "- syscalls per request: ${R[cyclone,sc_ka]} keep-alive (target <= 2.0), ${R[cyclone,sc_pl]} pipelined (target <= 0.1)"
   echo "- RSS per idle keep-alive connection: ${R[cyclone,rss]} KiB (target <= 1)"

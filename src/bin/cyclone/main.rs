@@ -4,6 +4,7 @@
 //! workers, or `--threads N` thread-per-core loops. `cyclone fetch URL...`
 //! is the HTTP client (`fetch.rs`).
 
+mod access_log;
 mod fetch;
 
 use std::fmt;
@@ -84,6 +85,12 @@ struct Args {
     /// trace; RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// Where the access lines go: a FILE (appended to), - for stdout, or
+    /// off. Written by a thread of their own, a loop turn's lines at once:
+    /// a slow terminal or disk never holds up the server (lines it cannot
+    /// take are dropped and counted on stderr).
+    #[arg(long, value_name = "FILE|-|off", default_value = "-")]
+    access_log: access_log::Destination,
     /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -130,19 +137,52 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    // Colours only for a terminal: a log file or pipe gets plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .init();
-    match run(args) {
+    if let Err(e) = access_log::open(&args.access_log) {
+        eprintln!("cyclone: --access-log {}: {e}", args.access_log);
+        return ExitCode::from(EXIT_USAGE);
+    }
+    init_logging(filter, &args.access_log);
+    let result = run(args);
+    access_log::finish();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("cyclone: {e}");
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Logging: the access lines (`cyclone::access`) through the buffered
+/// access log to `--access-log`'s destination (or nowhere), everything
+/// else straight to stdout; `--log-level`/`RUST_LOG` filter both.
+fn init_logging(filter: tracing_subscriber::EnvFilter, access: &access_log::Destination) {
+    use tracing_subscriber::filter::filter_fn;
+    use tracing_subscriber::prelude::*;
+    const ACCESS: &str = "cyclone::access";
+    // Colours only for a terminal: a log file or pipe gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let access_ansi = ansi && *access == access_log::Destination::Stdout;
+    let others = tracing_subscriber::fmt::layer()
+        .with_ansi(ansi)
+        .with_filter(filter_fn(|m| m.target() != ACCESS));
+    let on = *access != access_log::Destination::Off;
+    // In colour on a terminal, the access lines go through `fmt`'s own
+    // formatter (a person reads them); plain, through the cheap one.
+    let coloured = (on && access_ansi).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(true)
+            .with_writer(access_log::Buffered)
+            .with_filter(filter_fn(|m| m.target() == ACCESS))
+    });
+    let plain = (on && !access_ansi)
+        .then(|| access_log::Lines.with_filter(filter_fn(|m| m.target() == ACCESS)));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(others)
+        .with(coloured)
+        .with(plain)
+        .init();
 }
 
 /// Why `cyclone` stopped: each start-up error names its subject (the
