@@ -92,11 +92,14 @@ pub(crate) struct Timers {
     /// before it has been emptied.
     elapsed: u64,
     levels: Vec<Level>,
-    /// Timers whose millisecond has come but whose exact deadline may not.
+    /// Timers whose millisecond has come but whose exact deadline may not,
+    /// latest first once sorted: the next due is popped off the end, so a
+    /// turn costs what is due, not a scan of all that is soon (a slot of
+    /// 100,000 timers, one millisecond's worth, is sorted once).
     soon: Vec<Entry>,
+    /// `soon` is in that order (cleared when an entry is added).
+    soon_sorted: bool,
     slots: Slab<Slot>,
-    /// Scratch for sorting a due batch.
-    batch: Vec<Entry>,
     next_seq: u64,
     /// Entries in the wheel and in `soon`, tombstones included.
     entries: usize,
@@ -151,8 +154,8 @@ impl Timers {
             elapsed: 0,
             levels: (0..LEVELS).map(|_| Level::new()).collect(),
             soon: Vec::new(),
+            soon_sorted: true,
             slots: Slab::new(),
-            batch: Vec::new(),
             next_seq: 0,
             entries: 0,
             cancelled: 0,
@@ -177,6 +180,7 @@ impl Timers {
         let ms = e.ms();
         if ms <= self.elapsed {
             self.soon.push(e);
+            self.soon_sorted = false;
             return;
         }
         let capped = ms.min(self.elapsed + slot_range(LEVELS) - 1);
@@ -264,7 +268,6 @@ impl Timers {
     pub(crate) fn collect_due(&mut self, now: Instant, due: &mut Vec<TimeoutHandle>) {
         let now_ns = self.nanos(now);
         let now_ms = now_ns / NANOS_PER_MS;
-        let mut batch = std::mem::take(&mut self.batch);
         // Bring up every slot that starts by now; cascade what is not due.
         while let Some(exp) = self.next_expiration() {
             if exp.start > now_ms {
@@ -290,28 +293,33 @@ impl Timers {
             }
         }
         self.elapsed = self.elapsed.max(now_ms);
-        // Everything due is now in `soon`.
-        let mut i = 0;
-        while i < self.soon.len() {
-            let e = self.soon[i];
-            if !self.is_live(&e) {
-                self.soon.swap_remove(i);
-                self.entries -= 1;
-                self.cancelled = self.cancelled.saturating_sub(1);
-            } else if e.deadline <= now_ns {
-                self.soon.swap_remove(i);
-                self.entries -= 1;
-                batch.push(e);
+        // Everything due is now in `soon`: off its end, in firing order.
+        self.sort_soon();
+        while let Some(&e) = self.soon.last() {
+            if e.deadline > now_ns {
+                break;
+            }
+            self.soon.pop();
+            self.entries -= 1;
+            if self.is_live(&e) {
+                due.push(TimeoutHandle {
+                    key: e.key,
+                    seq: e.seq,
+                });
             } else {
-                i += 1;
+                self.cancelled = self.cancelled.saturating_sub(1);
             }
         }
-        batch.sort_unstable_by_key(|e| (e.deadline, e.seq));
-        due.extend(batch.drain(..).map(|e| TimeoutHandle {
-            key: e.key,
-            seq: e.seq,
-        }));
-        self.batch = batch;
+    }
+
+    /// Puts `soon` latest first (equal deadlines: the later-added first),
+    /// if an entry came since it last was.
+    fn sort_soon(&mut self) {
+        if !self.soon_sorted {
+            self.soon
+                .sort_unstable_by_key(|e| std::cmp::Reverse((e.deadline, e.seq)));
+            self.soon_sorted = true;
+        }
     }
 
     /// Takes the action of a due timer, unless it was cancelled meanwhile.
@@ -330,13 +338,18 @@ impl Timers {
         if self.slots.is_empty() {
             return None; // only tombstones (if anything) left
         }
-        let slots = &self.slots;
-        let soon = self
-            .soon
-            .iter()
-            .filter(|e| slots.get(e.key as usize).is_some_and(|s| s.seq == e.seq))
-            .map(|e| e.deadline)
-            .min();
+        // The earliest live entry of `soon` is its last, once cancelled
+        // ones are popped off the end.
+        self.sort_soon();
+        while let Some(&e) = self.soon.last() {
+            if self.is_live(&e) {
+                break;
+            }
+            self.soon.pop();
+            self.entries -= 1;
+            self.cancelled = self.cancelled.saturating_sub(1);
+        }
+        let soon = self.soon.last().map(|e| e.deadline);
         let wheel = self.next_expiration().map(|x| x.start * NANOS_PER_MS);
         let next = match (soon, wheel) {
             (Some(a), Some(b)) => a.min(b),
