@@ -214,7 +214,10 @@ fn report_dropped(s: &Shared) {
         }
     });
     if due {
-        eprintln!(
+        // Not `eprintln!`, which panics when stderr is gone: the server
+        // runs on regardless.
+        let _ = writeln!(
+            io::stderr(),
             "cyclone: access log: {} lines dropped so far: its output does not keep up",
             s.dropped.load(Ordering::Relaxed)
         );
