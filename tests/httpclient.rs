@@ -193,6 +193,30 @@ per_backend! {
         assert!(matches!(first, Err(FetchError::Timeout(TimeoutKind::Request))), "{first:?}");
     }
 
+    fn a_request_abandoned_in_a_hosts_queue_gives_its_place_back(lp) {
+        // One connection per host: the second request waits for the first's
+        // connection, gives up, and the place it would have had is not lost.
+        let s = with_limits(server(&lp), 10, 1);
+        let (client, never, hello) = (s.client(), s.url("/never"), s.url("/hello"));
+        let (first, second, third, open) = s.run(async move {
+            let hung = cyclone::spawn({
+                let (c, u) = (client.clone(), never.clone());
+                async move { c.fetch(Request::get(&u).timeout(Duration::from_millis(300))).await }
+            });
+            let queued = cyclone::spawn({
+                let (c, u) = (client.clone(), hello.clone());
+                async move { c.fetch(Request::get(&u).timeout(Duration::from_millis(100))).await }
+            });
+            let (first, second) = (hung.await.unwrap(), queued.await.unwrap());
+            let third = client.get(&hello).await.map(|r| r.status);
+            (first, second, third, client.stats().open)
+        });
+        assert!(matches!(second, Err(FetchError::Timeout(TimeoutKind::Queue))), "{second:?}");
+        assert!(matches!(first, Err(FetchError::Timeout(TimeoutKind::Request))), "{first:?}");
+        assert_eq!(third.unwrap(), StatusCode::OK);
+        assert_eq!(open, 1, "only the third request's connection, pooled");
+    }
+
     fn a_server_that_never_answers_is_a_request_timeout(lp) {
         let s = server(&lp);
         let r = s.fetch_request(Request::get(&s.url("/never")).timeout(Duration::from_millis(150)));
