@@ -203,7 +203,6 @@ fn an_output_nobody_reads_never_holds_up_the_server() {
         c.write_all(batch.as_bytes()).unwrap();
     }
     let answered = counting.join().unwrap();
-    // Closed before the shutdown, whose own log line would wait on it.
     drop(out);
     terminate(&mut child);
     let mut err = String::new();
@@ -214,8 +213,7 @@ fn an_output_nobody_reads_never_holds_up_the_server() {
         .read_to_string(&mut err)
         .unwrap();
     assert_eq!(answered, 120_000);
-    assert!(
-        err.contains("lines dropped so far: its output does not keep up"),
-        "{err}"
-    );
+    // Reported by the writer thread once the pipe is closed under it:
+    // the count covers lines dropped while it was stalled and after.
+    assert!(err.contains("lines dropped so far"), "{err}");
 }

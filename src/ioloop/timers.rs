@@ -179,8 +179,13 @@ impl Timers {
     fn file(&mut self, e: Entry) {
         let ms = e.ms();
         if ms <= self.elapsed {
+            // Still in order if it comes before the earliest (the last):
+            // an already-due timer added each turn costs no re-sort.
+            self.soon_sorted &= self
+                .soon
+                .last()
+                .is_none_or(|l| (e.deadline, e.seq) < (l.deadline, l.seq));
             self.soon.push(e);
-            self.soon_sorted = false;
             return;
         }
         let capped = ms.min(self.elapsed + slot_range(LEVELS) - 1);

@@ -5,7 +5,8 @@
 //! them to stdout or a file.
 //! The loop never waits on a slow terminal, pipe or disk: past
 //! [`MAX_QUEUED`] bytes waiting for the writer, lines are dropped, counted
-//! and reported on stderr, rather than stalling the server. A line costs
+//! and reported on stderr (by the writer thread), rather than stalling the
+//! server. A line costs
 //! its formatting and a copy; a turn of many requests costs one `write`.
 //! Lines still buffered are written at exit ([`finish`]).
 
@@ -81,8 +82,19 @@ struct Shared {
     dropped: AtomicU64,
 }
 
-static SHARED: OnceLock<Shared> = OnceLock::new();
+/// The writer thread's end, made once by the first hand-over (threads
+/// that hand over at the same moment wait for it); `None` with no
+/// destination, or if the thread could not be started.
+static SHARED: OnceLock<Option<Shared>> = OnceLock::new();
 static OPEN: OnceLock<Mutex<Option<Box<dyn Write + Send>>>> = OnceLock::new();
+
+/// The largest write the destination keeps whole. Stdout may be a pipe
+/// shared by several worker processes (`--processes`), which keeps a write
+/// whole only up to `PIPE_BUF` (4 KiB): batches go out in pieces of at
+/// most that, cut at line ends, so no line is torn. A file (`--access-log
+/// FILE`, opened for appending, or a stdout redirected to one) takes each
+/// write whole.
+static WHOLE_WRITES: OnceLock<usize> = OnceLock::new();
 
 /// A thread's lines not yet handed over; handed over when the thread
 /// ends too (a `--threads` worker that stops).
@@ -99,8 +111,6 @@ thread_local! {
     static BUF: Batch = const { Batch(RefCell::new(Vec::new())) };
     /// A hand-over is scheduled on this thread's loop.
     static SCHEDULED: Cell<bool> = const { Cell::new(false) };
-    /// When dropped lines were last reported.
-    static REPORTED: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
 /// Opens the destination (a file is created or appended to) for the
@@ -108,7 +118,15 @@ thread_local! {
 /// each worker process has its own).
 pub fn open(destination: &Destination) -> io::Result<()> {
     let out: Box<dyn Write + Send> = match destination {
-        Destination::Stdout => Box::new(io::stdout()),
+        Destination::Stdout => {
+            // A regular file (a shell's `>`) serialises writes on it; a
+            // pipe or terminal does so only up to PIPE_BUF.
+            let regular = std::fs::metadata("/dev/stdout").is_ok_and(|m| m.is_file());
+            if !regular {
+                let _ = WHOLE_WRITES.set(libc::PIPE_BUF);
+            }
+            Box::new(io::stdout())
+        }
         Destination::File(path) => Box::new(
             std::fs::OpenOptions::new()
                 .create(true)
@@ -122,39 +140,85 @@ pub fn open(destination: &Destination) -> io::Result<()> {
 }
 
 fn shared() -> Option<&'static Shared> {
-    if let Some(s) = SHARED.get() {
-        return Some(s);
-    }
-    let out = OPEN.get()?.lock().ok()?.take()?;
-    let (tx, rx) = sync_channel(MAX_BATCHES);
-    std::thread::Builder::new()
-        .name("cyclone-access-log".into())
-        .spawn(move || write_batches(rx, out))
-        .ok()?;
-    let _ = SHARED.set(Shared {
-        tx,
-        queued: Mutex::new(0),
-        written: Condvar::new(),
-        dropped: AtomicU64::new(0),
-    });
-    SHARED.get()
+    SHARED
+        .get_or_init(|| {
+            let out = OPEN.get()?.lock().ok()?.take()?;
+            let (tx, rx) = sync_channel(MAX_BATCHES);
+            let whole = WHOLE_WRITES.get().copied().unwrap_or(usize::MAX);
+            let spawned = std::thread::Builder::new()
+                .name("cyclone-access-log".into())
+                .spawn(move || write_batches(rx, out, whole));
+            if let Err(e) = spawned {
+                let _ = writeln!(io::stderr(), "cyclone: access log: no writer thread: {e}");
+                return None;
+            }
+            Some(Shared {
+                tx,
+                queued: Mutex::new(0),
+                written: Condvar::new(),
+                dropped: AtomicU64::new(0),
+            })
+        })
+        .as_ref()
 }
 
 /// The writer thread: each batch in one `write` (or a few), as it comes.
-fn write_batches(rx: Receiver<Vec<u8>>, mut out: Box<dyn Write + Send>) {
+/// It also says on stderr, at most once a second, how many lines were
+/// dropped and why a write failed: the loop never writes there itself, so
+/// a stalled terminal holds up only this thread. A failed write (a full
+/// disk, a reader gone) loses its batch, not the log.
+fn write_batches(rx: Receiver<Vec<u8>>, mut out: Box<dyn Write + Send>, whole: usize) {
+    let mut reported = (0u64, None::<Instant>);
+    let mut failure: Option<io::Error> = None;
     while let Ok(batch) = rx.recv() {
-        let failed = out.write_all(&batch).and_then(|()| out.flush()).is_err();
-        if let Some(s) = SHARED.get() {
-            if let Ok(mut q) = s.queued.lock() {
-                *q = q.saturating_sub(batch.len());
+        if let Err(e) = write_whole_lines(&mut out, &batch, whole) {
+            let lines = batch.iter().filter(|&&b| b == b'\n').count() as u64;
+            if let Some(s) = SHARED.get().and_then(Option::as_ref) {
+                s.dropped.fetch_add(lines, Ordering::Relaxed);
             }
-            s.written.notify_all();
+            failure = Some(e);
         }
-        if failed {
-            // A closed stdout or a full disk: the server keeps serving.
-            return;
+        let Some(s) = SHARED.get().and_then(Option::as_ref) else {
+            continue;
+        };
+        if let Ok(mut q) = s.queued.lock() {
+            *q = q.saturating_sub(batch.len());
+        }
+        s.written.notify_all();
+        let dropped = s.dropped.load(Ordering::Relaxed);
+        let due = reported
+            .1
+            .is_none_or(|at: Instant| at.elapsed() >= REPORT_EVERY);
+        if dropped > reported.0 && due {
+            let why = match failure.take() {
+                Some(e) => format!("writing failed: {e}"),
+                None => "its output does not keep up".to_string(),
+            };
+            let _ = writeln!(
+                io::stderr(),
+                "cyclone: access log: {dropped} lines dropped so far: {why}"
+            );
+            reported = (dropped, Some(Instant::now()));
         }
     }
+}
+
+/// Writes `batch` in writes of at most `whole` bytes that end at a line
+/// end (a longer line goes alone).
+fn write_whole_lines(out: &mut dyn Write, mut batch: &[u8], whole: usize) -> io::Result<()> {
+    while !batch.is_empty() {
+        let n = if batch.len() <= whole {
+            batch.len()
+        } else {
+            match memchr::memrchr(b'\n', &batch[..whole]) {
+                Some(i) => i + 1,
+                None => memchr::memchr(b'\n', batch).map_or(batch.len(), |i| i + 1),
+            }
+        };
+        out.write_all(&batch[..n])?;
+        batch = &batch[n..];
+    }
+    out.flush()
 }
 
 /// Hands this thread's buffered lines to the writer thread.
@@ -198,37 +262,19 @@ fn hand_over(batch: Vec<u8>) {
     } else {
         batch
     };
+    // Counted here; the writer thread says so (the loop never writes to
+    // stderr, which may be as stalled as the output).
     let lines = batch.iter().filter(|&&b| b == b'\n').count() as u64;
     s.dropped.fetch_add(lines, Ordering::Relaxed);
-    report_dropped(s);
-}
-
-/// Says on stderr how many lines were dropped, at most once a second.
-fn report_dropped(s: &Shared) {
-    let now = Instant::now();
-    let due = REPORTED.with(|r| match r.get() {
-        Some(at) if now.duration_since(at) < REPORT_EVERY => false,
-        _ => {
-            r.set(Some(now));
-            true
-        }
-    });
-    if due {
-        // Not `eprintln!`, which panics when stderr is gone: the server
-        // runs on regardless.
-        let _ = writeln!(
-            io::stderr(),
-            "cyclone: access log: {} lines dropped so far: its output does not keep up",
-            s.dropped.load(Ordering::Relaxed)
-        );
-    }
 }
 
 /// Writes what is buffered on this thread and waits (a second at most)
 /// for the writer thread to finish: at exit, no line is lost.
 pub fn finish() {
     flush();
-    let Some(s) = SHARED.get() else { return };
+    let Some(s) = SHARED.get().and_then(Option::as_ref) else {
+        return;
+    };
     let Ok(queued) = s.queued.lock() else { return };
     // Bounded: a writer stuck on a full pipe must not hold the exit.
     let _ = s
@@ -268,10 +314,25 @@ fn appended(len: usize) {
     } else if !SCHEDULED.with(|s| s.replace(true)) {
         match IOLoop::try_current() {
             Ok(lp) if lp.is_running() => {
-                lp.call_later(HANDOVER_AFTER, flush);
+                // A timer dropped unrun (its loop closed) lets the next
+                // line schedule again.
+                let unset = Unschedule;
+                lp.call_later(HANDOVER_AFTER, move || {
+                    drop(unset);
+                    flush();
+                });
             }
             _ => flush(),
         }
+    }
+}
+
+/// Clears `SCHEDULED` when dropped.
+struct Unschedule;
+
+impl Drop for Unschedule {
+    fn drop(&mut self) {
+        let _ = SCHEDULED.try_with(|s| s.set(false));
     }
 }
 
@@ -280,9 +341,8 @@ fn appended(len: usize) {
 /// `tracing_subscriber::fmt` writes (`2026-12-06T10:24:17.229525Z  INFO
 /// cyclone::access: 200 GET /hello (127.0.0.1) 0.01ms`) at a fraction of
 /// its cost: the date and time to the second are formatted once a second,
-/// and the message is not escaped, since every part a client controls is
-/// checked visible ASCII before it gets here (the method and target by
-/// the HTTP parser, the address by its type).
+/// and the message is scanned for control characters (escaped as `fmt`
+/// does) rather than written through an escaping writer byte by byte.
 pub struct Lines;
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Lines {
@@ -299,11 +359,36 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Lines {
             });
             b.extend_from_slice(event.metadata().target().as_bytes());
             b.extend_from_slice(b": ");
+            let start = b.len();
             event.record(&mut Message(&mut b));
+            escape_controls(&mut b, start);
             b.push(b'\n');
             b.len()
         });
         appended(len);
+    }
+}
+
+/// Control characters in what was written from `start` on are escaped
+/// (`\u{9b}`), as `fmt` escapes them: a request target may hold UTF-8,
+/// and a C1 control in a log is a terminal's escape sequence. The scan
+/// is for the bytes that can begin one; most lines have none.
+fn escape_controls(b: &mut Vec<u8>, start: usize) {
+    if !b[start..]
+        .iter()
+        .any(|&c| c < 0x20 || c == 0x7f || c == 0xc2)
+    {
+        return;
+    }
+    let text = String::from_utf8_lossy(&b[start..]).into_owned();
+    b.truncate(start);
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = write!(b, "\\u{{{:x}}}", c as u32);
+        } else {
+            let mut utf8 = [0; 4];
+            b.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+        }
     }
 }
 
@@ -371,6 +456,35 @@ fn date_time(secs: u64) -> [u8; 20] {
     out
 }
 
+/// The `MakeWriter` of the other log lines when the access lines go to
+/// stdout too: each line joins the buffer, which is handed over at once,
+/// so the lines keep their order and the loop never takes the stdout lock
+/// from the writer thread (which may hold it on a stalled terminal).
+#[derive(Clone, Copy)]
+pub struct Immediate;
+
+/// Appends to this thread's buffer and hands it over.
+pub struct ImmediateWriter;
+
+impl Write for ImmediateWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        BUF.with(|b| b.0.borrow_mut().extend_from_slice(data));
+        flush();
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Immediate {
+    type Writer = ImmediateWriter;
+    fn make_writer(&'a self) -> ImmediateWriter {
+        ImmediateWriter
+    }
+}
+
 impl<'a> MakeWriter<'a> for Buffered {
     type Writer = LineWriter;
     fn make_writer(&'a self) -> LineWriter {
@@ -381,6 +495,38 @@ impl<'a> MakeWriter<'a> for Buffered {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_are_written_in_pieces_that_end_at_line_ends() {
+        struct Writes(Vec<Vec<u8>>);
+        impl Write for Writes {
+            fn write(&mut self, d: &[u8]) -> io::Result<usize> {
+                self.0.push(d.to_vec());
+                Ok(d.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut w = Writes(Vec::new());
+        write_whole_lines(&mut w, b"aaaa\nbb\ncccccccc\nd\n", 8).unwrap();
+        let pieces: Vec<&[u8]> = w.0.iter().map(Vec::as_slice).collect();
+        assert_eq!(pieces, [&b"aaaa\nbb\n"[..], b"cccccccc\n", b"d\n"]);
+    }
+
+    #[test]
+    fn control_characters_in_a_line_are_escaped() {
+        let mut b = b"kept\x1b ".to_vec();
+        b.extend_from_slice("GET /a\u{9b}31m b\u{e9}".as_bytes());
+        escape_controls(&mut b, 6);
+        assert_eq!(
+            String::from_utf8(b).unwrap(),
+            "kept\u{1b} GET /a\\u{9b}31m b\u{e9}"
+        );
+        let mut plain = b"GET /hello".to_vec();
+        escape_controls(&mut plain, 0);
+        assert_eq!(plain, b"GET /hello");
+    }
 
     #[test]
     fn the_date_and_time_are_utc_rfc_3339() {

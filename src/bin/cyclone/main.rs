@@ -163,8 +163,17 @@ fn init_logging(filter: tracing_subscriber::EnvFilter, access: &access_log::Dest
     // Colours only for a terminal: a log file or pipe gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let access_ansi = ansi && *access == access_log::Destination::Stdout;
+    // Sharing stdout with the access log, the other lines go through its
+    // writer thread too (in order with the access lines, and the loop
+    // never waits on stdout's lock); otherwise straight to stdout.
+    let writer = if *access == access_log::Destination::Stdout {
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(access_log::Immediate)
+    } else {
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout)
+    };
     let others = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
+        .with_writer(writer)
         .with_filter(filter_fn(|m| m.target() != ACCESS));
     let on = *access != access_log::Destination::Off;
     // In colour on a terminal, the access lines go through `fmt`'s own
