@@ -74,7 +74,7 @@ mod redirect;
 mod request;
 mod response;
 mod upload;
-mod url;
+pub(crate) mod url;
 
 pub use client::{ClientStats, HttpClient};
 pub use config::{ClientConfig, Proxy};

@@ -24,14 +24,41 @@ pub(crate) struct Target<'a> {
     pub(crate) path_and_query: Cow<'a, str>,
 }
 
+/// The schemes a client speaks, plain (port 80) and secure (443), and
+/// what to say of any other.
+pub(crate) struct Schemes {
+    plain: &'static str,
+    secure: &'static str,
+    other: &'static str,
+}
+
+/// `http://` and `https://`.
+pub(crate) const HTTP: Schemes = Schemes {
+    plain: "http",
+    secure: "https",
+    other: "the scheme must be http:// or https://",
+};
+
+/// `ws://` and `wss://` (RFC 6455 §3).
+pub(crate) const WEBSOCKET: Schemes = Schemes {
+    plain: "ws",
+    secure: "wss",
+    other: "the scheme must be ws:// or wss://",
+};
+
 impl<'a> Target<'a> {
     /// Parses an absolute `http(s)://` URL; the fragment is dropped (it is
     /// never sent, RFC 9110 §7.1).
     pub(crate) fn parse(uri: &'a Uri) -> Result<Target<'a>, &'static str> {
+        Target::parse_for(uri, &HTTP)
+    }
+
+    /// Parses an absolute URL with one of `schemes`.
+    pub(crate) fn parse_for(uri: &'a Uri, schemes: &Schemes) -> Result<Target<'a>, &'static str> {
         let (secure, default_port) = match uri.scheme_str() {
-            Some(s) if s.eq_ignore_ascii_case("http") => (false, 80),
-            Some(s) if s.eq_ignore_ascii_case("https") => (true, 443),
-            Some(_) => return Err("the scheme must be http:// or https://"),
+            Some(s) if s.eq_ignore_ascii_case(schemes.plain) => (false, 80),
+            Some(s) if s.eq_ignore_ascii_case(schemes.secure) => (true, 443),
+            Some(_) => return Err(schemes.other),
             None => return Err("not an absolute URL"),
         };
         let authority = uri.authority().ok_or("no host")?;

@@ -363,11 +363,7 @@ impl IOLoop {
     /// Runs `callback` once `delay` has passed (monotonic clock), never
     /// earlier.
     pub fn call_later<F: FnOnce() + 'static>(&self, delay: Duration, callback: F) -> TimeoutHandle {
-        // A delay past any clock means "never": capped, not an overflow.
-        let at = Instant::now()
-            .checked_add(delay)
-            .map_or_else(sleep::far_future, |at| at.min(sleep::far_future()));
-        self.call_at(at, callback)
+        self.call_at(sleep::deadline_in(delay), callback)
     }
 
     /// Runs `callback` at `deadline` (monotonic clock), never earlier.

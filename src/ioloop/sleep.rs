@@ -22,13 +22,15 @@ use super::{IOLoop, TimeoutHandle};
 /// assert!(t0.elapsed() >= Duration::from_millis(2));
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
-    // A duration past any clock (`Duration::MAX`: "no limit") waits for
-    // ever rather than overflowing the deadline.
-    sleep_until(
-        Instant::now()
-            .checked_add(duration)
-            .map_or_else(far_future, |at| at.min(far_future())),
-    )
+    sleep_until(deadline_in(duration))
+}
+
+/// `duration` from now; a duration past any clock (`Duration::MAX`: "no
+/// limit") is capped at [`far_future`] rather than overflowing.
+pub(crate) fn deadline_in(duration: Duration) -> Instant {
+    Instant::now()
+        .checked_add(duration)
+        .map_or_else(far_future, |at| at.min(far_future()))
 }
 
 /// Completes at `deadline` (never earlier).
@@ -126,10 +128,7 @@ impl<F: Future> Future for Within<'_, F> {
         }
         if !*this.armed {
             *this.armed = true;
-            let deadline = Instant::now()
-                .checked_add(*this.limit)
-                .unwrap_or_else(far_future);
-            this.timer.reset(deadline);
+            this.timer.reset(deadline_in(*this.limit));
         }
         match Pin::new(&mut **this.timer).poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(Timeout)),

@@ -18,6 +18,7 @@ use super::negotiation::{NegotiationError, accept_deflate_response, offer_deflat
 use super::options::WebSocketOptions;
 use super::reader::{CloseInfo, Event, Reader};
 use super::socket::{Flush, SendError, WebSocket};
+use crate::httpclient::url::{self, Target};
 use crate::iostream::{IOStream, StreamError};
 use crate::tcpclient::{ConnectError as TcpConnectError, TcpClient};
 
@@ -219,7 +220,10 @@ pub async fn websocket_connect(
     url: &str,
     options: ConnectOptions,
 ) -> Result<WebSocketConnection, ConnectError> {
-    let target = Target::parse(url)?;
+    let uri: Uri = url
+        .parse()
+        .map_err(|_| ConnectError::Url(url.to_string(), "not a URL"))?;
+    let target = target(&uri, url)?;
     let limit = options.connect_timeout;
     let started = std::time::Instant::now();
     let stream = if target.secure {
@@ -241,53 +245,15 @@ pub async fn websocket_connect(
     }
 }
 
-/// Where a URL points.
-struct Target {
-    /// `wss://`: TLS first.
-    secure: bool,
-    host: String,
-    port: u16,
-    /// The `Host` header's value (the authority as written).
-    authority: String,
-    path_and_query: String,
-}
-
-impl Target {
-    fn parse(url: &str) -> Result<Target, ConnectError> {
-        let bad = |why| ConnectError::Url(url.to_string(), why);
-        let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
-        let (secure, port) = match uri.scheme_str() {
-            Some("ws") => (false, 80),
-            Some("wss") => (true, 443),
-            _ => return Err(bad("the scheme must be ws:// or wss://")),
-        };
-        let authority = uri.authority().ok_or_else(|| bad("no host"))?;
-        if authority.as_str().contains('@') {
-            return Err(bad("user information is not supported"));
-        }
-        let host = authority.host();
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
-        Ok(Target {
-            secure,
-            host: host.to_string(),
-            port: authority.port_u16().unwrap_or(port),
-            authority: authority.as_str().to_string(),
-            path_and_query: uri
-                .path_and_query()
-                .map_or("/".to_string(), |p| p.as_str().to_string()),
-        })
-    }
+/// Where a `ws://` or `wss://` URL points (the HTTP client's reading of
+/// a URL, with the WebSocket schemes).
+fn target<'a>(uri: &'a Uri, url: &str) -> Result<Target<'a>, ConnectError> {
+    Target::parse_for(uri, &url::WEBSOCKET).map_err(|why| ConnectError::Url(url.to_string(), why))
 }
 
 async fn handshake(
     stream: IOStream,
-    target: &Target,
+    target: &Target<'_>,
     options: ConnectOptions,
 ) -> Result<WebSocketConnection, ConnectError> {
     let mut nonce = [0; 16];
@@ -302,9 +268,9 @@ async fn handshake(
     head.extend_from_slice(b" HTTP/1.1\r\nHost: ");
     head.extend_from_slice(target.authority.as_bytes());
     head.extend_from_slice(b"\r\n");
-    let ours = hs
-        .request_headers()
-        .map_err(|_| ConnectError::Url(target.path_and_query.clone(), "bad subprotocol name"))?;
+    let ours = hs.request_headers().map_err(|_| {
+        ConnectError::Url(target.path_and_query.to_string(), "bad subprotocol name")
+    })?;
     for (name, value) in ours.iter().chain(options.headers.iter()) {
         head.extend_from_slice(name.as_str().as_bytes());
         head.extend_from_slice(b": ");
@@ -368,39 +334,45 @@ fn parse_response_head(head: &[u8]) -> Result<(StatusCode, HeaderMap), ConnectEr
 mod tests {
     use super::*;
 
+    /// The target of `url`, its URI kept for the test's length.
+    fn parse(url: &str) -> Result<Target<'static>, ConnectError> {
+        let uri: &'static Uri = Box::leak(Box::new(url.parse().unwrap()));
+        target(uri, url)
+    }
+
     #[test]
     fn a_ws_url_gives_host_port_and_path() {
-        let t = Target::parse("ws://example.com:9000/chat?room=1").unwrap();
-        assert_eq!((t.host.as_str(), t.port), ("example.com", 9000));
+        let t = parse("ws://example.com:9000/chat?room=1").unwrap();
+        assert_eq!((&*t.host, t.port), ("example.com", 9000));
         assert_eq!(t.path_and_query, "/chat?room=1");
         assert_eq!(t.authority, "example.com:9000");
     }
 
     #[test]
     fn a_ws_url_without_port_uses_80_and_root_path() {
-        let t = Target::parse("ws://example.com").unwrap();
-        assert_eq!((t.port, t.path_and_query.as_str()), (80, "/"));
+        let t = parse("ws://example.com").unwrap();
+        assert_eq!((t.port, &*t.path_and_query), (80, "/"));
     }
 
     #[test]
     fn an_ipv6_literal_is_connected_to_without_brackets() {
-        let t = Target::parse("ws://[::1]:8888/ws").unwrap();
+        let t = parse("ws://[::1]:8888/ws").unwrap();
         assert_eq!(t.host, "::1");
         assert_eq!(t.authority, "[::1]:8888");
     }
 
     #[test]
     fn wss_is_secure_and_defaults_to_port_443() {
-        let t = Target::parse("wss://example.com/chat").unwrap();
+        let t = parse("wss://example.com/chat").unwrap();
         assert!(t.secure);
-        assert_eq!((t.port, t.path_and_query.as_str()), (443, "/chat"));
-        assert!(!Target::parse("ws://example.com/").unwrap().secure);
+        assert_eq!((t.port, &*t.path_and_query), (443, "/chat"));
+        assert!(!parse("ws://example.com/").unwrap().secure);
     }
 
     #[test]
     fn an_http_url_is_refused() {
         assert!(matches!(
-            Target::parse("http://example.com/"),
+            parse("http://example.com/"),
             Err(ConnectError::Url(..))
         ));
     }

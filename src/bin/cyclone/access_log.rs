@@ -282,26 +282,41 @@ pub fn finish() {
         .wait_timeout_while(queued, Duration::from_secs(1), |q| *q > 0);
 }
 
-/// The `MakeWriter` of the access lines' layer.
+/// A `MakeWriter` into this thread's buffer: `Buffered { at_once: false }`
+/// for access lines formatted by `fmt` (a colour terminal), handed over
+/// as [`appended`] says; `at_once: true` for the other log lines when the
+/// access lines go to stdout too, handed over with what is buffered at
+/// once, so the lines keep their order and the loop never takes stdout's
+/// lock from the writer thread (which may hold it on a stalled terminal).
 #[derive(Clone, Copy)]
-pub struct Buffered;
+pub struct Buffered {
+    pub at_once: bool,
+}
 
-/// Appends a line to this thread's buffer.
-pub struct LineWriter;
-
-impl Write for LineWriter {
+impl Write for Buffered {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let len = BUF.with(|b| {
             let mut b = b.0.borrow_mut();
             b.extend_from_slice(data);
             b.len()
         });
-        appended(len);
+        if self.at_once {
+            flush();
+        } else {
+            appended(len);
+        }
         Ok(data.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Buffered {
+    type Writer = Buffered;
+    fn make_writer(&'a self) -> Buffered {
+        *self
     }
 }
 
@@ -454,42 +469,6 @@ fn date_time(secs: u64) -> [u8; 20] {
     let n = text.len().min(20);
     out[..n].copy_from_slice(&text.as_bytes()[..n]);
     out
-}
-
-/// The `MakeWriter` of the other log lines when the access lines go to
-/// stdout too: each line joins the buffer, which is handed over at once,
-/// so the lines keep their order and the loop never takes the stdout lock
-/// from the writer thread (which may hold it on a stalled terminal).
-#[derive(Clone, Copy)]
-pub struct Immediate;
-
-/// Appends to this thread's buffer and hands it over.
-pub struct ImmediateWriter;
-
-impl Write for ImmediateWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        BUF.with(|b| b.0.borrow_mut().extend_from_slice(data));
-        flush();
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Immediate {
-    type Writer = ImmediateWriter;
-    fn make_writer(&'a self) -> ImmediateWriter {
-        ImmediateWriter
-    }
-}
-
-impl<'a> MakeWriter<'a> for Buffered {
-    type Writer = LineWriter;
-    fn make_writer(&'a self) -> LineWriter {
-        LineWriter
-    }
 }
 
 #[cfg(test)]

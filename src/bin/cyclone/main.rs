@@ -167,7 +167,7 @@ fn init_logging(filter: tracing_subscriber::EnvFilter, access: &access_log::Dest
     // writer thread too (in order with the access lines, and the loop
     // never waits on stdout's lock); otherwise straight to stdout.
     let writer = if *access == access_log::Destination::Stdout {
-        tracing_subscriber::fmt::writer::BoxMakeWriter::new(access_log::Immediate)
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(access_log::Buffered { at_once: true })
     } else {
         tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout)
     };
@@ -181,7 +181,7 @@ fn init_logging(filter: tracing_subscriber::EnvFilter, access: &access_log::Dest
     let coloured = (on && access_ansi).then(|| {
         tracing_subscriber::fmt::layer()
             .with_ansi(true)
-            .with_writer(access_log::Buffered)
+            .with_writer(access_log::Buffered { at_once: false })
             .with_filter(filter_fn(|m| m.target() == ACCESS))
     });
     let plain = (on && !access_ansi)
