@@ -75,33 +75,12 @@ cargo build --release --quiet --manifest-path bench/peers/Cargo.toml --bin clien
 peers=bench/peers/target/release
 
 # ---- nginx -------------------------------------------------------------------
-# One worker, access log off, keep-alive without limits (no client is
-# ever made to reconnect by the server), `return 200` for every path but
-# /nginx_status, its connection counters.
+# lib.sh's nginx (one worker, keep-alive without limits: no client is
+# ever made to reconnect by the server) with its connection counters at
+# /nginx_status; room for Tornado's one connection per request while the
+# closed ones drain (4,096 in all).
 port=18700
-nginx_client_conf() { # FILE PORT
-  cat > "$1" <<CONF
-worker_processes 1;
-daemon off;
-pid $tmp/nginx.pid;
-error_log $tmp/error.log;
-# 64 kept-alive connections, and room for Tornado's one connection per
-# request while the closed ones drain.
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000000;
-  keepalive_timeout 300s;
-  client_body_temp_path $tmp;
-  server {
-    listen 127.0.0.1:$2;
-    location = /nginx_status { stub_status; }
-    location / { default_type text/plain; return 200 "Hello, World!"; }
-  }
-}
-CONF
-}
-nginx_client_conf "$tmp/nginx.conf" "$port"
+nginx_conf "$tmp/nginx.conf" "$port" 3096 "location = /nginx_status { stub_status; }"
 taskset -c 0 nginx -c "$tmp/nginx.conf" > "$tmp/nginx.out" 2>&1 &
 url="http://127.0.0.1:$port/"
 if ! wait_up "$url"; then

@@ -14,8 +14,9 @@ install_tools() {
     apt-get install -y -qq "${@/nginx-light/nginx}" >/dev/null
 }
 
-# nginx_conf FILE PORT CONNECTIONS -> the peer configuration: one worker,
-# access log off, `return 200 "Hello, World!"`, keep-alive without limits.
+# nginx_conf FILE PORT CONNECTIONS [LOCATIONS] -> the peer configuration:
+# one worker, access log off, `return 200 "Hello, World!"`, keep-alive
+# without limits; LOCATIONS (nginx text) added to the server beside it.
 nginx_conf() {
   cat > "$1" <<CONF
 worker_processes 1;
@@ -32,6 +33,7 @@ http {
   server {
     listen 127.0.0.1:$2;
     location / { default_type text/plain; return 200 "Hello, World!"; }
+    ${4:-}
   }
 }
 CONF

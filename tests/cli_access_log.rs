@@ -61,6 +61,20 @@ fn terminate(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// Serves with `--access-log` to a file of its own (`name`), GETs
+/// `paths`, stops the server; returns the file's text and stdout's lines.
+fn logged_to_file(name: &str, paths: &[&str]) -> (String, mpsc::Receiver<String>) {
+    let dir = std::env::temp_dir().join(format!("cyclone-access-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("access.log");
+    let (mut child, addr, rx) = start(&["--access-log", file.to_str().unwrap()]);
+    get(&addr, paths);
+    terminate(&mut child);
+    let written = std::fs::read_to_string(&file).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    (written, rx)
+}
+
 /// The next line that is an access line, within `HANG`.
 fn access_line(rx: &mpsc::Receiver<String>) -> String {
     loop {
@@ -93,14 +107,7 @@ fn access_lines_go_to_stdout_by_default_in_the_usual_format() {
 
 #[test]
 fn access_lines_go_to_the_file_given_and_not_to_stdout() {
-    let dir = std::env::temp_dir().join(format!("cyclone-access-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("access.log");
-    let (mut child, addr, rx) = start(&["--access-log", file.to_str().unwrap()]);
-    get(&addr, &["/hello"]);
-    terminate(&mut child);
-    let written = std::fs::read_to_string(&file).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+    let (written, rx) = logged_to_file("file", &["/hello"]);
     assert_eq!(
         written
             .lines()
@@ -134,16 +141,9 @@ fn access_log_off_writes_no_access_lines() {
 
 #[test]
 fn lines_still_buffered_are_written_at_shutdown() {
-    let dir = std::env::temp_dir().join(format!("cyclone-access-end-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("access.log");
-    let (mut child, addr, _rx) = start(&["--access-log", file.to_str().unwrap()]);
-    // Stopped at once: the lines are still in the loop's buffer (they are
-    // handed over 50 ms after the first).
-    get(&addr, &["/hello", "/hello", "/hello"]);
-    terminate(&mut child);
-    let written = std::fs::read_to_string(&file).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+    // Stopped as soon as answered: the lines are still in the loop's
+    // buffer (they are handed over 50 ms after the first).
+    let (written, _) = logged_to_file("end", &["/hello", "/hello", "/hello"]);
     assert_eq!(
         written
             .lines()

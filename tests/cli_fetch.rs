@@ -7,7 +7,7 @@ mod common;
 use std::io::{BufReader, Write};
 use std::process::{Command, Output};
 
-use common::scripted::{answering, header, read_request, scripted};
+use common::scripted::{answering, header, read_request, scripted, silent};
 
 fn fetch(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cyclone"))
@@ -142,12 +142,7 @@ fn a_refused_connection_exits_7_with_one_line() {
 
 #[test]
 fn a_timeout_exits_28() {
-    let (hold, wait) = std::sync::mpsc::channel::<()>();
-    let wait = std::sync::Mutex::new(wait);
-    let s = scripted(move |conn, _| {
-        let _ = wait.lock().unwrap().recv();
-        drop(conn);
-    });
+    let (s, hold) = silent();
     let o = fetch(&["--timeout", "0.3", &s.url("/")]);
     assert_eq!(o.status.code(), Some(28));
     drop(hold);

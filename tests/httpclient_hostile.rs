@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use common::scripted::{answering, read_request, scripted};
+use common::scripted::{answering, read_request, scripted, silent};
 use cyclone::IOLoop;
 use cyclone::httpclient::{ClientConfig, FetchError, HttpClient, Request, TimeoutKind};
 
@@ -31,6 +31,31 @@ fn once(bytes: &'static [u8]) -> common::scripted::Scripted {
         if read_request(&mut reader).is_some() {
             let mut conn = conn;
             let _ = conn.write_all(bytes);
+        }
+    })
+}
+
+/// A keep-alive server answering "ok" that, on its first connection, once
+/// `go` says so, sends a second response nobody asked for ("forged"),
+/// calls `sent`, and holds the connection open.
+fn forging(
+    go: mpsc::Receiver<()>,
+    sent: impl Fn() + Send + Sync + 'static,
+) -> common::scripted::Scripted {
+    let go = std::sync::Mutex::new(go);
+    scripted(move |conn, i| {
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        let mut conn = conn;
+        if read_request(&mut reader).is_none() {
+            return;
+        }
+        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        if i == 0 {
+            let _ = go.lock().unwrap().recv();
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged");
+            sent();
+            // Held open: the client must not take the bytes as an answer.
+            let _ = read_request(&mut reader);
         }
     })
 }
@@ -84,13 +109,7 @@ per_backend! {
     }
 
     fn a_server_that_accepts_and_never_answers_times_out(lp) {
-        let (tx, rx) = mpsc::channel::<()>();
-        let rx = Arc::new(std::sync::Mutex::new(rx));
-        let s = scripted(move |conn, _| {
-            // Holds the connection open, silent, until the test ends.
-            let _ = rx.lock().unwrap().recv();
-            drop(conn);
-        });
+        let (s, tx) = silent();
         let started = Instant::now();
         let r = fetch(&lp, Request::get(&s.url("/")).timeout(Duration::from_millis(200)));
         assert!(matches!(r, Err(FetchError::Timeout(TimeoutKind::Request))), "{r:?}");
@@ -267,21 +286,8 @@ per_backend! {
         let (sent_tx, sent_rx) = mpsc::channel();
         let sent_tx = std::sync::Mutex::new(sent_tx);
         let (read_tx, read_rx) = mpsc::channel::<()>();
-        let read_rx = std::sync::Mutex::new(read_rx);
-        let s = scripted(move |conn, i| {
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut conn = conn;
-            if read_request(&mut reader).is_none() {
-                return;
-            }
-            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-            if i == 0 {
-                let _ = read_rx.lock().unwrap().recv();
-                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged");
-                let _ = sent_tx.lock().unwrap().send(());
-                // Held open: the client must not take the bytes as an answer.
-                let _ = read_request(&mut reader);
-            }
+        let s = forging(read_rx, move || {
+            let _ = sent_tx.lock().unwrap().send(());
         });
         let client = HttpClient::new();
         let (c, url) = (client.clone(), s.url("/"));
@@ -298,21 +304,9 @@ per_backend! {
         // As above, but the loop polls while the forged bytes arrive: the
         // poller's readiness, not a peek, must reveal them.
         let (read_tx, read_rx) = mpsc::channel::<()>();
-        let read_rx = std::sync::Mutex::new(read_rx);
         let (sent_tx, sent_rx) = async_channel::bounded::<()>(1);
-        let s = scripted(move |conn, i| {
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut conn = conn;
-            if read_request(&mut reader).is_none() {
-                return;
-            }
-            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-            if i == 0 {
-                let _ = read_rx.lock().unwrap().recv();
-                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged");
-                let _ = sent_tx.send_blocking(());
-                let _ = read_request(&mut reader);
-            }
+        let s = forging(read_rx, move || {
+            let _ = sent_tx.send_blocking(());
         });
         let client = HttpClient::new();
         let url = s.url("/");

@@ -8,7 +8,7 @@ mod common;
 
 use std::io::{BufReader, Write};
 
-use common::scripted::{header, proxy, read_request, scripted};
+use common::scripted::{header, proxy, read_request, scripted, silent};
 use common::tls::{dev_cert, server_config};
 use cyclone::http1::{
     HttpConfig, HttpServer, Request as ServerRequest, Response as ServerResponse,
@@ -66,13 +66,8 @@ per_backend! {
     }
 
     fn a_tls_handshake_that_never_ends_is_a_connect_timeout(lp) {
-        // Accepts, reads the ClientHello, and never answers.
-        let (hold, wait) = std::sync::mpsc::channel::<()>();
-        let wait = std::sync::Mutex::new(wait);
-        let s = scripted(move |conn, _| {
-            let _ = wait.lock().unwrap().recv();
-            drop(conn);
-        });
+        // Accepts, takes the ClientHello, and never answers.
+        let (s, hold) = silent();
         let mut tls = TlsClientConfig::with_ca(dev_cert().cert_pem.as_bytes()).unwrap();
         tls.handshake_timeout = std::time::Duration::from_millis(100);
         let client = HttpClient::with_config(ClientConfig { tls: Some(tls), ..ClientConfig::default() });

@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 
 /// A scripted server on 127.0.0.1; dropping it stops accepting.
@@ -63,6 +63,18 @@ where
         accepted,
         stop,
     }
+}
+
+/// A server that accepts and never answers: each connection is held
+/// open, silent, until the returned sender is dropped.
+pub fn silent() -> (Scripted, mpsc::Sender<()>) {
+    let (hold, wait) = mpsc::channel::<()>();
+    let wait = Mutex::new(wait);
+    let server = scripted(move |conn, _| {
+        let _ = wait.lock().unwrap().recv();
+        drop(conn);
+    });
+    (server, hold)
 }
 
 /// One request read off a connection: the head (lines without CRLF)
