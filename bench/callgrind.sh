@@ -3,7 +3,7 @@
 # unlike timings on this shared machine): the profile behind the request
 # path's optimisations.
 #
-#   bench/callgrind.sh [--depth N] [--path P] [--top N] [--keep FILE] [--bare]
+#   bench/callgrind.sh [--depth N] [--path P] [--top N] [--keep FILE] [--bare] [--serve-args "ARGS"]
 #
 # Builds `cyclone` (release, with debug info), runs `cyclone serve` under
 # callgrind, warms up with 20 batches from 8 connections, zeroes the
@@ -11,10 +11,12 @@
 # on each connection, and prints instructions per request and the top
 # functions (inclusive). --keep saves the raw profile for
 # callgrind_annotate (say, --tree=caller to see who calls memcpy).
-# --bare profiles the HTTP layer alone (examples/hello.rs) instead.
+# --bare profiles the HTTP layer alone (examples/hello.rs) instead;
+# --serve-args replaces `cyclone serve`'s `--log-level warn` (say,
+# "--access-log off" to see what the default logging costs).
 # Installs valgrind through apt if missing.
 set -euo pipefail
-depth=16; path=/hello; top=30; keep=""; bare=0
+depth=16; path=/hello; top=30; keep=""; bare=0; serve_args="--log-level warn"
 while [ $# -gt 0 ]; do
   case "$1" in
     --depth) depth="$2"; shift 2 ;;
@@ -22,7 +24,8 @@ while [ $# -gt 0 ]; do
     --top) top="$2"; shift 2 ;;
     --keep) keep=$(realpath -m "$2"); shift 2 ;;
     --bare) bare=1; shift ;;
-    *) echo "usage: $0 [--depth N] [--path P] [--top N] [--keep FILE] [--bare]" >&2; exit 2 ;;
+    --serve-args) serve_args="$2"; shift 2 ;;
+    *) echo "usage: $0 [--depth N] [--path P] [--top N] [--keep FILE] [--bare] [--serve-args \"ARGS\"]" >&2; exit 2 ;;
   esac
 done
 cd "$(dirname "$0")/.."
@@ -31,7 +34,8 @@ CARGO_PROFILE_RELEASE_DEBUG=true cargo build --release --quiet --bin cyclone --e
 port=18950
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
-server=(target/release/cyclone serve --log-level warn --port "$port")
+read -ra extra <<< "$serve_args"
+server=(target/release/cyclone serve "${extra[@]}" --port "$port")
 [ "$bare" = 0 ] || server=(target/release/examples/hello "$port")
 valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.%p" "${server[@]}" >/dev/null 2>&1 &
 vg=$!

@@ -140,6 +140,21 @@ fn access_log_off_writes_no_access_lines() {
 }
 
 #[test]
+fn the_log_level_hides_access_lines_below_it_and_keeps_the_rest() {
+    // At warn, a 200's line (info) is not written, a 404's (warn) is.
+    let (mut child, addr, rx) = start(&["--log-level", "warn"]);
+    get(&addr, &["/hello", "/missing"]);
+    let line = access_line(&rx);
+    terminate(&mut child);
+    assert!(line.contains("404 GET /missing"), "{line:?}");
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(
+        !rest.iter().any(|l| l.contains("200 GET /hello")),
+        "{rest:?}"
+    );
+}
+
+#[test]
 fn lines_still_buffered_are_written_at_shutdown() {
     // Stopped as soon as answered: the lines are still in the loop's
     // buffer (they are handed over 50 ms after the first).

@@ -269,7 +269,8 @@ impl Timers {
 
     /// Appends every timer due at `now` to `due`, in firing order. The
     /// actions stay in their slots until [`Timers::take`]: a timer cancelled
-    /// by an earlier one of the same batch is then simply gone.
+    /// by an earlier one of the same batch is then simply gone. A handle
+    /// may be a tombstone's; `take` answers `None` for it.
     pub(crate) fn collect_due(&mut self, now: Instant, due: &mut Vec<TimeoutHandle>) {
         let now_ns = self.nanos(now);
         let now_ms = now_ns / NANOS_PER_MS;
@@ -306,14 +307,12 @@ impl Timers {
             }
             self.soon.pop();
             self.entries -= 1;
-            if self.is_live(&e) {
-                due.push(TimeoutHandle {
-                    key: e.key,
-                    seq: e.seq,
-                });
-            } else {
-                self.cancelled = self.cancelled.saturating_sub(1);
-            }
+            // Tombstones too: [`Timers::take`] tells them apart, with the
+            // one look at their slot that firing needs anyway.
+            due.push(TimeoutHandle {
+                key: e.key,
+                seq: e.seq,
+            });
         }
     }
 
@@ -321,17 +320,25 @@ impl Timers {
     /// if an entry came since it last was.
     fn sort_soon(&mut self) {
         if !self.soon_sorted {
-            self.soon
-                .sort_unstable_by_key(|e| std::cmp::Reverse((e.deadline, e.seq)));
+            // One 128-bit key compares as the (deadline, seq) pair does,
+            // in one comparison instead of two.
+            self.soon.sort_unstable_by_key(|e| {
+                std::cmp::Reverse((u128::from(e.deadline) << 64) | u128::from(e.seq))
+            });
             self.soon_sorted = true;
         }
     }
 
-    /// Takes the action of a due timer, unless it was cancelled meanwhile.
+    /// Takes the action of a due timer, unless it was cancelled (before
+    /// it came due, or by an earlier timer of its batch): then its
+    /// tombstone, already out of the wheel, is no longer counted.
     pub(crate) fn take(&mut self, handle: TimeoutHandle) -> Option<TimerAction> {
         match self.slots.get(handle.key as usize) {
             Some(s) if s.seq == handle.seq => Some(self.slots.remove(handle.key as usize).action),
-            _ => None,
+            _ => {
+                self.cancelled = self.cancelled.saturating_sub(1);
+                None
+            }
         }
     }
 
@@ -402,10 +409,29 @@ mod tests {
     fn fire_all(t: &mut Timers, now: Instant) -> Vec<TimeoutHandle> {
         let mut due = Vec::new();
         t.collect_due(now, &mut due);
-        for h in &due {
-            assert!(t.take(*h).is_some());
-        }
+        due.retain(|h| t.take(*h).is_some());
         due
+    }
+
+    #[test]
+    fn a_timer_cancelled_before_its_deadline_neither_fires_nor_stays_counted() {
+        let mut t = Timers::new();
+        let at = Instant::now() + Duration::from_millis(2);
+        let handles: Vec<_> = (0..10).map(|_| t.insert(at, noop())).collect();
+        for h in handles.iter().step_by(2) {
+            assert!(t.cancel(*h).is_some());
+        }
+        let fired = fire_all(&mut t, at);
+        assert_eq!(
+            fired,
+            handles
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .copied()
+                .collect::<Vec<_>>()
+        );
+        assert_eq!((t.entries(), t.cancelled), (0, 0));
     }
 
     #[test]

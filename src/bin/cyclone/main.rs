@@ -6,6 +6,7 @@
 
 mod access_log;
 mod fetch;
+mod logging;
 
 use std::fmt;
 use std::io;
@@ -141,7 +142,7 @@ fn main() -> ExitCode {
         eprintln!("cyclone: --access-log {}: {e}", args.access_log);
         return ExitCode::from(EXIT_USAGE);
     }
-    init_logging(filter, &args.access_log);
+    logging::init(filter, &args.access_log);
     let result = run(args);
     access_log::finish();
     match result {
@@ -151,47 +152,6 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
-}
-
-/// Logging: the access lines (`cyclone::access`) through the buffered
-/// access log to `--access-log`'s destination (or nowhere), everything
-/// else straight to stdout; `--log-level`/`RUST_LOG` filter both.
-fn init_logging(filter: tracing_subscriber::EnvFilter, access: &access_log::Destination) {
-    use tracing_subscriber::filter::filter_fn;
-    use tracing_subscriber::prelude::*;
-    const ACCESS: &str = "cyclone::access";
-    // Colours only for a terminal: a log file or pipe gets plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let access_ansi = ansi && *access == access_log::Destination::Stdout;
-    // Sharing stdout with the access log, the other lines go through its
-    // writer thread too (in order with the access lines, and the loop
-    // never waits on stdout's lock); otherwise straight to stdout.
-    let writer = if *access == access_log::Destination::Stdout {
-        tracing_subscriber::fmt::writer::BoxMakeWriter::new(access_log::Buffered { at_once: true })
-    } else {
-        tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout)
-    };
-    let others = tracing_subscriber::fmt::layer()
-        .with_ansi(ansi)
-        .with_writer(writer)
-        .with_filter(filter_fn(|m| m.target() != ACCESS));
-    let on = *access != access_log::Destination::Off;
-    // In colour on a terminal, the access lines go through `fmt`'s own
-    // formatter (a person reads them); plain, through the cheap one.
-    let coloured = (on && access_ansi).then(|| {
-        tracing_subscriber::fmt::layer()
-            .with_ansi(true)
-            .with_writer(access_log::Buffered { at_once: false })
-            .with_filter(filter_fn(|m| m.target() == ACCESS))
-    });
-    let plain = (on && !access_ansi)
-        .then(|| access_log::Lines.with_filter(filter_fn(|m| m.target() == ACCESS)));
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(others)
-        .with(coloured)
-        .with(plain)
-        .init();
 }
 
 /// Why `cyclone` stopped: each start-up error names its subject (the
