@@ -204,18 +204,16 @@ ngx_ka=${R[nginx,ka_cpu]}; ngx_pl=${R[nginx,pl_cpu]}
     echo "| $name | ${R[$name,ka_rps]} | ${R[$name,p50]} | ${R[$name,p99]} | ${R[$name,ka_cpu]} | $(ratio "${R[$name,ka_cpu]}" "$ngx_ka") | ${R[$name,ka_usr]} / ${R[$name,ka_sys]} | ${R[$name,pl_rps]} | ${R[$name,pl_cpu]} | $(ratio "${R[$name,pl_cpu]}" "$ngx_pl") | ${R[$name,pl_usr]} / ${R[$name,pl_sys]} | ${R[$name,sc_ka]} | ${R[$name,sc_pl]} | ${R[$name,strace]} | ${R[$name,rss]} |"
   done
   echo
-  echo "Ratios of Cyclone against the targets (from this run):"
+  echo "Ratios against the request path's targets (from this run; per server CPU-second):"
   echo
-  echo "- keep-alive per CPU-s: $(ratio "${R[cyclone,ka_cpu]}" "$ngx_ka") nginx, $(ratio "${R[cyclone,ka_cpu]}" "${R[may_minihttp,ka_cpu]}") may_minihttp, $(ratio "${R[cyclone,ka_cpu]}" "${R[tornado,ka_cpu]}") Tornado (targets 1.2x, 1.2x, 20x); p99 ${R[cyclone,p99]} ms vs nginx ${R[nginx,p99]} ms"
-  echo "- pipelined per CPU-s: $(ratio "${R[cyclone,pl_cpu]}" "${R[may_minihttp,pl_cpu]}") may_minihttp (target 1.2x); requests/s $(ratio "${R[cyclone,pl_rps]}" "${R[may_minihttp,pl_rps]}")"
   h='cyclone (http1 only)'
   a='cyclone (access log on)'
-  echo "- the access log's price: \`cyclone serve\` as a user starts it (access lines to stdout, here a file) against \`--log-level warn\`: keep-alive $(ratio "${R[$a,ka_cpu]}" "${R[cyclone,ka_cpu]}"), pipelined $(ratio "${R[$a,pl_cpu]}" "${R[cyclone,pl_cpu]}") per CPU-s (target 0.95x)"
-  echo "- the HTTP layer alone (no web framework, as the peers): keep-alive per CPU-s $(ratio "${R[$h,ka_cpu]}" "$ngx_ka") nginx, $(ratio "${R[$h,ka_cpu]}" "${R[may_minihttp,ka_cpu]}") may_minihttp; pipelined $(ratio "${R[$h,pl_cpu]}" "${R[may_minihttp,pl_cpu]}") may_minihttp"
-  echo "- syscalls per request: ${R[cyclone,sc_ka]} keep-alive (target <= 2.0), ${R[cyclone,sc_pl]} pipelined (target <= 0.1)"
-  echo "- RSS per idle keep-alive connection: ${R[cyclone,rss]} KiB (target <= 1)"
   u='cyclone (uring)'
-  echo "- on the io_uring backend (\`--poller uring\`: writes sent by the loop with its next wait): syscalls per request ${R[$u,sc_ka]} keep-alive (target <= 2.0), ${R[$u,sc_pl]} pipelined (target <= 0.1); keep-alive per CPU-s $(ratio "${R[$u,ka_cpu]}" "$ngx_ka") nginx, $(ratio "${R[$u,ka_cpu]}" "${R[may_minihttp,ka_cpu]}") may_minihttp; pipelined $(ratio "${R[$u,pl_cpu]}" "${R[may_minihttp,pl_cpu]}") may_minihttp; RSS per idle connection ${R[$u,rss]} KiB"
+  echo "- pipelined x16: the HTTP layer $(ratio "${R[$h,pl_cpu]}" "${R[may_minihttp,pl_cpu]}") may_minihttp (target 1.0x); the web layer $(ratio "${R[cyclone,pl_cpu]}" "${R[$h,pl_cpu]}") the HTTP layer (target 0.85x). User-space µs per request: HTTP layer ${R[$h,pl_usr]}, web layer ${R[cyclone,pl_usr]}, may_minihttp ${R[may_minihttp,pl_usr]}; kernel: ${R[$h,pl_sys]}, ${R[cyclone,pl_sys]}, ${R[may_minihttp,pl_sys]}"
+  echo "- keep-alive: the HTTP layer $(ratio "${R[$h,ka_cpu]}" "$ngx_ka") nginx, the web layer $(ratio "${R[cyclone,ka_cpu]}" "$ngx_ka") nginx (target 1.0x); p99 ${R[$h,p99]} ms (HTTP layer), ${R[cyclone,p99]} ms (web layer) vs nginx ${R[nginx,p99]} ms; Tornado $(ratio "${R[cyclone,ka_cpu]}" "${R[tornado,ka_cpu]}")"
+  echo "- the access log's price: \`cyclone serve\` as a user starts it (access lines to stdout, here a file) against \`--log-level warn\`: keep-alive $(ratio "${R[$a,ka_cpu]}" "${R[cyclone,ka_cpu]}"), pipelined $(ratio "${R[$a,pl_cpu]}" "${R[cyclone,pl_cpu]}") (target 0.95x)"
+  echo "- RSS per idle keep-alive connection: ${R[cyclone,rss]} KiB (web layer), ${R[$h,rss]} KiB (HTTP layer); nginx ${R[nginx,rss]} KiB (target 0.5)"
+  echo "- syscalls per request: ${R[cyclone,sc_ka]} keep-alive, ${R[cyclone,sc_pl]} pipelined; on io_uring (\`--poller uring\`: writes sent by the loop with its next wait) ${R[$u,sc_ka]} and ${R[$u,sc_pl]}, keep-alive per CPU-s $(ratio "${R[$u,ka_cpu]}" "${R[cyclone,ka_cpu]}") epoll's, pipelined $(ratio "${R[$u,pl_cpu]}" "${R[cyclone,pl_cpu]}")"
   echo
   echo "## Multi-core (wrk -t1 -c64 on CPU 1, the server on CPUs 0-1)"
   echo
