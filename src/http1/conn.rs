@@ -25,7 +25,7 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{Method, StatusCode, Version};
 
 use super::decode::{self, BODY_PIECE};
@@ -33,6 +33,7 @@ use super::delegate_driver::serve_with_delegate;
 use super::encode::Persist;
 use super::error::RequestError;
 use super::framing::BodyKind;
+use super::head_scan::HeadScan;
 use super::io::{Io, Stop};
 use super::message::Response;
 use super::request::{Started, start_request};
@@ -372,17 +373,38 @@ impl Connection {
     /// The rest of a head that has not all arrived: pending responses go
     /// first (a finished response must not wait for the client's next
     /// request), then the whole head must arrive within `header_timeout`.
+    ///
+    /// What has arrived is scanned as it lands ([`HeadScan`]): a head whose
+    /// blank line is a bare LF, or bytes that cannot begin a request, are
+    /// answered at once, not when the header timeout runs out.
     async fn read_head(&mut self) -> Result<Bytes, Stop> {
         self.io.flush().await?;
         let shared = self.io.shared.clone();
         let cfg = &shared.config;
         let stream = self.io.stream.clone();
-        let head_read = stream.try_read_until(b"\r\n\r\n", cfg.max_header_size);
+        let mut scan = HeadScan::new(cfg.max_header_size);
+        let head_read =
+            stream.read_with(|buf: &mut BytesMut| scan.decode(buf).map_err(HeadRead::Refused));
         match self.io.timer.within(cfg.header_timeout, head_read).await {
             Ok(Ok(head)) => Ok(head),
-            Ok(Err(e)) => Err(head_error(e)),
+            Ok(Err(HeadRead::Refused(e))) => Err(e.into()),
+            Ok(Err(HeadRead::Stream(e))) => Err(head_error(e)),
             Err(_) => Err(Stop::Respond(StatusCode::REQUEST_TIMEOUT, "")),
         }
+    }
+}
+
+/// Why a head that arrived in pieces was not read.
+enum HeadRead {
+    /// Its bytes are refused.
+    Refused(RequestError),
+    /// The stream failed or closed.
+    Stream(StreamError),
+}
+
+impl From<StreamError> for HeadRead {
+    fn from(e: StreamError) -> HeadRead {
+        HeadRead::Stream(e)
     }
 }
 

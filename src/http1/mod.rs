@@ -22,6 +22,7 @@ mod delegate_driver;
 pub(crate) mod encode;
 mod error;
 pub(crate) mod framing;
+mod head_scan;
 mod io;
 mod message;
 pub(crate) mod parse;

@@ -45,7 +45,78 @@ pub struct Seen {
 /// Parses a complete head (`head` ends with the blank line). At most
 /// `max_headers` header lines are accepted. Header values share `head`'s
 /// buffer (no copy, no allocation per value).
+///
+/// A request line naming `HTTP/1.2` to `HTTP/1.9` is read as HTTP/1.1
+/// (RFC 9110 §2.5: a later minor version of the same major version is
+/// processed as the highest one the recipient implements); other versions
+/// are [`RequestError::Version`] (505), and a request line that is not
+/// three parts separated by single spaces is malformed (400), a space in
+/// the target included.
 pub fn parse_head(head: Bytes, max_headers: usize) -> Result<RequestHead, RequestError> {
+    match parse_exact(head.clone(), max_headers) {
+        Err(RequestError::Version) => match version_of(&head) {
+            LineVersion::Later1x(at) => {
+                // Rare: parsed again from a copy that says 1.1.
+                let mut copy = head.to_vec();
+                copy[at] = b'1';
+                parse_exact(Bytes::from(copy), max_headers)
+            }
+            LineVersion::Other => Err(RequestError::Version),
+            LineVersion::Malformed => Err(RequestError::Malformed("invalid request line")),
+        },
+        other => other,
+    }
+}
+
+/// What the version of a request line httparse refused is.
+#[derive(Debug, PartialEq, Eq)]
+enum LineVersion {
+    /// `HTTP/1.x`, x from 2 to 9: the offset of x in the head.
+    Later1x(usize),
+    /// `HTTP/d.d` of another major version (`HTTP/2.0`, `HTTP/0.9`).
+    Other,
+    /// Not `method SP target SP HTTP/d.d`.
+    Malformed,
+}
+
+/// Reads the request line's version by RFC 9112 §3's grammar.
+fn version_of(head: &[u8]) -> LineVersion {
+    // Empty lines before the request line are allowed (RFC 9112 §2.2).
+    let start = head
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(head.len());
+    let rest = &head[start..];
+    let line = match rest.iter().position(|&b| b == b'\n') {
+        Some(end) => rest[..end].strip_suffix(b"\r").unwrap_or(&rest[..end]),
+        None => return LineVersion::Malformed,
+    };
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return LineVersion::Malformed;
+    };
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if !method.is_empty()
+                && !target.is_empty()
+                && major.is_ascii_digit()
+                && minor.is_ascii_digit() =>
+        {
+            if *major == b'1' && *minor >= b'2' {
+                // The minor digit is the line's last byte.
+                LineVersion::Later1x(start + line.len() - 1)
+            } else {
+                LineVersion::Other
+            }
+        }
+        _ => LineVersion::Malformed,
+    }
+}
+
+/// [`parse_head`] without the version's second look.
+fn parse_exact(head: Bytes, max_headers: usize) -> Result<RequestHead, RequestError> {
     // RFC 9112 §2.2 lets a recipient accept a bare LF as a line end;
     // refusing it closes a smuggling door: a bare-LF blank line would end
     // the head early for httparse but not for a proxy in front (or vice
@@ -93,6 +164,14 @@ pub fn parse_head(head: Bytes, max_headers: usize) -> Result<RequestHead, Reques
     // commonest one of all is a constant (no reference count to touch).
     let uri = match req.path {
         Some("/") => Uri::from_static("/"),
+        // RFC 3986 §2: a URI is ASCII; httparse and `Uri` let UTF-8
+        // through, which would route a target a proxy in front may read
+        // (or percent-encode) differently.
+        Some(p) if !p.is_ascii() => {
+            return Err(RequestError::Malformed(
+                "non-ASCII byte in the request target",
+            ));
+        }
         Some(p) => Uri::from_maybe_shared(head.slice_ref(p.as_bytes()))
             .map_err(|_| RequestError::Malformed("invalid request target"))?,
         None => return Err(RequestError::Malformed("invalid request target")),
@@ -108,6 +187,9 @@ pub fn parse_head(head: Bytes, max_headers: usize) -> Result<RequestHead, Reques
             .map_err(|_| RequestError::Malformed("invalid header value"))?;
         // Standard names compare as enum values: cheap next to a lookup.
         if name == header::HOST {
+            if !valid_host(value.as_bytes()) {
+                return Err(RequestError::Malformed("invalid Host header"));
+            }
             hosts += 1;
         } else if name == header::CONNECTION {
             seen.connection = true;
@@ -130,6 +212,62 @@ pub fn parse_head(head: Bytes, max_headers: usize) -> Result<RequestHead, Reques
         headers,
         seen,
     })
+}
+
+/// Whether `host` is a Host value by RFC 9112 §3.2 and RFC 3986 §3.2.2:
+/// `uri-host [ ":" port ]`, the host a registered name or IPv4 address
+/// (unreserved characters, percent-escapes, sub-delims) or a bracketed
+/// IP literal, the port digits only. No whitespace, no userinfo (`@`),
+/// no path. Empty is allowed: it is what a client sends when the target
+/// has no authority.
+pub(crate) fn valid_host(host: &[u8]) -> bool {
+    let (name, port) = if let Some(literal) = host.strip_prefix(b"[") {
+        let Some(end) = literal.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let inside = &literal[..end];
+        if inside.is_empty()
+            || !inside
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return false;
+        }
+        match &literal[end + 1..] {
+            [] => return true,
+            [b':', port @ ..] => (&[][..], port),
+            _ => return false,
+        }
+    } else {
+        match host.iter().rposition(|&b| b == b':') {
+            Some(colon) => (&host[..colon], &host[colon + 1..]),
+            None => (host, &[][..]),
+        }
+    };
+    port.iter().all(u8::is_ascii_digit) && reg_name(name)
+}
+
+/// RFC 3986's reg-name (which also covers IPv4 addresses).
+fn reg_name(name: &[u8]) -> bool {
+    let mut i = 0;
+    while i < name.len() {
+        match name[i] {
+            b'%' => {
+                let escape = name.get(i + 1..i + 3);
+                if !escape.is_some_and(|e| e.iter().all(u8::is_ascii_hexdigit)) {
+                    return false;
+                }
+                i += 3;
+                continue;
+            }
+            b if b.is_ascii_alphanumeric() => {}
+            b'-' | b'.' | b'_' | b'~' => {}
+            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' => {}
+            _ => return false,
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Whether a `\n` is not preceded by `\r`. A fold without an early exit:

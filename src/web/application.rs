@@ -148,7 +148,10 @@ impl Application {
 
     /// Routes `pattern` to an async function (or closure) of [`Request`]
     /// returning a [`Response`], a `Result<Response, HttpError>`, an
-    /// [`HttpError`] or text.
+    /// [`HttpError`] or text. The function gets every method the web
+    /// layer serves (GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS; it
+    /// looks at [`Request::method`](crate::http1::Request::method) to tell
+    /// them apart); any other method is answered 501 before routing.
     ///
     /// # Panics
     /// If `pattern` is not a valid regular expression.
@@ -371,6 +374,11 @@ fn dispatch(app: &Shared, req: http1::Request) -> BoxedResponse {
         };
         Box::pin(std::future::ready(resp))
     };
+    if !known_method(&req.method) {
+        // An extension method (`get` included: methods are case-sensitive)
+        // never reaches a route as if it were one the route expects.
+        return refused(HttpError::new(StatusCode::NOT_IMPLEMENTED), &mut pending);
+    }
     let (ep, args, kwargs) = match app.router.find(&req) {
         Some(found) => found,
         None => match &app.default {
@@ -399,6 +407,22 @@ fn dispatch(app: &Shared, req: http1::Request) -> BoxedResponse {
             Box::pin(std::future::ready(resp))
         }
     }
+}
+
+/// The methods the web layer serves: RFC 9110's, less CONNECT and TRACE
+/// (a proxy's and a loop-back's, which no route answers); any other is
+/// 501 Not Implemented (RFC 9110 §15.6.2), before routing.
+fn known_method(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET
+            | Method::HEAD
+            | Method::POST
+            | Method::PUT
+            | Method::DELETE
+            | Method::PATCH
+            | Method::OPTIONS
+    )
 }
 
 /// Turns errors and panics into pages, adds the ETag / 304 and
