@@ -11,7 +11,10 @@
 # checks (bounds, overflow with debug assertions) stand in for
 # AddressSanitizer: the code under test has no unsafe of its own.
 # Crashes are written to fuzz/artifacts/TARGET/, the corpus grows in
-# fuzz/corpus/TARGET/ (both ignored by git).
+# fuzz/corpus/TARGET/ (both ignored by git); the run starts from the
+# checked-in fuzz/seeds/TARGET/ and fuzz/regressions/TARGET/ (a finding,
+# once fixed, is kept there: `cargo test --test fuzz_seeds` replays both
+# on every test run).
 set -euo pipefail
 cd "$(dirname "$0")"
 target="${1:?usage: fuzz/run.sh TARGET [SECONDS]}"
@@ -27,5 +30,9 @@ export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module \
 triple=$(rustc -vV | sed -n 's/^host: //p')
 cargo build --release --quiet --target "$triple" --bin "$target"
 mkdir -p "corpus/$target" "artifacts/$target"
+# The checked-in seeds (and the inputs of past findings) start the run;
+# what it finds new goes to corpus/ only.
+dirs=("corpus/$target")
+for d in "seeds/$target" "regressions/$target"; do [ -d "$d" ] && dirs+=("$d"); done
 exec "target/$triple/release/$target" -max_total_time="$seconds" \
-  -artifact_prefix="artifacts/$target/" "corpus/$target"
+  -artifact_prefix="artifacts/$target/" "${dirs[@]}"

@@ -104,3 +104,242 @@ fn decode_response(data: &[u8], piece: usize, head_request: bool) -> Decoded {
         rest = &rest[n..];
     }
 }
+
+/// The request-head parser on `data`: a head it accepts must be one RFC
+/// 9112's grammar allows ([`head_grammar_allows`], a plain reading of
+/// §2-§5 written apart from the parser), so nothing the grammar refuses,
+/// a smuggling vector first of all, ever reaches a handler. (The parser
+/// may refuse more than the grammar does: limits, Host's own grammar.)
+pub fn request_head_within_grammar(data: &[u8]) {
+    if let Ok(head) = parse_head(bytes::Bytes::copy_from_slice(data), 100) {
+        assert!(
+            head_grammar_allows(data),
+            "accepted outside the grammar: {:?}",
+            String::from_utf8_lossy(data)
+        );
+        let _ = body_kind(&head.headers);
+    }
+}
+
+/// RFC 9112's request head, read line by line: empty lines first are
+/// allowed; `method SP target SP HTTP/1.d CRLF`; field lines `name ":"
+/// OWS value OWS CRLF`; a final CRLF, nothing after it. Names and methods
+/// are tokens, the target visible ASCII, values visible ASCII, obs-text,
+/// SP and HTAB; every line end is CRLF.
+pub fn head_grammar_allows(data: &[u8]) -> bool {
+    let mut rest = data;
+    while let Some(r) = rest.strip_prefix(b"\r\n") {
+        rest = r;
+    }
+    let mut lines = Vec::new();
+    loop {
+        let Some(end) = rest.windows(2).position(|w| w == b"\r\n") else {
+            return false;
+        };
+        let line = &rest[..end];
+        rest = &rest[end + 2..];
+        if line.is_empty() {
+            break;
+        }
+        lines.push(line);
+    }
+    if !rest.is_empty() || lines.is_empty() || lines.iter().any(|l| l.contains(&b'\n')) {
+        return false;
+    }
+    let tchar = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    let mut parts = lines[0].split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let version_ok =
+        matches!(version, [b'H', b'T', b'T', b'P', b'/', b'1', b'.', d] if d.is_ascii_digit());
+    if method.is_empty() || !method.iter().all(tchar) || target.is_empty() || !version_ok {
+        return false;
+    }
+    if !target.iter().all(|b| (0x21..0x7f).contains(b)) {
+        return false;
+    }
+    lines[1..].iter().all(|line| {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            return false;
+        };
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        !name.is_empty()
+            && name.iter().all(tchar)
+            && value
+                .iter()
+                .all(|&b| b == b'\t' || b == b' ' || (0x21..0x7f).contains(&b) || b >= 0x80)
+    })
+}
+
+/// A body sent in the pieces `data` describes (each piece's length from
+/// one byte, then its bytes) with the HTTP layer's chunked framing
+/// ([`chunk_size_line`]), then read back by the HTTP client's decoder in
+/// pieces of `read` bytes: the body must come back whole and unchanged,
+/// however it was cut.
+pub fn chunked_round_trip(data: &[u8], read: usize) {
+    use crate::http1::encode::{CHUNKED_END, chunk_size_line};
+    let mut wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut sent = Vec::new();
+    let mut rest = data;
+    while let Some((&n, r)) = rest.split_first() {
+        let piece = &r[..usize::from(n).min(r.len())];
+        rest = &r[piece.len()..];
+        if piece.is_empty() {
+            continue; // an empty chunk would be the last one
+        }
+        wire.extend_from_slice(&chunk_size_line(piece.len()));
+        wire.extend_from_slice(piece);
+        wire.extend_from_slice(b"\r\n");
+        sent.extend_from_slice(piece);
+    }
+    wire.extend_from_slice(CHUNKED_END);
+    let got = decode_response(&wire, read.max(1), false);
+    assert_eq!(got, Ok((Some(200), sent, Vec::new(), true)));
+}
+
+/// The multipart parser on `data` as a body (no panic, whatever it is),
+/// then on a body built from `data`'s bytes as files and fields with a
+/// boundary they do not contain: what it parses must be what was built.
+pub fn multipart_round_trip(data: &[u8]) {
+    use crate::web::multipart::parse;
+    let body = bytes::Bytes::copy_from_slice(data);
+    let _ = parse(&body, "b");
+    // Parts of up to 64 bytes each; even ones are files, odd ones fields
+    // (fields hold text: their bytes are made ASCII).
+    let parts: Vec<Vec<u8>> = data.chunks(64).map(<[u8]>::to_vec).collect();
+    let mut boundary = String::from("cyclone");
+    while parts.iter().any(|p| contains(p, boundary.as_bytes())) {
+        boundary.push('x');
+    }
+    let mut built = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        built.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        if i % 2 == 0 {
+            built.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"f{i}\"; filename=\"p{i}.bin\"\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            built.extend_from_slice(p);
+        } else {
+            built.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"t{i}\"\r\n\r\n").as_bytes(),
+            );
+            built.extend(p.iter().map(|b| b'a' + b % 26));
+        }
+        built.extend_from_slice(b"\r\n");
+    }
+    built.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let (fields, files) =
+        parse(&bytes::Bytes::from(built), &boundary).expect("a body built by the rules parses");
+    assert_eq!(fields.len() + files.len(), parts.len());
+    for (file, (i, p)) in files.iter().zip(parts.iter().enumerate().step_by(2)) {
+        assert_eq!(
+            (file.name.as_str(), &file.body[..]),
+            (format!("f{i}").as_str(), &p[..])
+        );
+    }
+    for ((name, value), (i, p)) in fields
+        .iter()
+        .zip(parts.iter().enumerate().skip(1).step_by(2))
+    {
+        let text: String = p.iter().map(|b| char::from(b'a' + b % 26)).collect();
+        assert_eq!(
+            (name.as_str(), value.as_str()),
+            (format!("t{i}").as_str(), text.as_str())
+        );
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(haystack, needle).is_some()
+}
+
+/// Cookies on `data`: the `Cookie` header split never panics and yields
+/// only names without `;` or `=` and surrounding space; a value signed
+/// with [`sign_value`](crate::web::cookies::sign_value) verifies to
+/// itself, and not once any byte of it is changed.
+pub fn cookies_hold(data: &[u8]) {
+    use crate::web::cookies::{parse_cookie_header, sign_value, verify_value};
+    let text = String::from_utf8_lossy(data);
+    for (name, _) in parse_cookie_header(std::iter::once(&*text)) {
+        assert!(
+            !name.is_empty() && !name.contains(';') && !name.contains('='),
+            "{name:?}"
+        );
+        assert_eq!(name.trim(), name);
+    }
+    let day = std::time::Duration::from_secs(86_400);
+    let signed = sign_value(b"secret", "c", data);
+    assert_eq!(
+        verify_value(b"secret", "c", &signed, day).as_deref(),
+        Some(data)
+    );
+    if let Some((&flip, _)) = data.split_first() {
+        let mut tampered = signed.into_bytes();
+        let at = usize::from(flip) % tampered.len();
+        tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+        if let Ok(t) = String::from_utf8(tampered) {
+            assert_eq!(verify_value(b"secret", "c", &t, day), None, "{t:?}");
+        }
+    }
+}
+
+/// Percent-encoding on `data`: decoding never panics, and any text
+/// encoded as a path part decodes back to itself.
+pub fn percent_round_trip(data: &[u8]) {
+    use crate::web::url::{encode_path_part, percent_decode};
+    let text = String::from_utf8_lossy(data);
+    let _ = percent_decode(&text);
+    assert_eq!(percent_decode(&encode_path_part(&text)), text);
+}
+
+/// The static-file resolver on `data` as a request path, under a root
+/// made once per process (a file, a directory, and a symlink that leads
+/// out of the root): whatever it resolves lies inside the root.
+pub fn static_path_stays_inside(data: &[u8]) {
+    static ROOT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let root = ROOT.get_or_init(|| {
+        let root = std::env::temp_dir().join(format!("cyclone-fuzz-root-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("dir")).expect("the fuzz root");
+        std::fs::write(root.join("dir/file.txt"), b"x").expect("a file");
+        let _ = std::os::unix::fs::symlink("/etc", root.join("out"));
+        root.canonicalize().expect("the fuzz root")
+    });
+    let rel = String::from_utf8_lossy(data);
+    if let Ok(path) =
+        crate::web::static_files::resolve(root, &crate::web::url::percent_decode(&rel))
+    {
+        assert!(
+            path.starts_with(root),
+            "{rel:?} resolved to {}",
+            path.display()
+        );
+    }
+}
+
+/// The chunk-size line parser on `data`: a size it accepts is the hex
+/// number before any `;` (less the blanks allowed there), and every size
+/// the encoder writes ([`chunk_size_line`](crate::http1::encode::chunk_size_line),
+/// here for `data`'s first eight bytes as a number) parses back to itself.
+pub fn chunk_size_agrees(data: &[u8]) {
+    if let Ok(n) = parse_chunk_size(data) {
+        let digits = data.split(|&b| b == b';').next().unwrap_or_default();
+        let digits = std::str::from_utf8(digits).expect("accepted digits are ASCII");
+        let digits = digits.trim_end_matches([' ', '\t']);
+        assert_eq!(u64::from_str_radix(digits, 16).ok(), Some(n), "{data:?}");
+    }
+    let mut eight = [0u8; 8];
+    let k = data.len().min(8);
+    eight[..k].copy_from_slice(&data[..k]);
+    let n = u64::from_le_bytes(eight) as usize;
+    let line = crate::http1::encode::chunk_size_line(n);
+    let line = line
+        .strip_suffix(b"\r\n")
+        .expect("a size line ends with CRLF");
+    assert_eq!(parse_chunk_size(line).ok(), Some(n as u64));
+}

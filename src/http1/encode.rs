@@ -176,6 +176,15 @@ pub fn encode_head(
     out.extend_from_slice(b"\r\n");
 }
 
+/// The last chunk of a chunked body, with no trailers.
+pub const CHUNKED_END: &[u8] = b"0\r\n\r\n";
+
+/// The size line that starts a chunk of `len` bytes (RFC 9112 §7.1):
+/// the length in hex, then CRLF; the chunk's data and its own CRLF follow.
+pub fn chunk_size_line(len: usize) -> bytes::Bytes {
+    bytes::Bytes::from(format!("{len:x}\r\n"))
+}
+
 /// Appends `resp` (head and, unless `method`/status forbid it, body).
 pub fn encode_response(
     out: &mut BytesMut,

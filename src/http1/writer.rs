@@ -6,7 +6,7 @@ use std::rc::Rc;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Method, StatusCode, Version};
 
-use super::encode::{HeadFraming, Persist, encode_head, has_body};
+use super::encode::{CHUNKED_END, HeadFraming, Persist, chunk_size_line, encode_head, has_body};
 use crate::iostream::{IOStream, StreamError};
 
 /// How far a response written through a [`ResponseWriter`] got.
@@ -158,7 +158,7 @@ impl ResponseWriter {
             Framing::UntilClose => vec![head, chunk],
             Framing::Chunked if chunk.is_empty() => vec![head],
             Framing::Chunked => {
-                let size = Bytes::from(format!("{:x}\r\n", chunk.len()));
+                let size = chunk_size_line(chunk.len());
                 vec![head, size, chunk, Bytes::from_static(b"\r\n")]
             }
         };
@@ -174,7 +174,7 @@ impl ResponseWriter {
             .ok_or_else(|| protocol_error("finish before write_head"))?;
         let head = self.pending.split().freeze();
         let tail = match framing {
-            Framing::Chunked => Bytes::from_static(b"0\r\n\r\n"),
+            Framing::Chunked => Bytes::from_static(CHUNKED_END),
             Framing::Length(left) if left > 0 => {
                 self.state.borrow_mut().persist = Persist::Close;
                 return Err(protocol_error("body shorter than its Content-Length"));

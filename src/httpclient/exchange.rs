@@ -16,6 +16,7 @@ use super::decompress::Inflater;
 use super::error::FetchError;
 use super::request::{Body, Kind, OnChunk};
 use super::upload::BodyWriter;
+use crate::http1::encode::CHUNKED_END;
 use crate::iostream::{IOStream, StreamError};
 
 /// How long a request with `Expect: 100-continue` waits for the server's
@@ -268,7 +269,7 @@ async fn send_body(stream: &Rc<IOStream>, body: Body) -> Result<(), Failure> {
                 )))),
                 Some(_) => Ok(()),
                 None => stream
-                    .write(Bytes::from_static(b"0\r\n\r\n"))
+                    .write(Bytes::from_static(CHUNKED_END))
                     .await
                     .map_err(write_failure),
             }

@@ -8,6 +8,7 @@ use std::rc::{Rc, Weak};
 
 use bytes::Bytes;
 
+use crate::http1::encode::chunk_size_line;
 use crate::iostream::IOStream;
 
 /// What a [`Body::producer`](super::Body::producer) writes its body
@@ -78,7 +79,7 @@ impl BodyWriter {
                 stream.write(data).await?;
             }
             None => {
-                let size = Bytes::from(format!("{:x}\r\n", data.len()));
+                let size = chunk_size_line(data.len());
                 let crlf = Bytes::from_static(b"\r\n");
                 stream.write_chunks([size, data, crlf]).await?;
             }

@@ -17,13 +17,13 @@ mod conditional;
 pub mod cookies;
 mod error;
 mod handler;
-mod multipart;
+pub(crate) mod multipart;
 mod request;
 mod response;
 mod router;
 mod settings;
-mod static_files;
-mod url;
+pub(crate) mod static_files;
+pub(crate) mod url;
 mod websocket;
 mod xsrf;
 

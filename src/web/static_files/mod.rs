@@ -5,6 +5,8 @@ mod mime;
 mod range;
 mod source;
 
+pub(crate) use source::resolve;
+
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 

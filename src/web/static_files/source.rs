@@ -106,19 +106,16 @@ impl Source {
     /// `..` is a 403 and a NUL a 400, whichever the source; on disk, so is
     /// a symlink that leads out of the root.
     pub(crate) fn find(&self, rel: &str) -> Result<Found, HttpError> {
-        let segments = segments(rel)?;
         match self {
             Source::Disk(root) => {
-                let mut path = root.clone();
-                path.extend(&segments);
-                let path = inside(root, &path)?;
+                let path = resolve(root, rel)?;
                 if path.is_dir() {
                     return Ok(Found::Dir(Dir::Disk(path)));
                 }
                 open(&path).map(Found::File)
             }
             Source::Embedded(files) => {
-                let key = segments.join("/");
+                let key = segments(rel)?.join("/");
                 if let Some(file) = files.get(&key) {
                     return Ok(Found::File(opened(&key, file)));
                 }
@@ -216,6 +213,15 @@ impl Content {
 
 /// The normal segments of `rel`: `.` and leading slashes dropped, `..`
 /// (already percent-decoded by the router) refused.
+/// What `rel` (already percent-decoded) names under the disk root
+/// `root`, symlinks followed: a path inside the root, or the error to
+/// answer (`..` 403, NUL 400, missing 404, a symlink out of the root 403).
+pub(crate) fn resolve(root: &Path, rel: &str) -> Result<PathBuf, HttpError> {
+    let mut path = root.to_path_buf();
+    path.extend(segments(rel)?);
+    inside(root, &path)
+}
+
 fn segments(rel: &str) -> Result<Vec<&str>, HttpError> {
     if rel.contains('\0') {
         return Err(HttpError::new(StatusCode::BAD_REQUEST));
