@@ -261,6 +261,7 @@ fn help_names_every_option() {
         "--threads",
         "--poller",
         "--log-level",
+        "--max-connections",
     ] {
         assert!(help.contains(opt), "{opt} missing from:\n{help}");
     }
@@ -378,4 +379,31 @@ fn tls_self_signed_serves_https_and_says_where_its_certificate_is() {
     stop(child);
     drop(out);
     std::fs::remove_dir_all(std::path::Path::new(cert).parent().unwrap()).unwrap();
+}
+
+#[test]
+fn max_connections_holds_further_clients_in_the_backlog_until_one_closes() {
+    let (child, addr) = start(&["serve", "--max-connections", "2"]);
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let keep_alive = |c: &mut TcpStream| {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let n = c.read(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut first = TcpStream::connect(&addr).unwrap();
+    let mut second = TcpStream::connect(&addr).unwrap();
+    assert!(keep_alive(&mut first).starts_with("HTTP/1.1 200 "));
+    assert!(keep_alive(&mut second).starts_with("HTTP/1.1 200 "));
+    // A third waits, connected by the kernel but not accepted.
+    let mut third = TcpStream::connect(&addr).unwrap();
+    common::wait_until("the third connection waits in the backlog", || {
+        common::waiting_to_be_accepted(port) == 1
+    });
+    drop(first);
+    assert!(keep_alive(&mut third).starts_with("HTTP/1.1 200 "));
+    drop((second, third));
+    stop(child);
 }

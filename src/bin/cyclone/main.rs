@@ -82,6 +82,10 @@ struct Args {
     /// Run this many thread-per-core loops with SO_REUSEPORT (0: one per CPU).
     #[arg(long)]
     threads: Option<usize>,
+    /// Stop accepting while this many connections are open (per loop);
+    /// new ones wait in the kernel's backlog until one closes.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
     /// Log level: error, warn, info (one access line per request), debug or
     /// trace; RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
@@ -392,13 +396,19 @@ fn site(root: Option<&PathBuf>) -> Result<Application, Failure> {
     Ok(app)
 }
 
-fn demo_server(root: Option<&PathBuf>, tls: Option<TlsConfig>) -> Result<HttpServer, Failure> {
+fn demo_server(
+    root: Option<&PathBuf>,
+    tls: Option<TlsConfig>,
+    max_connections: Option<usize>,
+) -> Result<HttpServer, Failure> {
     let site = site(root)?;
-    Ok(match tls {
+    let server = match tls {
         Some(tls) => site.tls(tls),
         None => site,
     }
-    .into_server())
+    .into_server();
+    server.tcp().set_max_connections(max_connections);
+    Ok(server)
 }
 
 /// Checks `--poller` and `CYCLONE_POLLER` before anything starts.
@@ -507,8 +517,9 @@ fn run(args: Args) -> Result<(), Failure> {
         site(args.root.as_ref())?; // a bad --root fails here, not in every worker
         let root = args.root.clone();
         let workers_tls = tls.clone();
+        let max = args.max_connections;
         let workers = HttpServer::workers(threads, args.port, &args.address, move || {
-            demo_server(root.as_ref(), workers_tls.clone()).expect("checked above")
+            demo_server(root.as_ref(), workers_tls.clone(), max).expect("checked above")
         })
         .map_err(listen_error)?;
         println!(
@@ -518,7 +529,7 @@ fn run(args: Args) -> Result<(), Failure> {
         wait_for_signal()?;
         return Ok(workers.stop()?);
     }
-    let server = demo_server(args.root.as_ref(), tls)?;
+    let server = demo_server(args.root.as_ref(), tls, args.max_connections)?;
     let addrs = server
         .bind(args.port, Some(&args.address))
         .map_err(listen_error)?;
