@@ -176,7 +176,7 @@ pub fn head_grammar_allows(data: &[u8]) -> bool {
 
 /// A body sent in the pieces `data` describes (each piece's length from
 /// one byte, then its bytes) with the HTTP layer's chunked framing
-/// ([`chunk_size_line`]), then read back by the HTTP client's decoder in
+/// (`http1::encode::chunk_size_line`), then read back by the HTTP client's decoder in
 /// pieces of `read` bytes: the body must come back whole and unchanged,
 /// however it was cut.
 pub fn chunked_round_trip(data: &[u8], read: usize) {
@@ -324,7 +324,7 @@ pub fn static_path_stays_inside(data: &[u8]) {
 
 /// The chunk-size line parser on `data`: a size it accepts is the hex
 /// number before any `;` (less the blanks allowed there), and every size
-/// the encoder writes ([`chunk_size_line`](crate::http1::encode::chunk_size_line),
+/// the encoder writes (`http1::encode::chunk_size_line`,
 /// here for `data`'s first eight bytes as a number) parses back to itself.
 pub fn chunk_size_agrees(data: &[u8]) {
     if let Ok(n) = parse_chunk_size(data) {
