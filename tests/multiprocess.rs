@@ -1,16 +1,19 @@
 //! Multi-process servers (`harness = false`: forking needs a process with
 //! one thread, which libtest's harness is not). The test runs itself as a
-//! server child that forks 3 workers; each answers a connection with its
-//! task id and pid. The parent checks every id answers, that a killed
-//! worker is restarted with the same id, and that SIGTERM to the
-//! supervisor stops everything cleanly.
+//! server child that forks 3 workers; each answers every line a
+//! connection sends with its task id and pid. The parent checks every id
+//! answers, that a killed worker is restarted with the same id while the
+//! other workers' connections, kept busy throughout, lose no request, and
+//! that SIGTERM to the supervisor stops everything cleanly.
 
 mod common;
 
-use std::collections::HashMap;
-use std::io::Read;
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use cyclone::{IOLoop, TcpServer};
@@ -22,7 +25,13 @@ const LIMIT: Duration = Duration::from_secs(20);
 fn server() {
     let server = TcpServer::new(|stream, _| async move {
         let id = cyclone::process::task_id().map_or(-1, |i| i as i64);
-        let _ = stream.write(format!("{id} {}", std::process::id())).await;
+        let answer = format!("{id} {}\n", std::process::id());
+        // One answer per line, until the client leaves.
+        while stream.read_until(b"\n", Some(64)).await.is_ok() {
+            if stream.write(answer.clone()).await.is_err() {
+                break;
+            }
+        }
     });
     let addrs = server.bind(0, Some("127.0.0.1"), 128, false).unwrap();
     println!("PORT {}", addrs[0].port());
@@ -34,14 +43,92 @@ fn server() {
     IOLoop::current().start().unwrap();
 }
 
-/// Asks the pool once: (task id, pid).
+/// A connection to one worker, asked as often as wanted.
+struct Conn(BufReader<TcpStream>);
+
+impl Conn {
+    fn open(port: u16) -> Option<Conn> {
+        let c = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        Some(Conn(BufReader::new(c)))
+    }
+
+    /// (task id, pid) of the worker holding this connection.
+    fn ask(&mut self) -> Option<(usize, u32)> {
+        self.0.get_mut().write_all(b"?\n").ok()?;
+        let mut s = String::new();
+        self.0.read_line(&mut s).ok()?;
+        let (id, pid) = s.trim_end().split_once(' ')?;
+        Some((id.parse().ok()?, pid.parse().ok()?))
+    }
+}
+
+/// Asks the pool once, on a new connection: (task id, pid).
 fn ask(port: u16) -> Option<(usize, u32)> {
-    let mut c = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let mut s = String::new();
-    c.read_to_string(&mut s).ok()?;
-    let (id, pid) = s.split_once(' ')?;
-    Some((id.parse().ok()?, pid.parse().ok()?))
+    Conn::open(port)?.ask()
+}
+
+/// Kills one worker while every other worker's connections are asked
+/// without pause from threads of their own: the victim comes back with
+/// its id, and the survivors' connections lose no request.
+fn survivors_lose_nothing(port: u16, pids: &mut HashMap<usize, u32>) -> Result<(), String> {
+    // Connections until at least two workers hold some (which worker
+    // accepts a connection is the kernel's choice).
+    let mut conns: Vec<(Conn, usize)> = Vec::new();
+    for _ in 0..500 {
+        let mut c = Conn::open(port).ok_or("connect")?;
+        let (id, _) = c.ask().ok_or("first answer")?;
+        conns.push((c, id));
+        let workers: HashSet<usize> = conns.iter().map(|(_, id)| *id).collect();
+        if workers.len() >= 2 {
+            break;
+        }
+    }
+    let victim = conns.first().map(|(_, id)| *id).ok_or("no connection")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = Vec::new();
+    for (mut c, id) in conns.into_iter().filter(|(_, id)| *id != victim) {
+        let stop = stop.clone();
+        load.push(std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u64, 0u64);
+            while !stop.load(Ordering::Relaxed) {
+                match c.ask() {
+                    Some((got, _)) if got == id => ok += 1,
+                    _ => failed += 1,
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    if load.is_empty() {
+        return Err("every connection went to one worker".into());
+    }
+    let old = pids[&victim];
+    // SAFETY: kill(2) on a worker this test started.
+    unsafe { libc::kill(old as libc::pid_t, libc::SIGKILL) };
+    let back = ask_until(port, "the killed worker to come back", |id, pid| {
+        let back = id == victim && pid != old;
+        if back {
+            pids.insert(victim, pid); // for the cleanup below
+        }
+        back
+    });
+    stop.store(true, Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, 0);
+    for t in load {
+        let (o, f) = t.join().map_err(|_| "a load thread panicked")?;
+        ok += o;
+        failed += f;
+    }
+    back?;
+    match (ok, failed) {
+        (0, _) => Err("the survivors answered nothing".into()),
+        (_, 0) => Ok(()),
+        (ok, failed) => Err(format!(
+            "{failed} of {} requests on the survivors' connections failed",
+            ok + failed
+        )),
+    }
 }
 
 /// Asks until `done` says so, or fails after LIMIT.
@@ -83,19 +170,11 @@ fn run() -> Vec<(&'static str, Result<(), String>)> {
     });
     results.push(("each_worker_reports_its_task_id", ids_ok.clone()));
 
-    let restarted = ids_ok.and_then(|()| {
-        let old = pids[&1];
-        // SAFETY: kill(2) on a worker this test started.
-        unsafe { libc::kill(old as libc::pid_t, libc::SIGKILL) };
-        ask_until(port, "worker 1 to come back", |id, pid| {
-            let back = id == 1 && pid != old;
-            if back {
-                pids.insert(1, pid); // for the cleanup below
-            }
-            back
-        })
-    });
-    results.push(("killed_worker_is_restarted_with_the_same_id", restarted));
+    let restarted = ids_ok.and_then(|()| survivors_lose_nothing(port, &mut pids));
+    results.push((
+        "a_killed_worker_is_restarted_with_its_id_while_the_others_lose_no_request",
+        restarted,
+    ));
 
     // SAFETY: kill(2) on the supervisor this test started.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
