@@ -273,8 +273,10 @@ impl Connection {
             // its future under CatchUnwind below: a panic in either is a
             // 500. (The boxed future is two words: nothing large is moved
             // again.)
+            let site = self.io.shared.site;
+            crate::ioloop::running_at(site);
             let call = std::panic::catch_unwind(AssertUnwindSafe(|| handler(request)))
-                .map(CatchUnwind::new);
+                .map(|fut| CatchUnwind::at(site, fut));
             (call, method, version, persist, upgrade)
         };
         let answered = match call {

@@ -32,7 +32,11 @@ pub(crate) async fn serve_with_delegate(
 ) -> Result<Persist, Stop> {
     let shared = io.shared.clone();
     let cfg = &shared.config;
-    let guard = |f: &mut dyn FnMut()| std::panic::catch_unwind(AssertUnwindSafe(f)).is_ok();
+    let site = shared.site;
+    let guard = |f: &mut dyn FnMut()| {
+        crate::ioloop::running_at(site);
+        std::panic::catch_unwind(AssertUnwindSafe(f)).is_ok()
+    };
     let mut made = None;
     if !guard(&mut || made = Some(factory())) {
         return Err(Stop::Respond(StatusCode::INTERNAL_SERVER_ERROR, ""));
@@ -60,6 +64,7 @@ pub(crate) async fn serve_with_delegate(
     let mut panicked = false;
     let d = &mut delegate;
     let mut deliver = |piece: Bytes| {
+        crate::ioloop::running_at(site);
         if !panicked
             && std::panic::catch_unwind(AssertUnwindSafe(|| d.data_received(piece))).is_err()
         {

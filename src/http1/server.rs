@@ -39,6 +39,7 @@ pub struct HttpServer {
 
 impl HttpServer {
     /// A server with the default [`HttpConfig`].
+    #[track_caller]
     pub fn new<F, Fut>(handler: F) -> HttpServer
     where
         F: Fn(Request) -> Fut + 'static,
@@ -48,6 +49,7 @@ impl HttpServer {
     }
 
     /// A server with `config`.
+    #[track_caller]
     pub fn with_config<F, Fut>(config: HttpConfig, handler: F) -> HttpServer
     where
         F: Fn(Request) -> Fut + 'static,
@@ -66,6 +68,7 @@ impl HttpServer {
     /// [`with_config`](Self::with_config) for a handler that boxes its
     /// future itself (a framework dispatching to handlers of many types):
     /// the future is used as is, not boxed again.
+    #[track_caller]
     pub fn with_boxed_handler<F>(config: HttpConfig, handler: F) -> HttpServer
     where
         F: Fn(Request) -> Pin<Box<dyn Future<Output = Response>>> + 'static,
@@ -76,6 +79,7 @@ impl HttpServer {
     /// A server that streams: each request gets a fresh delegate from
     /// `factory`, which receives the body in pieces and answers through a
     /// [`ResponseWriter`](super::ResponseWriter); see [`HttpDelegate`].
+    #[track_caller]
     pub fn with_delegate<F, D>(config: HttpConfig, factory: F) -> HttpServer
     where
         F: Fn() -> D + 'static,
@@ -85,11 +89,14 @@ impl HttpServer {
         HttpServer::with_app(config, App::Delegate(factory))
     }
 
+    #[track_caller]
     fn with_app(config: HttpConfig, app: App) -> HttpServer {
         // Never buffer more than one request's worth, even while a
         // long-polling handler only listens for the client's close.
         let max_buffer = config.max_header_size + config.max_body_size + READ_SLACK;
-        let shared = Rc::new(Shared::new(config, app));
+        // The caller's caller, through the public constructors' own
+        // #[track_caller]: the user's line that made the server.
+        let shared = Rc::new(Shared::new(config, app, std::panic::Location::caller()));
         let s = shared.clone();
         let tcp = TcpServer::new(move |stream, peer| {
             let _ = stream.set_nodelay(true);

@@ -44,17 +44,25 @@ pub(crate) struct Shared {
     /// (made once, not copied per response).
     pub(crate) server_name: Rc<str>,
     pub(crate) app: App,
+    /// Where the handler was registered (the server's constructor was
+    /// called), for the blocking warning.
+    pub(crate) site: &'static std::panic::Location<'static>,
     pub(crate) phase: Cell<Phase>,
     /// Connections waiting for their next request, closable at once.
     pub(crate) idle: RefCell<slab::Slab<StreamCloser>>,
 }
 
 impl Shared {
-    pub(crate) fn new(config: HttpConfig, app: App) -> Shared {
+    pub(crate) fn new(
+        config: HttpConfig,
+        app: App,
+        site: &'static std::panic::Location<'static>,
+    ) -> Shared {
         Shared {
             server_name: Rc::from(config.server_name.as_str()),
             config,
             app,
+            site,
             phase: Cell::new(Phase::Serving),
             idle: RefCell::default(),
         }

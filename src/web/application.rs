@@ -3,6 +3,7 @@
 //! (errors and panics as pages, compression and ETags, the access log).
 
 use std::future::Future;
+use std::panic::Location;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Instant;
@@ -32,6 +33,14 @@ const ACCESS: &str = "cyclone::access";
 /// handler's future exists) and returns one boxed future that runs the
 /// handler and then that end.
 type Endpoint = Rc<dyn Fn(Request, &mut Option<Pending>) -> BoxedResponse>;
+
+/// A route's endpoint and where the application's code added it: the
+/// loop's blocking warning names that line when the handler holds the
+/// loop too long.
+struct Target {
+    ep: Endpoint,
+    site: &'static Location<'static>,
+}
 type BoxedResponse = Pin<Box<dyn Future<Output = Response>>>;
 
 /// A web application: an ordered list of routes (the first match wins)
@@ -57,8 +66,8 @@ type BoxedResponse = Pin<Box<dyn Future<Output = Response>>>;
 /// cyclone::IOLoop::current().start().unwrap();
 /// ```
 pub struct Application {
-    router: Router<Endpoint>,
-    default: Option<Endpoint>,
+    router: Router<Target>,
+    default: Option<Target>,
     settings: Settings,
     config: HttpConfig,
 }
@@ -109,6 +118,9 @@ impl<F: Future<Output: IntoResponse>> Future for Finishing<F> {
     type Output = Response;
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Response> {
         let this = self.project();
+        if let Some(site) = this.pending.as_ref().and_then(|p| p.site) {
+            crate::ioloop::running_at(site);
+        }
         let inner = this.inner;
         // `into_response` is user code too: inside the catch.
         let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -141,8 +153,10 @@ impl Application {
         }
     }
 
-    fn add(mut self, name: Option<&str>, pattern: &str, endpoint: Endpoint) -> Application {
-        self.router.add(name, pattern, endpoint);
+    #[track_caller]
+    fn add(mut self, name: Option<&str>, pattern: &str, ep: Endpoint) -> Application {
+        let site = Location::caller();
+        self.router.add(name, pattern, Target { ep, site });
         self
     }
 
@@ -155,6 +169,7 @@ impl Application {
     ///
     /// # Panics
     /// If `pattern` is not a valid regular expression.
+    #[track_caller]
     pub fn route<F, Fut, R>(self, pattern: &str, f: F) -> Application
     where
         F: Fn(Request) -> Fut + 'static,
@@ -165,6 +180,7 @@ impl Application {
     }
 
     /// [`route`](Self::route) with a name for [`reverse_url`](Self::reverse_url).
+    #[track_caller]
     pub fn named_route<F, Fut, R>(self, name: &str, pattern: &str, f: F) -> Application
     where
         F: Fn(Request) -> Fut + 'static,
@@ -176,6 +192,7 @@ impl Application {
 
     /// Routes `pattern` to a [`RequestHandler`]; `factory` makes a fresh
     /// handler for each request.
+    #[track_caller]
     pub fn handler<H, F>(self, pattern: &str, factory: F) -> Application
     where
         H: RequestHandler,
@@ -190,6 +207,7 @@ impl Application {
     /// fresh handler from `factory` (see [`WebSocketHandler`]). A request
     /// that is not a valid handshake is refused (400, or 426 for a wrong
     /// version), a cross-origin one by `check_origin` (403).
+    #[track_caller]
     pub fn websocket<H, F>(self, pattern: &str, factory: F) -> Application
     where
         H: WebSocketHandler,
@@ -202,6 +220,7 @@ impl Application {
 
     /// Serves the files of `handler` (a directory, or files compiled into
     /// the binary) at `prefix` (`"/static/"`): see [`StaticFileHandler`].
+    #[track_caller]
     pub fn static_files(mut self, prefix: &str, handler: StaticFileHandler) -> Application {
         // "/static" itself: on to "/static/", as for any directory.
         if let Some(bare) = prefix.strip_suffix('/').filter(|b| !b.is_empty()) {
@@ -237,13 +256,17 @@ impl Application {
     }
 
     /// Answers requests no route matches (default: a 404 page).
+    #[track_caller]
     pub fn default_handler<F, Fut, R>(mut self, f: F) -> Application
     where
         F: Fn(Request) -> Fut + 'static,
         Fut: Future<Output = R> + 'static,
         R: IntoResponse,
     {
-        self.default = Some(endpoint(f));
+        self.default = Some(Target {
+            ep: endpoint(f),
+            site: Location::caller(),
+        });
         self
     }
 
@@ -315,8 +338,8 @@ impl Application {
 
 /// The application as its server holds it.
 struct Shared {
-    router: Router<Endpoint>,
-    default: Option<Endpoint>,
+    router: Router<Target>,
+    default: Option<Target>,
     settings: Rc<Settings>,
 }
 
@@ -349,6 +372,9 @@ struct Pending {
     settings: Rc<Settings>,
     wants_gzip: bool,
     if_none_match: Option<HeaderValue>,
+    /// Where the route was added (none before routing), for the loop's
+    /// blocking warning.
+    site: Option<&'static Location<'static>>,
     /// For the access line: start time, target, client (only when some
     /// line would be written: errors always are).
     access: Option<(Instant, http::Uri, Option<std::net::IpAddr>)>,
@@ -366,6 +392,7 @@ fn dispatch(app: &Shared, req: http1::Request) -> BoxedResponse {
         access: tracing::enabled!(target: ACCESS, tracing::Level::ERROR)
             .then(|| (Instant::now(), req.uri.clone(), req.remote_ip)),
         settings: settings.clone(),
+        site: None,
     });
     let refused = |e: HttpError, pending: &mut Option<Pending>| -> BoxedResponse {
         let resp = match pending.take() {
@@ -379,13 +406,18 @@ fn dispatch(app: &Shared, req: http1::Request) -> BoxedResponse {
         // never reaches a route as if it were one the route expects.
         return refused(HttpError::new(StatusCode::NOT_IMPLEMENTED), &mut pending);
     }
-    let (ep, args, kwargs) = match app.router.find(&req) {
+    let (target, args, kwargs) = match app.router.find(&req) {
         Some(found) => found,
         None => match &app.default {
-            Some(ep) => (ep, Vec::new(), Vec::new()),
+            Some(target) => (target, Vec::new(), Vec::new()),
             None => return refused(HttpError::new(StatusCode::NOT_FOUND), &mut pending),
         },
     };
+    crate::ioloop::running_at(target.site);
+    if let Some(p) = &mut pending {
+        p.site = Some(target.site);
+    }
+    let ep = &target.ep;
     let wreq = Request::new(req, args, kwargs, settings);
     let unsafe_method = matches!(
         wreq.method,
