@@ -180,8 +180,37 @@ fn peer_addr(addr: &SockAddr) -> PeerAddr {
     }
 }
 
+thread_local! {
+    /// Errors the next accepts on this thread fail with, in order, before
+    /// any system call: see [`inject_accept_errors`].
+    static INJECTED: RefCell<std::collections::VecDeque<i32>> = const { RefCell::new(std::collections::VecDeque::new()) };
+    /// Accept attempts on this thread, injected failures included.
+    static ACCEPT_CALLS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Makes the next accepts of listeners on this thread fail with
+/// `errnos`, in order, without calling accept(2): fault injection for
+/// the failures a kernel rarely gives on demand (ECONNABORTED, EPROTO,
+/// ENOBUFS, ENOMEM). Re-exported, documented, as
+/// `cyclone::testing::inject_accept_errors`.
+#[doc(hidden)]
+pub fn inject_accept_errors(errnos: &[i32]) {
+    INJECTED.with(|q| q.borrow_mut().extend(errnos));
+}
+
+/// Accept attempts made on this thread so far (injected failures
+/// included): what shows that a failing accept does not spin.
+#[doc(hidden)]
+pub fn accept_calls() -> u64 {
+    ACCEPT_CALLS.get()
+}
+
 /// One `accept4` (non-blocking, close-on-exec).
 fn accept(fd: RawFd) -> io::Result<(OwnedFd, PeerAddr)> {
+    ACCEPT_CALLS.set(ACCEPT_CALLS.get() + 1);
+    if let Some(errno) = INJECTED.with(|q| q.borrow_mut().pop_front()) {
+        return Err(io::Error::from_raw_os_error(errno));
+    }
     // SAFETY: try_init hands accept4 a sockaddr buffer and its length,
     // which the kernel fills in; the flags make the new fd non-blocking and
     // close-on-exec atomically.

@@ -25,8 +25,23 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::http1::HttpServer;
+
 use crate::httpclient::{FetchError, HttpClient, Request, Response};
 use crate::ioloop::IOLoop;
+/// Accept attempts made on this thread so far; see [`inject_accept_errors`].
+pub use crate::netutil::accept_calls;
+/// Fault injection for accept(2): the next accepts of listeners on this
+/// thread fail with the given errors, in order, without a system call;
+/// [`accept_calls`] counts the attempts, injected ones included. For
+/// tests of how a server rides out failures a kernel rarely gives on
+/// demand (ECONNABORTED, EPROTO, ENOBUFS, ENOMEM): a skipped connection,
+/// a pause.
+///
+/// ```
+/// cyclone::testing::inject_accept_errors(&[libc::ECONNABORTED]);
+/// assert_eq!(cyclone::testing::accept_calls(), 0);
+/// ```
+pub use crate::netutil::inject_accept_errors;
 use crate::web::Application;
 
 /// The environment variable that sets [`TestServer::run`]'s time limit
