@@ -298,13 +298,16 @@ mod behind_a_proxy_and_shutdown {
             use std::sync::atomic::{AtomicBool, Ordering};
             let (idle_eof, in_flight) = lp.run_sync_timeout(async {
                 let slow_started = std::rc::Rc::new(std::cell::Cell::new(false));
-                let started = slow_started.clone();
+                // The slow handler finishes only once the shutdown has begun
+                // (not after a fixed pause a busy machine may outlast).
+                let release = std::rc::Rc::new(std::cell::Cell::new(false));
+                let (started, released) = (slow_started.clone(), release.clone());
                 let server = HttpServer::new(move |req: Request| {
-                    let started = started.clone();
+                    let (started, released) = (started.clone(), released.clone());
                     async move {
                         if req.path() == "/slow" {
                             started.set(true);
-                            cyclone::sleep(Duration::from_millis(50)).await;
+                            common::until("the shutdown to begin", || released.get()).await;
                         }
                         Response::text("done")
                     }
@@ -343,7 +346,12 @@ mod behind_a_proxy_and_shutdown {
                 })
                 .await;
                 let t0 = std::time::Instant::now();
-                server.shutdown(Duration::from_secs(5)).await;
+                // Polled in order: the shutdown begins (draining, idle
+                // connections closed), then the slow handler is released.
+                futures::future::join(server.shutdown(Duration::from_secs(5)), async {
+                    release.set(true);
+                })
+                .await;
                 assert!(t0.elapsed() < Duration::from_secs(5), "did not wait for the deadline");
                 common::thread_finished(&idle).await;
                 common::thread_finished(&slow).await;
