@@ -76,6 +76,12 @@ for poller in "${pollers[@]}"; do
     NR > 1 && $1 >= end - 60 && $1 < end {b += $2; nb++}
     END { if (na && nb) printf "%.0f %.0f %.4f", a/na, b/nb, (b/nb)/(a/na); else print "0 0 0" }' "$csv")
   read -r rss_first rss_last rss_ratio <<< "$rss_note"
+  if [ "$fds1" != "$fds0" ]; then
+    # What was left open: the evidence for whoever looks into it.
+    echo "soak: $poller: descriptors still open after the load:"
+    ls -l "/proc/$pid/fd" | sed 's/^/  /'
+    ss -tanp 2>/dev/null | grep "pid=$pid," | sed 's/^/  /' || true
+  fi
   kill "$pid"; wait "$pid" 2>/dev/null || true
   pass=1
   [ "$failed" = 0 ] && [ "$clients_ok" = 1 ] && [ "${wrk_errors:-1}" = 0 ] || pass=0
