@@ -49,44 +49,26 @@ def read_response(f):
     return status, f.read(length)
 
 
-def good_keepalive():
-    """Keep-alive GETs, each answer checked; a new connection every 100."""
+def good(name, depth, rounds):
+    """GETs `depth` at a time (pipelined when more than one), every answer
+    checked, `rounds` times per connection, until the end."""
+    batch = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n" * depth
     while time.monotonic() < END:
         try:
             with connect() as s:
                 f = s.makefile("rb")
-                for _ in range(100):
-                    s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-                    status, body = read_response(f)
-                    if status == 200 and body == b"Hello, World!":
-                        bump("good_ok")
-                    else:
-                        bump("good_failed")
-                        failures.append(f"keep-alive: {status} {body[:40]!r}")
-        except Exception as e:  # a good client must never fail
-            bump("good_failed")
-            failures.append(f"keep-alive: {e!r}")
-
-
-def good_pipelined():
-    """Batches of 16 pipelined GETs, all answers checked."""
-    batch = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n" * 16
-    while time.monotonic() < END:
-        try:
-            with connect() as s:
-                f = s.makefile("rb")
-                for _ in range(20):
+                for _ in range(rounds):
                     s.sendall(batch)
-                    for _ in range(16):
+                    for _ in range(depth):
                         status, body = read_response(f)
                         if status == 200 and body == b"Hello, World!":
                             bump("good_ok")
                         else:
                             bump("good_failed")
-                            failures.append(f"pipelined: {status}")
-        except Exception as e:
+                            failures.append(f"{name}: {status} {body[:40]!r}")
+        except Exception as e:  # a good client must never fail
             bump("good_failed")
-            failures.append(f"pipelined: {e!r}")
+            failures.append(f"{name}: {e!r}")
 
 
 def hostile(kind):
@@ -174,7 +156,8 @@ def status_loop():
         time.sleep(2)
 
 
-threads = [threading.Thread(target=good_keepalive), threading.Thread(target=good_pipelined)]
+threads = [threading.Thread(target=good, args=("keep-alive", 1, 100)),
+           threading.Thread(target=good, args=("pipelined", 16, 20))]
 threads += [threading.Thread(target=hostile_loop, args=(i,)) for i in range(8)]
 for t in threads:
     t.daemon = True

@@ -89,7 +89,9 @@ pub fn is_field_line(line: &[u8]) -> bool {
     colon > 0 && line[..colon].iter().all(|&b| is_tchar(b))
 }
 
-fn is_tchar(b: u8) -> bool {
+/// RFC 9110 §5.6.2's `tchar`: the characters of a token (a method, a
+/// field name, a parameter name).
+pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 

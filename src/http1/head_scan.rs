@@ -17,6 +17,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::error::RequestError;
+use super::framing::is_tchar;
 
 /// The incremental search for a head's end; see the module docs.
 #[derive(Debug)]
@@ -97,11 +98,6 @@ fn blank_line_end(buf: &[u8]) -> Option<usize> {
         Some([b'\r', b'\n', ..]) => Some(i + 3),
         _ => None,
     })
-}
-
-/// RFC 9110 §5.6.2's tchar: what a method is made of.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@
 //! is the business of each extension (permessage-deflate's is in
 //! [`negotiation`](super::negotiation)).
 
+use crate::http1::framing::is_tchar;
+
 /// One element of an extension list: a name and its parameters, in the
 /// order they were written (duplicates kept, for the extension to judge).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,11 +57,6 @@ pub fn parse_extensions(value: &str) -> Vec<Result<Extension, ExtensionSyntaxErr
             }
         }
     }
-}
-
-/// RFC 9110 §5.6.2's `tchar`: the characters of a token.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 struct Parser<'a> {
