@@ -154,6 +154,39 @@ per_backend! {
         assert!(matches!(after, Err(StreamError::Closed(None))), "{after:?}");
     }
 
+    fn a_closed_stream_leaves_alone_the_stream_that_reuses_its_fd_number(lp) {
+        // A read that ends after its stream closed (a timeout, a write that
+        // failed) once re-registered the stream's fd number with the loop
+        // by then: under load a connection accepted in between had that
+        // number, and went deaf for good (found by bench/soak.sh).
+        let got = bounded(&lp, async {
+            // The kernel gives out the lowest free number, but another
+            // test's thread may take it first: try until it is reused.
+            for _ in 0..50 {
+                let (a, _a_peer) = stream_and_peer();
+                let old_fd = a.fd();
+                let mut read = pin!(a.read_bytes(1, false));
+                assert!(futures::poll!(read.as_mut()).is_pending());
+                a.close();
+                let (b, mut b_peer) = stream_and_peer();
+                let reused = b.fd() == old_fd;
+                // The stale read ends now, after its fd went to `b`.
+                assert!(is_closed_err(&read.await));
+                if !reused {
+                    continue;
+                }
+                // `b` waits for the poller (nothing to read yet), then data comes.
+                let mut b_read = pin!(b.read_bytes(1, false));
+                assert!(futures::poll!(b_read.as_mut()).is_pending());
+                b_peer.write_all(b"x").unwrap();
+                return Some(cyclone::timeout(Duration::from_secs(5), b_read).await);
+            }
+            None
+        });
+        let got = got.expect("no fd number was reused in 50 tries");
+        assert_eq!(&got.expect("the new stream never heard of its data").unwrap()[..], b"x");
+    }
+
     fn a_pending_read_the_data_satisfies_completes_when_the_peer_closes(lp) {
         let got = bounded(&lp, async {
             let (s, mut peer) = stream_and_peer();

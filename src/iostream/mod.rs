@@ -574,6 +574,12 @@ impl Inner {
     fn update_interest(&self) {
         let want = {
             let mut st = self.st.borrow_mut();
+            if st.closed {
+                // The handler went with the close, and the fd number may
+                // be another stream's by now: an update would re-register
+                // (or park) that stream in the loop instead.
+                return;
+            }
             let want = self.wanted_interest(&st);
             if want == st.interest {
                 return;
@@ -607,6 +613,7 @@ impl Inner {
                 return;
             }
             st.closed = true;
+            st.interest = Interest::NONE; // as the loop's table will have it
             if let Some(e) = &error {
                 if e.is_disconnect() {
                     tracing::debug!("fd {}: closed by peer: {e}", self.fd);
