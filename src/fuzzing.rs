@@ -343,3 +343,19 @@ pub fn chunk_size_agrees(data: &[u8]) {
         .expect("a size line ends with CRLF");
     assert_eq!(parse_chunk_size(line).ok(), Some(n as u64));
 }
+
+/// The PROXY protocol parser on `data`: a header it takes is no longer
+/// than `data` nor than the most it buffers, every shorter prefix of it
+/// asks for more bytes (a header read as it arrives is read the same as
+/// one read whole), and the same bytes alone parse to the same header.
+pub fn proxy_header_consistent(data: &[u8]) {
+    use crate::proxy_protocol::{V2_MAX, parse};
+    let Ok(Some((header, used))) = parse(data) else {
+        return;
+    };
+    assert!(used <= data.len() && used <= V2_MAX, "{data:?}");
+    for cut in 0..used {
+        assert_eq!(parse(&data[..cut]), Ok(None), "cut at {cut} of {data:?}");
+    }
+    assert_eq!(parse(&data[..used]), Ok(Some((header, used))));
+}

@@ -25,6 +25,7 @@ pub mod ioloop;
 pub mod iostream;
 pub mod netutil;
 pub mod process;
+pub mod proxy_protocol;
 pub(crate) mod sys;
 pub mod tcpclient;
 pub mod tcpserver;

@@ -52,6 +52,8 @@ struct ServerInner {
     max_connections: Cell<Option<usize>>,
     /// Paused by `max_connections` (not by stop).
     full: Cell<bool>,
+    /// Connections begin with a PROXY protocol header.
+    proxy_protocol: Cell<bool>,
     stopped: Cell<bool>,
     /// Woken when the last connection finishes (for `shutdown`).
     idle_wakers: RefCell<Vec<Waker>>,
@@ -122,6 +124,7 @@ impl TcpServer {
                 conns: RefCell::new(Slab::new()),
                 max_connections: Cell::new(None),
                 full: Cell::new(false),
+                proxy_protocol: Cell::new(false),
                 stopped: Cell::new(false),
                 idle_wakers: RefCell::new(Vec::new()),
             }),
@@ -229,6 +232,26 @@ impl TcpServer {
         self.check_capacity();
     }
 
+    /// Expects every connection to begin with HAProxy's PROXY protocol
+    /// header (version 1 or 2), as a load balancer sends it: the delegate
+    /// then gets the client's address from the header (or, for a health
+    /// check's `LOCAL`/`UNKNOWN`, the connection's own), and the bytes
+    /// after it. A connection without a valid header within
+    /// [`PROXY_HEADER_TIMEOUT`] is closed unanswered, so a client that
+    /// reaches the listener directly cannot name an address of its
+    /// choosing. Off by default: a listener that does not expect a header
+    /// never looks for one. See [`crate::proxy_protocol`].
+    ///
+    /// ```
+    /// let server = cyclone::TcpServer::new(|_stream, peer| async move {
+    ///     println!("a client at {peer}, relayed by the balancer");
+    /// });
+    /// server.set_proxy_protocol(true);
+    /// ```
+    pub fn set_proxy_protocol(&self, expect: bool) {
+        self.inner.proxy_protocol.set(expect);
+    }
+
     /// Connections currently open (their delegates still running).
     pub fn connection_count(&self) -> usize {
         self.inner.conns.borrow().len()
@@ -306,7 +329,17 @@ impl TcpServer {
             server: Rc::downgrade(&self.inner),
             key,
         };
-        let task = (self.inner.delegate)(&lp, stream, peer, guard);
+        let task = if self.inner.proxy_protocol.get() {
+            let relay = Relayed {
+                lp: lp.clone(),
+                server: Rc::downgrade(&self.inner),
+                key,
+                guard,
+            };
+            lp.spawn_detached(relay.serve(stream, peer))
+        } else {
+            (self.inner.delegate)(&lp, stream, peer, guard)
+        };
         if let Some(entry) = self.inner.conns.borrow_mut().get_mut(key) {
             entry.1 = Some(task);
         }
@@ -334,6 +367,72 @@ impl TcpServer {
             } else {
                 a.resume();
             }
+        }
+    }
+}
+
+/// How long a connection on a listener that expects a PROXY header may
+/// take to send it. A balancer sends it with the connection's first
+/// packet; nginx's `proxy_protocol_timeout` is 30 s, but this only has to
+/// cover a slow network, not a slow client.
+pub const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection whose PROXY header is still to be read.
+struct Relayed {
+    lp: IOLoop,
+    server: Weak<ServerInner>,
+    key: usize,
+    guard: ConnGuard,
+}
+
+/// Why a PROXY header was not read.
+enum HeaderRead {
+    Refused(crate::proxy_protocol::ProxyError),
+    Stream(crate::iostream::StreamError),
+}
+
+impl From<crate::iostream::StreamError> for HeaderRead {
+    fn from(e: crate::iostream::StreamError) -> HeaderRead {
+        HeaderRead::Stream(e)
+    }
+}
+
+impl Relayed {
+    /// Reads the header off the front of `stream`, then hands the stream
+    /// (with whatever followed the header) to the delegate, as from the
+    /// client the header names.
+    async fn serve(self, stream: IOStream, peer: PeerAddr) {
+        use crate::proxy_protocol::{ProxyHeader, parse};
+        let read = stream.read_with(|buf: &mut bytes::BytesMut| match parse(buf) {
+            Ok(Some((header, used))) => {
+                bytes::Buf::advance(buf, used);
+                Ok(Some(header))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(HeaderRead::Refused(e)),
+        });
+        let peer = match crate::ioloop::timeout(PROXY_HEADER_TIMEOUT, read).await {
+            Ok(Ok(ProxyHeader::Relayed { source, .. })) => PeerAddr::Inet(source),
+            Ok(Ok(ProxyHeader::Local)) => peer,
+            Ok(Err(HeaderRead::Refused(e))) => {
+                tracing::debug!("{peer}: {e}; closing");
+                return;
+            }
+            Ok(Err(HeaderRead::Stream(e))) => {
+                tracing::debug!("{peer}: closed before its PROXY header: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("{peer}: no PROXY header within {PROXY_HEADER_TIMEOUT:?}; closing");
+                return;
+            }
+        };
+        let Some(inner) = self.server.upgrade() else {
+            return;
+        };
+        let task = (inner.delegate)(&self.lp, stream, peer, self.guard);
+        if let Some(entry) = inner.conns.borrow_mut().get_mut(self.key) {
+            entry.1 = Some(task); // shutdown aborts the delegate from now on
         }
     }
 }

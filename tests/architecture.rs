@@ -29,6 +29,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("netutil", 3),
     ("tcpserver", 3),
     ("tcpclient", 3),
+    ("proxy_protocol", 3),
     ("process", 3),
     ("tls", 3),
     ("http1", 4),

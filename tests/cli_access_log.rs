@@ -232,3 +232,19 @@ fn an_output_nobody_reads_never_holds_up_the_server() {
     // the count covers lines dropped while it was stalled and after.
     assert!(err.contains("lines dropped so far"), "{err}");
 }
+
+#[test]
+fn with_proxy_protocol_the_access_line_names_the_client_from_the_header() {
+    let (mut child, addr, rx) = start(&["--proxy-protocol"]);
+    let mut c = TcpStream::connect(&addr).unwrap();
+    c.set_read_timeout(Some(common::HANG)).unwrap();
+    c.write_all(
+        b"PROXY TCP4 192.0.2.7 127.0.0.1 51234 8888\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .unwrap();
+    let resp = common::http::read_response(&mut BufReader::new(c), false);
+    let line = access_line(&rx);
+    terminate(&mut child);
+    assert_eq!(resp.status, 200);
+    assert!(line.contains(" 200 GET /hello (192.0.2.7) "), "{line:?}");
+}

@@ -35,6 +35,11 @@ fn request_head_seeds_parse_only_within_the_grammar() {
 }
 
 #[test]
+fn proxy_header_seeds_parse_alike_whole_and_in_pieces() {
+    replay("proxy_header", cyclone::fuzzing::proxy_header_consistent);
+}
+
+#[test]
 fn chunk_size_seeds_parse_to_the_size_they_show() {
     replay("chunk_size", cyclone::fuzzing::chunk_size_agrees);
 }

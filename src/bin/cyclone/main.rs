@@ -86,6 +86,12 @@ struct Args {
     /// new ones wait in the kernel's backlog until one closes.
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// Expect HAProxy's PROXY protocol header (v1 or v2) before each
+    /// connection, as a load balancer sends it: remote addresses (and the
+    /// access log) are then the clients', and a connection without a
+    /// valid header is closed. Only behind a balancer that sends it.
+    #[arg(long)]
+    proxy_protocol: bool,
     /// Log level: error, warn, info (one access line per request), debug or
     /// trace; RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
@@ -396,10 +402,17 @@ fn site(root: Option<&PathBuf>) -> Result<Application, Failure> {
     Ok(app)
 }
 
+/// What every listener of `cyclone serve` is told about its connections.
+#[derive(Clone, Copy)]
+struct Intake {
+    max_connections: Option<usize>,
+    proxy_protocol: bool,
+}
+
 fn demo_server(
     root: Option<&PathBuf>,
     tls: Option<TlsConfig>,
-    max_connections: Option<usize>,
+    intake: Intake,
 ) -> Result<HttpServer, Failure> {
     let site = site(root)?;
     let server = match tls {
@@ -407,8 +420,16 @@ fn demo_server(
         None => site,
     }
     .into_server();
-    server.tcp().set_max_connections(max_connections);
+    server.tcp().set_max_connections(intake.max_connections);
+    server.tcp().set_proxy_protocol(intake.proxy_protocol);
     Ok(server)
+}
+
+fn intake(args: &Args) -> Intake {
+    Intake {
+        max_connections: args.max_connections,
+        proxy_protocol: args.proxy_protocol,
+    }
 }
 
 /// Checks `--poller` and `CYCLONE_POLLER` before anything starts.
@@ -517,9 +538,9 @@ fn run(args: Args) -> Result<(), Failure> {
         site(args.root.as_ref())?; // a bad --root fails here, not in every worker
         let root = args.root.clone();
         let workers_tls = tls.clone();
-        let max = args.max_connections;
+        let intake = intake(&args);
         let workers = HttpServer::workers(threads, args.port, &args.address, move || {
-            demo_server(root.as_ref(), workers_tls.clone(), max).expect("checked above")
+            demo_server(root.as_ref(), workers_tls.clone(), intake).expect("checked above")
         })
         .map_err(listen_error)?;
         println!(
@@ -529,7 +550,7 @@ fn run(args: Args) -> Result<(), Failure> {
         wait_for_signal()?;
         return Ok(workers.stop()?);
     }
-    let server = demo_server(args.root.as_ref(), tls, args.max_connections)?;
+    let server = demo_server(args.root.as_ref(), tls, intake(&args))?;
     let addrs = server
         .bind(args.port, Some(&args.address))
         .map_err(listen_error)?;
