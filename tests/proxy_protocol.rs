@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 
 use common::http::{read_response, with_server};
-use cyclone::http1::{HttpServer, Response};
+use cyclone::http1::{HttpConfig, HttpServer, Response};
 
 /// Answers with the request's remote address.
 fn who_is_it(expect_header: bool) -> HttpServer {
@@ -58,6 +58,32 @@ fn exchange(port: u16, bytes: &[u8]) -> Option<String> {
 }
 
 per_backend! {
+    fn a_tls_handshake_after_the_header_is_served_with_the_clients_address(lp) {
+        // The header comes in clear before the ClientHello, as HAProxy
+        // sends it in front of a TLS connection it passes through.
+        let cert = common::tls::dev_cert();
+        let config = HttpConfig {
+            tls: Some(common::tls::server_config(&cert)),
+            ..HttpConfig::default()
+        };
+        let server = HttpServer::with_config(config, |req| async move {
+            Response::text(req.remote_ip.map_or("none".to_string(), |ip| ip.to_string()))
+        });
+        server.tcp().set_proxy_protocol(true);
+        let ca = cert.cert_pem.clone();
+        let got = with_server(&lp, server, move |port| {
+            let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            tcp.write_all(b"PROXY TCP4 192.0.2.7 127.0.0.1 51234 443\r\n").unwrap();
+            tcp.set_read_timeout(Some(common::HANG)).unwrap();
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let conn = rustls::ClientConnection::new(common::tls::rustls_client(&ca, &[]), name).unwrap();
+            let mut client = rustls::StreamOwned::new(conn, tcp);
+            common::tls::get(&mut client, "/")
+        });
+        assert!(got.starts_with("HTTP/1.1 200 "), "{got}");
+        assert!(got.ends_with("192.0.2.7"), "{got}");
+    }
+
     fn a_v1_header_names_the_client_to_the_handler(lp) {
         let got = with_server(&lp, who_is_it(true), |port| {
             let header = b"PROXY TCP4 192.0.2.7 127.0.0.1 51234 443\r\n";
