@@ -26,6 +26,7 @@ pub mod iostream;
 pub mod netutil;
 pub mod process;
 pub mod proxy_protocol;
+pub mod socket_activation;
 pub(crate) mod sys;
 pub mod tcpclient;
 pub mod tcpserver;

@@ -209,6 +209,19 @@ impl TcpServer {
         Ok(addrs)
     }
 
+    /// Like [`TcpServer::bind`], with listeners made elsewhere (say,
+    /// passed by systemd: [`crate::socket_activation::listeners`]):
+    /// [`TcpServer::start`] accepts on them, after forking if asked.
+    /// Returns their addresses.
+    pub fn adopt(&self, listeners: Vec<TcpListener>) -> io::Result<Vec<SocketAddr>> {
+        let addrs = listeners
+            .iter()
+            .map(|l| l.local_addr())
+            .collect::<io::Result<_>>()?;
+        self.inner.bound.borrow_mut().extend(listeners);
+        Ok(addrs)
+    }
+
     /// Starts accepting on the sockets from [`TcpServer::bind`]. With
     /// `processes` other than 1, first forks that many workers (0: one per
     /// CPU) sharing the sockets, restarting dead ones up to `max_restarts`

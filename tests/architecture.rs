@@ -30,6 +30,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("tcpserver", 3),
     ("tcpclient", 3),
     ("proxy_protocol", 3),
+    ("socket_activation", 3),
     ("process", 3),
     ("tls", 3),
     ("http1", 4),

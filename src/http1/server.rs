@@ -150,6 +150,13 @@ impl HttpServer {
             .bind(port, address, crate::netutil::DEFAULT_BACKLOG, false)
     }
 
+    /// Like [`HttpServer::bind`], with listeners made elsewhere (say,
+    /// passed by systemd: [`crate::socket_activation::listeners`]); see
+    /// [`TcpServer::adopt`].
+    pub fn adopt(&self, listeners: Vec<std::net::TcpListener>) -> io::Result<Vec<SocketAddr>> {
+        self.tcp.adopt(listeners)
+    }
+
     /// Serves the sockets from [`HttpServer::bind`], first forking
     /// `processes` workers (0: one per CPU; 1: no fork) that are restarted
     /// if they die, up to `max_restarts` times. See

@@ -183,6 +183,9 @@ enum Failure {
     Listen { addr: String, source: io::Error },
     /// `--tls-cert`/`--tls-key` cannot be used: the file and why (exit 2).
     Tls(String),
+    /// Sockets passed by systemd (`LISTEN_FDS`) that cannot be served, or
+    /// with an option that cannot use them (exit 2).
+    Passed(String),
     /// Anything after the server started (exit 1).
     Run(Box<dyn std::error::Error>),
 }
@@ -193,7 +196,8 @@ impl Failure {
             Failure::Root { .. }
             | Failure::Poller { .. }
             | Failure::Address { .. }
-            | Failure::Tls(_) => EXIT_USAGE,
+            | Failure::Tls(_)
+            | Failure::Passed(_) => EXIT_USAGE,
             Failure::Listen { .. } | Failure::Run(_) => 1,
         }
     }
@@ -220,7 +224,7 @@ impl fmt::Display for Failure {
                     _ => write!(f, "--root {path}: {source}"),
                 }
             }
-            Failure::Tls(message) => write!(f, "{message}"),
+            Failure::Tls(message) | Failure::Passed(message) => write!(f, "{message}"),
             Failure::Poller { from, source } => {
                 let here: Vec<&str> = Backend::available().iter().map(|b| b.name()).collect();
                 write!(f, "{from}: {source}; available here: {}", here.join(", "))
@@ -534,6 +538,16 @@ fn run(args: Args) -> Result<(), Failure> {
         addr: address_port(&args.address, args.port),
         source,
     };
+    // Sockets passed by systemd (a .socket unit owns the port) stand in
+    // for --address/--port.
+    let passed = cyclone::socket_activation::listeners()
+        .map_err(|e| Failure::Passed(format!("socket activation: {e}")))?;
+    if !passed.is_empty() && args.threads.is_some() {
+        return Err(Failure::Passed(
+            "socket activation: --threads binds a socket per thread; use --processes with passed sockets"
+                .into(),
+        ));
+    }
     if let Some(threads) = args.threads {
         site(args.root.as_ref())?; // a bad --root fails here, not in every worker
         let root = args.root.clone();
@@ -551,9 +565,13 @@ fn run(args: Args) -> Result<(), Failure> {
         return Ok(workers.stop()?);
     }
     let server = demo_server(args.root.as_ref(), tls, intake(&args))?;
-    let addrs = server
-        .bind(args.port, Some(&args.address))
-        .map_err(listen_error)?;
+    let addrs = if passed.is_empty() {
+        server
+            .bind(args.port, Some(&args.address))
+            .map_err(listen_error)?
+    } else {
+        server.adopt(passed)?
+    };
     if args.processes != 1 {
         println!(
             "cyclone HTTP server listening on {} ({} processes)",
