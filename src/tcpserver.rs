@@ -200,13 +200,7 @@ impl TcpServer {
         backlog: i32,
         reuse_port: bool,
     ) -> io::Result<Vec<SocketAddr>> {
-        let sockets = netutil::bind_sockets(port, address, backlog, reuse_port)?;
-        let addrs = sockets
-            .iter()
-            .map(|s| s.local_addr())
-            .collect::<io::Result<_>>()?;
-        self.inner.bound.borrow_mut().extend(sockets);
-        Ok(addrs)
+        self.adopt(netutil::bind_sockets(port, address, backlog, reuse_port)?)
     }
 
     /// Like [`TcpServer::bind`], with listeners made elsewhere (say,
