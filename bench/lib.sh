@@ -42,7 +42,8 @@ CONF
 # wait_up URL -> succeeds once URL answers (10 s at most).
 wait_up() {
   local _
-  for _ in $(seq 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done
+  # -k: a probe, not a check of the certificate (self-signed servers too).
+  for _ in $(seq 200); do curl -sk -o /dev/null "$1" && return 0; sleep 0.05; done
   return 1
 }
 

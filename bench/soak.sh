@@ -48,17 +48,6 @@ port=18700
 ulimit -n 65536 2>/dev/null || true
 fds() { ls "/proc/$1/fd" | wc -l; }
 rss() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
-# A TLS server is up once it completes a handshake.
-wait_tls_up() {
-  for _ in $(seq 100); do
-    python3 -c "import socket, ssl, sys
-c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); c.check_hostname = False; c.verify_mode = ssl.CERT_NONE
-c.wrap_socket(socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=2)).close()" "$1" \
-      2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
 # The descriptors of $1 once the load's connections are gone (back to $2,
 # or whatever is left after a minute).
 settled_fds() {
@@ -93,7 +82,7 @@ for poller in "${pollers[@]}"; do
   target/release/cyclone serve --port "$tls_port" --poller "$poller" --max-connections 1024 \
     --tls-self-signed --access-log off --log-level error > "$tmp/tls-server.out" 2>&1 &
   tls_pid=$!
-  if ! wait_up "http://127.0.0.1:$port/hello" || ! wait_tls_up "$tls_port"; then
+  if ! wait_up "http://127.0.0.1:$port/hello" || ! wait_up "https://127.0.0.1:$tls_port/hello"; then
     echo "soak: $poller: a server did not start: $(tail -c 300 "$tmp/server.out" "$tmp/tls-server.out")"
     kill "$pid" "$tls_pid" 2>/dev/null || true
     verdict=1; continue

@@ -222,21 +222,10 @@ fn parse_v2(buf: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyError> {
     if local || !matches!(family, 0x11 | 0x21) {
         return Ok(Some((ProxyHeader::Local, used)));
     }
-    let port = |at: usize| u16::from_be_bytes([block[at], block[at + 1]]);
     let (source, destination) = if family == 0x11 {
-        let ip =
-            |at: usize| IpAddr::from(<[u8; 4]>::try_from(&block[at..at + 4]).unwrap_or_default());
-        (
-            SocketAddr::new(ip(0), port(8)),
-            SocketAddr::new(ip(4), port(10)),
-        )
+        v2_addresses::<4>(block)
     } else {
-        let ip =
-            |at: usize| IpAddr::from(<[u8; 16]>::try_from(&block[at..at + 16]).unwrap_or_default());
-        (
-            SocketAddr::new(ip(0), port(32)),
-            SocketAddr::new(ip(16), port(34)),
-        )
+        v2_addresses::<16>(block)
     };
     Ok(Some((
         ProxyHeader::Relayed {
@@ -245,6 +234,25 @@ fn parse_v2(buf: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyError> {
         },
         used,
     )))
+}
+
+/// A TCP address block of `N`-byte addresses: source and destination
+/// address, then source and destination port (the block is long enough:
+/// its family was checked).
+fn v2_addresses<const N: usize>(block: &[u8]) -> (SocketAddr, SocketAddr)
+where
+    IpAddr: From<[u8; N]>,
+{
+    let ip = |at: usize| {
+        let mut octets = [0u8; N];
+        octets.copy_from_slice(&block[at..at + N]);
+        IpAddr::from(octets)
+    };
+    let port = |at: usize| u16::from_be_bytes([block[at], block[at + 1]]);
+    (
+        SocketAddr::new(ip(0), port(2 * N)),
+        SocketAddr::new(ip(N), port(2 * N + 2)),
+    )
 }
 
 #[cfg(test)]
