@@ -19,6 +19,7 @@
 
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod handover;
 pub mod http1;
 pub mod httpclient;
 pub mod ioloop;
@@ -34,6 +35,7 @@ pub mod testing;
 pub mod tls;
 pub mod web;
 pub mod websocket;
+pub mod workers;
 
 pub use ioloop::{
     Async, Backend, Builder, Error, IOLoop, Interest, JoinError, JoinHandle, LoopStats,

@@ -19,6 +19,37 @@ extern "C" fn on_stop_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
+/// Set by the supervisor's SIGHUP handler (when a hook is installed).
+static HANGUP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_hangup_signal(_: libc::c_int) {
+    HANGUP.store(true, Ordering::SeqCst);
+}
+
+/// What the supervisor runs on SIGHUP; see [`on_hangup`].
+type HangupHook = Box<dyn FnMut() -> bool>;
+
+thread_local! {
+    static ON_HANGUP: std::cell::RefCell<Option<HangupHook>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Gives the [`fork_processes`] supervisor something to do on SIGHUP: it
+/// runs `hook` (supervision waits meanwhile), and when the hook returns
+/// `true` it retires: SIGTERM to its workers, exiting once they are gone,
+/// as on SIGTERM. This is how a restart hands over: the hook starts the
+/// new server ([`crate::handover`]) and returns whether it serves. Set it
+/// before forking, on the thread that forks; the workers then ignore
+/// SIGHUP (it is the supervisor's). Without a hook SIGHUP keeps its
+/// default action.
+pub fn on_hangup(hook: impl FnMut() -> bool + 'static) {
+    ON_HANGUP.with(|h| *h.borrow_mut() = Some(Box::new(hook)));
+}
+
+fn has_hangup_hook() -> bool {
+    ON_HANGUP.with(|h| h.borrow().is_some())
+}
+
 /// Sets `signal`'s disposition to `handler` (a function or `SIG_DFL`).
 fn set_disposition(signal: libc::c_int, handler: libc::sighandler_t) -> io::Result<()> {
     // SAFETY: sigaction is plain data; zeroed means no flags, empty mask.
@@ -106,6 +137,9 @@ fn fork_worker(id: usize) -> io::Result<Option<libc::pid_t>> {
         for signal in [libc::SIGTERM, libc::SIGINT] {
             set_disposition(signal, libc::SIG_DFL)?;
         }
+        if has_hangup_hook() {
+            set_disposition(libc::SIGHUP, libc::SIG_IGN)?;
+        }
         return Ok(None);
     }
     Ok(Some(pid))
@@ -117,10 +151,22 @@ fn supervise(mut children: HashMap<libc::pid_t, usize>, max_restarts: usize) -> 
     for signal in [libc::SIGTERM, libc::SIGINT] {
         set_disposition(signal, on_stop_signal as *const () as libc::sighandler_t)?;
     }
+    if has_hangup_hook() {
+        set_disposition(
+            libc::SIGHUP,
+            on_hangup_signal as *const () as libc::sighandler_t,
+        )?;
+    }
     let mut restarts = 0;
     let mut clean = true;
     let mut forwarded = false;
     while !children.is_empty() {
+        if HANGUP.swap(false, Ordering::SeqCst) && !forwarded {
+            let retire = ON_HANGUP.with(|h| h.borrow_mut().as_mut().is_some_and(|hook| hook()));
+            if retire {
+                STOP.store(true, Ordering::SeqCst);
+            }
+        }
         if STOP.load(Ordering::SeqCst) && !forwarded {
             forwarded = true;
             for pid in children.keys() {

@@ -55,6 +55,9 @@ struct ServerInner {
     /// Connections begin with a PROXY protocol header.
     proxy_protocol: Cell<bool>,
     stopped: Cell<bool>,
+    /// What the protocol on top does when a shutdown begins (HTTP: answer
+    /// with `Connection: close`, close idle keep-alive connections).
+    on_drain: RefCell<Option<Rc<dyn Fn()>>>,
     /// Woken when the last connection finishes (for `shutdown`).
     idle_wakers: RefCell<Vec<Waker>>,
 }
@@ -126,6 +129,7 @@ impl TcpServer {
                 full: Cell::new(false),
                 proxy_protocol: Cell::new(false),
                 stopped: Cell::new(false),
+                on_drain: RefCell::new(None),
                 idle_wakers: RefCell::new(Vec::new()),
             }),
         }
@@ -259,6 +263,32 @@ impl TcpServer {
         self.inner.proxy_protocol.set(expect);
     }
 
+    /// The listening sockets' descriptors (bound or accepting), for a
+    /// restart that hands them to a new process ([`crate::handover`]).
+    pub fn listening_fds(&self) -> Vec<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        let bound = self.inner.bound.borrow();
+        let accepts = self.inner.accepts.borrow();
+        bound
+            .iter()
+            .map(|l| l.as_raw_fd())
+            .chain(accepts.iter().map(|a| a.fd()))
+            .collect()
+    }
+
+    /// Sets what a protocol server built on this one does when a
+    /// [`shutdown`](Self::shutdown) begins, however it is called (directly,
+    /// or by thread-per-core workers that know only the `TcpServer`).
+    pub(crate) fn set_on_drain(&self, drain: Rc<dyn Fn()>) {
+        *self.inner.on_drain.borrow_mut() = Some(drain);
+    }
+
+    /// Runs the server on `lp` rather than [`IOLoop::current`] (a worker
+    /// thread's loop, set before its sockets are added).
+    pub(crate) fn set_loop(&self, lp: &IOLoop) {
+        *self.inner.lp.borrow_mut() = Some(lp.clone());
+    }
+
     /// Connections currently open (their delegates still running).
     pub fn connection_count(&self) -> usize {
         self.inner.conns.borrow().len()
@@ -283,6 +313,10 @@ impl TcpServer {
     /// gone.
     pub async fn shutdown(&self, deadline: Duration) {
         self.stop();
+        let on_drain = self.inner.on_drain.borrow().clone();
+        if let Some(drain) = on_drain {
+            drain();
+        }
         let drained = crate::ioloop::timeout(deadline, Idle(self)).await;
         if drained.is_err() {
             // The entries stay: each leaves when its task is dropped (its
@@ -459,114 +493,5 @@ impl Future for Idle<'_> {
             .borrow_mut()
             .push(cx.waker().clone());
         Poll::Pending
-    }
-}
-
-/// Thread-per-core: `n` threads, each with its own loop and its own
-/// `SO_REUSEPORT` listener on the same port, sharing nothing.
-pub struct Workers {
-    remotes: Vec<crate::ioloop::Remote>,
-    threads: Vec<std::thread::JoinHandle<io::Result<()>>>,
-    addrs: Vec<SocketAddr>,
-}
-
-impl TcpServer {
-    /// Starts `n` worker threads (0: one per CPU), each running its own
-    /// [`IOLoop`] and a server built by `make_server` (servers are not
-    /// `Send`, so each thread builds its own) listening on `address:port`
-    /// through its own `SO_REUSEPORT` socket; the kernel spreads
-    /// connections over them. With `port` 0 the first worker's port is
-    /// used by all.
-    pub fn workers<F>(n: usize, port: u16, address: &str, make_server: F) -> io::Result<Workers>
-    where
-        F: Fn() -> TcpServer + Send + Sync + 'static,
-    {
-        let n = if n == 0 {
-            crate::process::cpu_count()
-        } else {
-            n
-        };
-        // Bind every worker's sockets first: a bind error then leaves no
-        // thread behind.
-        let first = netutil::bind_sockets(port, Some(address), DEFAULT_BACKLOG, true)?;
-        let addrs: Vec<SocketAddr> = first
-            .iter()
-            .map(|s| s.local_addr())
-            .collect::<io::Result<_>>()?;
-        let port = addrs[0].port();
-        let mut all = vec![first];
-        for _ in 1..n {
-            all.push(netutil::bind_sockets(
-                port,
-                Some(address),
-                DEFAULT_BACKLOG,
-                true,
-            )?);
-        }
-        let make_server = std::sync::Arc::new(make_server);
-        let (tx, rx) = std::sync::mpsc::channel::<Result<crate::ioloop::Remote, String>>();
-        let mut threads = Vec::with_capacity(n);
-        for (i, sockets) in all.into_iter().enumerate() {
-            let make_server = make_server.clone();
-            let tx = tx.clone();
-            let t = std::thread::Builder::new()
-                .name(format!("cyclone-worker-{i}"))
-                .spawn(move || {
-                    let lp = match IOLoop::new() {
-                        Ok(lp) => lp,
-                        Err(e) => {
-                            let _ = tx.send(Err(e.to_string()));
-                            return Err(io::Error::other(e));
-                        }
-                    };
-                    let _ = tx.send(Ok(lp.remote()));
-                    drop(tx);
-                    let server = make_server();
-                    *server.inner.lp.borrow_mut() = Some(lp.clone());
-                    server.add_sockets(sockets)?;
-                    lp.start().map_err(io::Error::other)?;
-                    server.stop();
-                    lp.close().map_err(io::Error::other)
-                })?;
-            threads.push(t);
-        }
-        drop(tx);
-        let mut remotes = Vec::with_capacity(n);
-        let mut failure = None;
-        for result in rx.iter().take(n) {
-            match result {
-                Ok(r) => remotes.push(r),
-                Err(e) => failure = Some(e),
-            }
-        }
-        let workers = Workers {
-            remotes,
-            threads,
-            addrs,
-        };
-        if let Some(e) = failure {
-            let _ = workers.stop();
-            return Err(io::Error::other(format!("a worker could not start: {e}")));
-        }
-        Ok(workers)
-    }
-}
-
-impl Workers {
-    /// The addresses the workers listen on.
-    pub fn addrs(&self) -> &[SocketAddr] {
-        &self.addrs
-    }
-
-    /// Stops every worker's loop and waits for the threads.
-    pub fn stop(self) -> io::Result<()> {
-        for r in &self.remotes {
-            let _ = r.stop();
-        }
-        for t in self.threads {
-            t.join()
-                .map_err(|_| io::Error::other("a worker thread panicked"))??;
-        }
-        Ok(())
     }
 }

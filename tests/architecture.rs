@@ -31,6 +31,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("tcpclient", 3),
     ("proxy_protocol", 3),
     ("socket_activation", 3),
+    ("handover", 3),
+    ("workers", 3),
     ("process", 3),
     ("tls", 3),
     ("http1", 4),

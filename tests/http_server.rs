@@ -364,5 +364,41 @@ mod behind_a_proxy_and_shutdown {
             assert_eq!(slow[0].body, b"done");
             assert_eq!(slow[0].header("connection"), Some("close"));
         }
+
+        fn shutdown_answers_a_connection_whose_first_request_comes_after_it_began(lp) {
+            // A client that connected but had not sent its request yet (it
+            // may be on the wire during a restart's handover) is not idle:
+            // its request is answered, with Connection: close.
+            let (got, waited) = lp.run_sync_timeout(async {
+                let server = HttpServer::new(|_req: Request| async { Response::text("late") });
+                let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+                let (go, wait) = std::sync::mpsc::channel::<()>();
+                let client = std::thread::spawn(move || {
+                    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    c.set_read_timeout(Some(LIMIT)).unwrap();
+                    wait.recv().unwrap(); // the shutdown has begun
+                    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                    let mut got = Vec::new();
+                    let _ = c.read_to_end(&mut got);
+                    got
+                });
+                while server.tcp().connection_count() < 1 {
+                    cyclone::sleep(Duration::from_millis(1)).await;
+                }
+                let t0 = std::time::Instant::now();
+                futures::future::join(server.shutdown(Duration::from_secs(5)), async {
+                    go.send(()).unwrap();
+                })
+                .await;
+                let waited = t0.elapsed();
+                common::thread_finished(&client).await;
+                (client.join().unwrap(), waited)
+            }, LIMIT).unwrap();
+            let r = parse_responses(&got, &[]);
+            assert_eq!(r.len(), 1, "{:?}", String::from_utf8_lossy(&got));
+            assert_eq!(r[0].body, b"late");
+            assert_eq!(r[0].header("connection"), Some("close"));
+            assert!(waited < Duration::from_secs(5), "the shutdown waited for its deadline");
+        }
     }
 }

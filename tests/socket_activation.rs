@@ -2,7 +2,7 @@
 //! starts a service behind a `.socket` unit (the listening socket as
 //! descriptor 3, `LISTEN_FDS=1`, `LISTEN_PID` its own pid, set by a shell
 //! that then `exec`s it) serves on that socket; a descriptor that is not
-//! a listening TCP socket, or `--threads`, is refused with exit status 2;
+//! a listening TCP socket is refused with exit status 2;
 //! `LISTEN_PID` of another process is ignored.
 
 mod common;
@@ -109,16 +109,8 @@ fn a_passed_descriptor_that_is_not_a_listening_socket_exits_2_naming_it() {
 }
 
 #[test]
-fn passed_sockets_with_threads_exit_2_saying_what_to_use() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let out = activated(
-        listener.as_raw_fd(),
-        "self",
-        &["--port", "0", "--threads", "2"],
-    )
-    .output()
-    .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("use --processes"), "{err}");
+fn serve_with_threads_answers_on_the_socket_systemd_passed() {
+    // Every thread accepts on the one passed socket (a shared queue, as
+    // with --processes), rather than binding sockets of its own.
+    serves_on_a_passed_socket(&["--threads", "2"]);
 }

@@ -109,10 +109,15 @@ impl Connection {
             } else {
                 Reading::Head
             };
+            // No request served yet: see `wait_for_request`.
+            let mut fresh = true;
             let stop = loop {
                 let next = match reading {
-                    Reading::KeepAlive => this.wait_for_request().await,
-                    Reading::Head => this.serve_buffered_boxed().await,
+                    Reading::KeepAlive => this.wait_for_request(fresh).await,
+                    Reading::Head => {
+                        fresh = false;
+                        this.serve_buffered_boxed().await
+                    }
                     Reading::Closed => break Stop::Quiet,
                 };
                 reading = match next {
@@ -345,27 +350,37 @@ impl Connection {
     /// Between requests: sends what is pending and waits for the next
     /// request's first bytes. `Ok(Reading::Closed)`: the connection is done
     /// (closed, idle too long, or the server is shutting down).
-    async fn wait_for_request(&mut self) -> Result<Reading, Stop> {
+    ///
+    /// A `fresh` connection (none of its requests served yet) is not idle:
+    /// its client connected to send a request, which may be on its way. A
+    /// shutdown therefore closes it only at its deadline, not at once like
+    /// an idle keep-alive connection, whose client knows to retry (RFC 9112
+    /// §9.3.1). During a restart's handover this is what keeps a request
+    /// sent just as the old process stops from being lost.
+    async fn wait_for_request(&mut self, fresh: bool) -> Result<Reading, Stop> {
         if !self.io.out.is_empty() {
             // Rarely anything left (requests end with a flush): boxed, so
             // the write's state is not part of every idle connection's.
             self.io.flush_boxed().await?;
         }
         self.io.release_output();
-        if self.io.shared.draining() {
+        if self.io.shared.draining() && !fresh {
             return Ok(Reading::Closed);
         }
         // Idle: the server may close it at once on shutdown.
-        let key = self
-            .io
-            .shared
-            .idle
-            .borrow_mut()
-            .insert(self.io.stream.closer());
+        let key = (!fresh).then(|| {
+            self.io
+                .shared
+                .idle
+                .borrow_mut()
+                .insert(self.io.stream.closer())
+        });
         let idle = self.io.shared.config.idle_connection_timeout;
         let stream = self.io.stream.clone();
         let waited = self.io.timer.within(idle, stream.wait_for_data()).await;
-        let _ = self.io.shared.idle.borrow_mut().try_remove(key);
+        if let Some(key) = key {
+            let _ = self.io.shared.idle.borrow_mut().try_remove(key);
+        }
         Ok(match waited {
             Ok(Ok(_)) => Reading::Head,
             _ => Reading::Closed,

@@ -34,7 +34,6 @@ const READ_SLACK: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct HttpServer {
     tcp: TcpServer,
-    shared: Rc<Shared>,
 }
 
 impl HttpServer {
@@ -103,19 +102,25 @@ impl HttpServer {
             stream.set_max_buffer_size(max_buffer);
             Connection::new(stream, peer, s.clone()).run()
         });
-        HttpServer { tcp, shared }
+        let drained = shared;
+        tcp.set_on_drain(std::rc::Rc::new(move || {
+            drained.phase.set(Phase::Draining);
+            let idle: Vec<_> = drained.idle.borrow_mut().drain().collect();
+            for closer in idle {
+                closer.close();
+            }
+        }));
+        HttpServer { tcp }
     }
 
     /// Graceful shutdown: stop accepting, close idle keep-alive connections
     /// at once, let requests in flight finish (their responses say
-    /// `Connection: close`) for up to `deadline`, then close the rest.
+    /// `Connection: close`) for up to `deadline`, then close the rest. A
+    /// connection that has not sent its first request yet is not idle: it
+    /// gets until the deadline for it (its request may be on its way).
     pub async fn shutdown(&self, deadline: Duration) {
-        self.shared.phase.set(Phase::Draining);
-        self.tcp.stop();
-        let idle: Vec<_> = self.shared.idle.borrow_mut().drain().collect();
-        for closer in idle {
-            closer.close();
-        }
+        // The drain itself is the hook set in `new`: the same whether the
+        // shutdown comes from here or from workers holding the TcpServer.
         self.tcp.shutdown(deadline).await;
     }
 
@@ -173,11 +178,24 @@ impl HttpServer {
         port: u16,
         address: &str,
         make_server: F,
-    ) -> io::Result<crate::tcpserver::Workers>
+    ) -> io::Result<crate::workers::Workers>
     where
         F: Fn() -> HttpServer + Send + Sync + 'static,
     {
         TcpServer::workers(n, port, address, move || make_server().tcp)
+    }
+
+    /// [`TcpServer::workers_adopting`]: thread-per-core workers on
+    /// listening sockets passed by systemd or by a restart's old process.
+    pub fn workers_adopting<F>(
+        n: usize,
+        listeners: Vec<std::net::TcpListener>,
+        make_server: F,
+    ) -> io::Result<crate::workers::Workers>
+    where
+        F: Fn() -> HttpServer + Send + Sync + 'static,
+    {
+        TcpServer::workers_adopting(n, listeners, move || make_server().tcp)
     }
 
     /// The underlying [`TcpServer`] (max_connections, stop, shutdown).

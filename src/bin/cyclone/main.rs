@@ -7,6 +7,7 @@
 mod access_log;
 mod fetch;
 mod logging;
+mod restart;
 
 use std::fmt;
 use std::io;
@@ -25,6 +26,7 @@ use cyclone::websocket::{
 };
 use cyclone::{Backend, IOLoop};
 use http::Method;
+use restart::Program;
 
 /// How long requests in flight may take to finish after Ctrl-C/SIGTERM.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -530,6 +532,10 @@ fn ciphers(builder: TlsConfigBuilder, names: &[String]) -> TlsConfigBuilder {
 }
 
 fn run(args: Args) -> Result<(), Failure> {
+    // Before anything else: what a SIGHUP restarts, and how this process
+    // reports that it serves (to the old one of a restart, or systemd).
+    let program = Program::this()?;
+    let notifier = cyclone::handover::notifier();
     choose_poller(args.poller.as_deref())?;
     check_address(&args.address, args.port)?;
     let tls = tls_config(&args)?;
@@ -538,31 +544,29 @@ fn run(args: Args) -> Result<(), Failure> {
         addr: address_port(&args.address, args.port),
         source,
     };
-    // Sockets passed by systemd (a .socket unit owns the port) stand in
-    // for --address/--port.
+    // Sockets passed by systemd (a .socket unit owns the port), or by the
+    // old process of a restart, stand in for --address/--port.
     let passed = cyclone::socket_activation::listeners()
         .map_err(|e| Failure::Passed(format!("socket activation: {e}")))?;
-    if !passed.is_empty() && args.threads.is_some() {
-        return Err(Failure::Passed(
-            "socket activation: --threads binds a socket per thread; use --processes with passed sockets"
-                .into(),
-        ));
-    }
     if let Some(threads) = args.threads {
         site(args.root.as_ref())?; // a bad --root fails here, not in every worker
         let root = args.root.clone();
         let workers_tls = tls.clone();
         let intake = intake(&args);
-        let workers = HttpServer::workers(threads, args.port, &args.address, move || {
-            demo_server(root.as_ref(), workers_tls.clone(), intake).expect("checked above")
-        })
-        .map_err(listen_error)?;
+        let make =
+            move || demo_server(root.as_ref(), workers_tls.clone(), intake).expect("checked above");
+        let workers = if passed.is_empty() {
+            HttpServer::workers(threads, args.port, &args.address, make).map_err(listen_error)?
+        } else {
+            HttpServer::workers_adopting(threads, passed, make)?
+        };
         println!(
             "cyclone HTTP server listening on {} ({threads} threads)",
             urls(scheme, workers.addrs())
         );
-        wait_for_signal()?;
-        return Ok(workers.stop()?);
+        notifier.ready(std::process::id());
+        wait_for_signal(&workers, program)?;
+        return Ok(workers.shutdown(SHUTDOWN_GRACE)?);
     }
     let server = demo_server(args.root.as_ref(), tls, intake(&args))?;
     let addrs = if passed.is_empty() {
@@ -578,6 +582,14 @@ fn run(args: Args) -> Result<(), Failure> {
             urls(scheme, &addrs),
             args.processes
         );
+        // The supervisor restarts: every worker of the new one reports.
+        let fds = server.tcp().listening_fds();
+        let workers = match args.processes {
+            0 => cyclone::process::cpu_count(),
+            n => n,
+        };
+        let program = program.clone();
+        cyclone::process::on_hangup(move || Program::handed_over(program.hand_over(&fds, workers)));
     }
     let id = server.start(args.processes, 100)?;
     let lp = IOLoop::current();
@@ -595,26 +607,49 @@ fn run(args: Args) -> Result<(), Failure> {
         })?;
     }
     if args.processes == 1 {
+        let s = server.clone();
+        let retire = restart::drain_and_stop(server.clone(), SHUTDOWN_GRACE);
+        restart::on_hangup(&lp, move || s.tcp().listening_fds(), 1, program, retire)?;
         println!(
             "cyclone HTTP server listening on {} ({} poller); Ctrl-C stops it",
             urls(scheme, &addrs),
             lp.backend()
         );
+        restart::report_ready_on(&lp, notifier, std::process::id());
     } else {
         tracing::info!("worker {id} started");
+        // SAFETY: getppid cannot fail; the parent is the supervisor.
+        let supervisor = unsafe { libc::getppid() } as u32;
+        restart::report_ready_on(&lp, notifier, supervisor);
     }
     lp.start()?;
     lp.close()?;
     Ok(())
 }
 
-/// Blocks the main thread until SIGINT or SIGTERM (thread-per-core mode).
-fn wait_for_signal() -> Result<(), Failure> {
+/// Blocks the main thread until SIGINT or SIGTERM, or a SIGHUP restart
+/// whose new process serves (thread-per-core mode); the caller then
+/// drains the workers.
+fn wait_for_signal(workers: &cyclone::workers::Workers, program: Program) -> Result<(), Failure> {
     let lp = IOLoop::new()?;
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let l = lp.clone();
-        lp.add_signal_handler(signal, move || l.stop())?;
+        lp.add_signal_handler(signal, move || {
+            tracing::info!(
+                "signal {signal}: shutting down (requests in flight get {SHUTDOWN_GRACE:?})"
+            );
+            l.stop()
+        })?;
     }
+    let fds = workers.listening_fds();
+    let l = lp.clone();
+    restart::on_hangup(
+        &lp,
+        move || fds.clone(),
+        1,
+        program,
+        std::rc::Rc::new(move || l.stop()),
+    )?;
     lp.start()?;
     lp.close()?;
     Ok(())
