@@ -17,7 +17,7 @@
 //! use std::time::Duration;
 //! use cyclone::handover;
 //!
-//! # fn listening_fds() -> Vec<std::os::fd::RawFd> { Vec::new() }
+//! # fn listening_fds() -> Vec<(std::os::fd::RawFd, &'static str)> { Vec::new() }
 //! // On SIGHUP, in the old process:
 //! let program = std::env::current_exe()?;
 //! let args: Vec<_> = std::env::args_os().skip(1).collect();
@@ -115,10 +115,23 @@ impl std::error::Error for HandoverError {}
 /// Starts `program` with `args` (without the program name), this
 /// process's environment and working directory, and the listening
 /// sockets `listeners` as its descriptors 3, 4, … announced by
-/// `LISTEN_FDS`/`LISTEN_PID`. The descriptors stay open here: both
-/// processes accept on them until this one stops.
-pub fn spawn(program: &Path, args: &[OsString], listeners: &[RawFd]) -> io::Result<Successor> {
+/// `LISTEN_FDS`/`LISTEN_PID`, with their names in `LISTEN_FDNAMES` (see
+/// [`crate::socket_activation::named_listeners`]). The descriptors stay
+/// open here: both processes accept on them until this one stops.
+pub fn spawn(
+    program: &Path,
+    args: &[OsString],
+    listeners: &[(RawFd, &str)],
+) -> io::Result<Successor> {
     let n = listeners.len();
+    let names: Vec<&str> = listeners.iter().map(|(_, name)| *name).collect();
+    if names.iter().any(|name| name.contains([':', '\0'])) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a socket name with ':' in it",
+        ));
+    }
+    let listeners: Vec<RawFd> = listeners.iter().map(|(fd, _)| *fd).collect();
     let cstring = |s: &OsStr| {
         CString::new(s.as_bytes())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in an argument"))
@@ -141,6 +154,7 @@ pub fn spawn(program: &Path, args: &[OsString], listeners: &[RawFd]) -> io::Resu
         }
     }
     env.push(CString::new(format!("LISTEN_FDS={n}")).expect("no NUL"));
+    env.push(CString::new(format!("LISTEN_FDNAMES={}", names.join(":"))).expect("no NUL"));
     env.push(CString::new(format!("{READY_FD_ENV}={}", FIRST_FD + n as RawFd)).expect("no NUL"));
     // The child writes its own pid here between fork and exec, where it
     // must not allocate: the room is made now.
@@ -164,7 +178,7 @@ pub fn spawn(program: &Path, args: &[OsString], listeners: &[RawFd]) -> io::Resu
     // SAFETY: pipe2 just returned these two open descriptors; each has
     // one owner from here on.
     let (ready, report) = unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
-    let mut sources: Vec<RawFd> = listeners.to_vec();
+    let mut sources: Vec<RawFd> = listeners;
     sources.push(report.as_raw_fd());
     let mut moved = vec![-1 as RawFd; sources.len()];
 

@@ -28,6 +28,7 @@ pub mod netutil;
 pub mod process;
 pub mod proxy_protocol;
 pub mod socket_activation;
+pub mod stats;
 pub(crate) mod sys;
 pub mod tcpclient;
 pub mod tcpserver;

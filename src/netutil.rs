@@ -309,12 +309,17 @@ where
                 Err(e) => match e.raw_os_error() {
                     Some(libc::EAGAIN) => return,
                     // The client gave up before we got to it; next one.
-                    Some(libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM) => continue,
+                    Some(libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM) => {
+                        crate::stats::accept_error(1);
+                        continue;
+                    }
                     Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                        crate::stats::accept_error(1);
                         state.out_of_fds(&e);
                         return;
                     }
                     _ => {
+                        crate::stats::accept_error(1);
                         tracing::error!("accept on fd {}: {e}", state.fd);
                         state.start_backoff();
                         return;

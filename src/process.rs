@@ -134,6 +134,7 @@ fn fork_worker(id: usize) -> io::Result<Option<libc::pid_t>> {
     let pid = syscall!(fork())?;
     if pid == 0 {
         TASK_ID.store(id, Ordering::Relaxed);
+        crate::stats::set_worker(id);
         for signal in [libc::SIGTERM, libc::SIGINT] {
             set_disposition(signal, libc::SIG_DFL)?;
         }

@@ -50,14 +50,30 @@ static TAKEN: AtomicBool = AtomicBool::new(false);
 /// socket, or a variable set by mistake, is an error to fix, not sockets
 /// to ignore.
 pub fn listeners() -> io::Result<Vec<TcpListener>> {
+    Ok(named_listeners()?.into_iter().map(|(_, l)| l).collect())
+}
+
+/// [`listeners`] with their names: systemd's `FileDescriptorName=` (or a
+/// restart's old process) names them in `LISTEN_FDNAMES`, colon-separated,
+/// so that a server can tell, say, its public sockets from its metrics
+/// one. Unnamed sockets are `"unknown"`, as systemd calls them.
+pub fn named_listeners() -> io::Result<Vec<(String, TcpListener)>> {
     let Some(count) = passed_count()? else {
         return Ok(Vec::new());
     };
     if TAKEN.swap(true, Ordering::AcqRel) {
         return Ok(Vec::new());
     }
+    let names: Vec<String> = match std::env::var("LISTEN_FDNAMES") {
+        Ok(v) if v.split(':').count() == count => v.split(':').map(str::to_string).collect(),
+        _ => vec!["unknown".to_string(); count],
+    };
     let last = FIRST_FD + count as RawFd;
-    (FIRST_FD..last).map(adopt).collect()
+    names
+        .into_iter()
+        .zip(FIRST_FD..last)
+        .map(|(name, fd)| Ok((name, adopt(fd)?)))
+        .collect()
 }
 
 /// How many descriptors were passed to this process, if any.

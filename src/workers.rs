@@ -129,6 +129,7 @@ where
         let t = std::thread::Builder::new()
             .name(format!("cyclone-worker-{i}"))
             .spawn(move || {
+                crate::stats::set_worker(i);
                 let lp = match IOLoop::new() {
                     Ok(lp) => lp,
                     Err(e) => {

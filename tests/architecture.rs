@@ -24,6 +24,7 @@ use std::path::Path;
 /// `bin` for `src/bin/`); the number is its rank.
 const LAYERS: &[(&str, u8)] = &[
     ("sys", 0),
+    ("stats", 0),
     ("ioloop", 1),
     ("iostream", 2),
     ("netutil", 3),

@@ -23,10 +23,10 @@ fn the_new_process_gets_the_sockets_its_own_pid_and_the_report_pipe() {
     let b = TcpListener::bind("127.0.0.1:0").unwrap();
     // Reports only if everything is where the protocol puts it.
     let script = r#"test "$LISTEN_PID" = "$$" && test "$LISTEN_FDS" = 2 &&
-        test "$CYCLONE_READY_FD" = 5 &&
+        test "$CYCLONE_READY_FD" = 5 && test "$LISTEN_FDNAMES" = http:metrics &&
         readlink /proc/$$/fd/3 | grep -q socket && readlink /proc/$$/fd/4 | grep -q socket &&
         printf R >&5"#;
-    let fds = [a.as_raw_fd(), b.as_raw_fd()];
+    let fds = [(a.as_raw_fd(), "http"), (b.as_raw_fd(), "metrics")];
     let mut s = handover::spawn(Path::new("/bin/sh"), &sh(script), &fds).unwrap();
     assert!(s.wait_ready(1, common::HANG).is_ok());
 }

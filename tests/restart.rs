@@ -390,3 +390,30 @@ fn a_restart_after_a_failed_one_runs_the_binary_now_on_disk() {
     assert!(answers(s.port), "the new process does not serve");
     stop(new);
 }
+
+#[test]
+fn a_restart_hands_over_the_metrics_listener_too() {
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mport = metrics.local_addr().unwrap().port();
+    drop(metrics);
+    let at = format!("127.0.0.1:{mport}");
+    let s = serve(
+        Path::new(env!("CARGO_BIN_EXE_cyclone")),
+        "epoll",
+        &["--metrics", &at],
+        TempDir::new("metrics"),
+    );
+    let new = s.restart(s.first.id() as i32, 1);
+    // Answered by the new process: the old one has exited (restart waits
+    // for that), and a new process that could not have its metrics
+    // socket would have failed to start (the port is taken).
+    let mut c = TcpStream::connect(("127.0.0.1", mport)).unwrap();
+    c.set_read_timeout(Some(HANG)).unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    c.read_to_string(&mut text).unwrap();
+    stop(new);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("cyclone_open_connections"), "{text}");
+}

@@ -95,6 +95,8 @@ impl Connection {
     pub(crate) fn run(self) -> impl Future<Output = ()> {
         let mut this = self;
         async move {
+            // Counted open until it ends or becomes another protocol.
+            let open = crate::stats::OpenHttp::new();
             // Boxed, and the config cloned only here: the handshake's
             // state would otherwise widen every connection's future (idle
             // plain connections included) for the whole of its life.
@@ -127,6 +129,7 @@ impl Connection {
             };
             let stop = match stop {
                 Stop::Upgrade(on_upgrade) => {
+                    drop(open);
                     // Bytes the client sent after its request stay in the
                     // stream's buffer for the new protocol to read first.
                     on_upgrade.call(this.io.stream.clone()).await;
@@ -209,6 +212,7 @@ impl Connection {
             why
         };
         let resp = Response::text(format!("{} {body}\n", status.as_u16())).status(status);
+        crate::stats::request(None, status.as_u16(), None);
         self.io.put_final(&resp, Version::HTTP_11, &Method::GET);
     }
 
@@ -224,7 +228,7 @@ impl Connection {
         // Scoped so that the request's storage ends before the handler's
         // await and the response's before the flush's: the compiler keeps
         // room in the future for every local whose scope spans an await.
-        let (call, method, version, persist, upgrade_asked) = {
+        let (call, method, version, persist, upgrade_asked, started) = {
             let max_head = self.io.shared.config.max_header_size;
             let head = match self
                 .io
@@ -237,6 +241,7 @@ impl Connection {
                 // state would enlarge every request's.
                 None => Box::pin(self.read_head()).await?,
             };
+            let started = crate::stats::now();
             let Started {
                 mut request,
                 body,
@@ -282,7 +287,7 @@ impl Connection {
             crate::ioloop::running_at(site);
             let call = std::panic::catch_unwind(AssertUnwindSafe(|| handler(request)))
                 .map(|fut| CatchUnwind::at(site, fut));
-            (call, method, version, persist, upgrade)
+            (call, method, version, persist, upgrade, started)
         };
         let answered = match call {
             Ok(mut call) => match poll_once(Pin::new(&mut call)).await {
@@ -308,10 +313,12 @@ impl Connection {
                 Err(p) => {
                     let msg = crate::ioloop::panic_message_of(&*p);
                     tracing::error!("handler panicked: {msg}");
+                    crate::stats::handler_panic(1);
                     Response::text("500 Internal Server Error\n")
                         .status(StatusCode::INTERNAL_SERVER_ERROR)
                 }
             };
+            crate::stats::request(Some(&method), response.status.as_u16(), started);
             if let Some(on_upgrade) = response.upgrade.take() {
                 // Boxed: rare. The new protocol runs at the top level
                 // (`Stop::Upgrade`), not in this future.

@@ -30,6 +30,7 @@ pub(crate) async fn serve_with_delegate(
     body: Body,
     persist: Persist,
 ) -> Result<Persist, Stop> {
+    let started = crate::stats::now();
     let shared = io.shared.clone();
     let cfg = &shared.config;
     let site = shared.site;
@@ -51,6 +52,7 @@ pub(crate) async fn serve_with_delegate(
     if let Some(HeadersAction::Respond(resp)) = action {
         // Answered before reading the body: no 100 Continue, and the
         // unread body means the connection cannot be reused.
+        crate::stats::request(Some(&request.method), resp.status.as_u16(), started);
         io.put_final(&resp, request.version, &request.method);
         return Ok(Persist::Close);
     }
@@ -78,6 +80,7 @@ pub(crate) async fn serve_with_delegate(
         Err(_) => Err(Stop::Respond(StatusCode::REQUEST_TIMEOUT, "")),
     };
     if panicked {
+        crate::stats::handler_panic(1);
         tracing::error!("delegate panicked in data_received");
         return Err(Stop::Respond(StatusCode::INTERNAL_SERVER_ERROR, ""));
     }
@@ -102,9 +105,13 @@ pub(crate) async fn serve_with_delegate(
     );
     if let Err(p) = CatchUnwind::new(delegate.finish(writer)).await {
         let msg = crate::ioloop::panic_message_of(&*p);
+        crate::stats::handler_panic(1);
         tracing::error!("delegate panicked: {msg}");
     }
     let st = state.borrow();
+    if st.progress != Progress::Nothing {
+        crate::stats::request(Some(&request.method), st.status, started);
+    }
     match st.progress {
         Progress::Nothing => Err(Stop::Respond(StatusCode::INTERNAL_SERVER_ERROR, "")),
         // Half a response: only closing is safe.

@@ -28,6 +28,8 @@ pub(crate) struct WriterState {
     /// Whether the connection may carry another request after this
     /// response.
     pub(crate) persist: Persist,
+    /// The status written (for the metrics), once the head is.
+    pub(crate) status: u16,
 }
 
 impl Default for WriterState {
@@ -35,6 +37,7 @@ impl Default for WriterState {
         WriterState {
             progress: Progress::Nothing,
             persist: Persist::Close,
+            status: 0,
         }
     }
 }
@@ -134,6 +137,7 @@ impl ResponseWriter {
         self.framing = Some(framing);
         let mut st = self.state.borrow_mut();
         st.progress = Progress::HeadWritten;
+        st.status = status.as_u16();
         st.persist = self.persist;
         Ok(())
     }

@@ -141,6 +141,8 @@ pub(crate) struct Inner {
     stop_requested: Cell<bool>,
     closed: Cell<bool>,
     turns: Cell<u64>,
+    /// When the last wait ended (only while metrics count).
+    woke: Cell<Option<Instant>>,
     stale_events: Cell<u64>,
     blocking_threshold: Cell<Option<Duration>>,
 }
@@ -222,6 +224,7 @@ impl Builder {
                 stop_requested: Cell::new(false),
                 closed: Cell::new(false),
                 turns: Cell::new(0),
+                woke: Cell::new(None),
                 stale_events: Cell::new(0),
                 blocking_threshold: Cell::new(self.blocking_threshold),
             }),
@@ -490,7 +493,13 @@ impl IOLoop {
         }
         let timeout = self.poll_timeout();
         let mut events = std::mem::take(&mut *i.events.borrow_mut());
+        // A turn's work, for the metrics: from the end of one wait (the
+        // handlers dispatched after it) to the start of the next.
+        if let Some(woke) = i.woke.take() {
+            crate::stats::loop_turn(woke.elapsed());
+        }
         let polled = i.poller.borrow_mut().poll(timeout, &mut events);
+        i.woke.set(crate::stats::now());
         match polled {
             Ok(()) => {}
             // A signal interrupted the wait; its handler (if any) has made
@@ -515,6 +524,7 @@ impl IOLoop {
         let i = &self.inner;
         let mut batch = std::mem::take(&mut *i.spare_callbacks.borrow_mut());
         std::mem::swap(&mut batch, &mut *i.callbacks.borrow_mut());
+        crate::stats::callbacks_run(batch.len() as u64);
         for callback in batch.drain(..) {
             self.guarded(Work::Callback, callback);
         }
@@ -528,6 +538,7 @@ impl IOLoop {
         }
         let mut due = std::mem::take(&mut *i.due.borrow_mut());
         i.timers.borrow_mut().collect_due(Instant::now(), &mut due);
+        crate::stats::timers_run(due.len() as u64);
         for handle in due.drain(..) {
             let action = i.timers.borrow_mut().take(handle);
             match action {

@@ -251,6 +251,7 @@ fn read_spare(
         // SAFETY: as above.
         Kind::Pipe => syscall!(read(fd, spare.as_mut_ptr().cast(), len))? as usize,
     };
+    crate::stats::bytes_received(n as u64);
     let filled = buf.len() + n;
     // SAFETY: the kernel initialised the first `n` spare bytes.
     unsafe { buf.set_len(filled) };
@@ -375,6 +376,7 @@ impl Inner {
             // SAFETY: as above.
             Kind::Pipe => syscall!(read(self.fd, buf.as_mut_ptr().cast(), buf.len()))?,
         };
+        crate::stats::bytes_received(n as u64);
         Ok(n as usize)
     }
 

@@ -74,6 +74,7 @@ impl Inner {
             // SAFETY: as above.
             Kind::Pipe => syscall!(writev(self.fd, iov.as_ptr(), iov.len() as libc::c_int))?,
         };
+        crate::stats::bytes_sent(n as u64);
         Ok(n as usize)
     }
 
@@ -124,6 +125,7 @@ impl Inner {
             self.close(Some(e.into()));
             return;
         }
+        crate::stats::bytes_sent(len as u64); // sent by the poller (io_uring)
         self.account_written(len);
         self.push_writes();
         self.update_interest();
@@ -312,6 +314,7 @@ impl Inner {
             // SAFETY: as above.
             Kind::Pipe => syscall!(write(self.fd, data.as_ptr().cast(), data.len()))?,
         };
+        crate::stats::bytes_sent(n as u64);
         Ok(n as usize)
     }
 }

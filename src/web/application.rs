@@ -470,6 +470,7 @@ fn end(outcome: Result<Outcome, String>, p: Pending) -> Response {
             error_page(&e, None)
         }
         Err(panic) => {
+            crate::stats::handler_panic(1);
             tracing::error!("handler for {method} panicked: {panic}");
             let e = HttpError::new(StatusCode::INTERNAL_SERVER_ERROR);
             if p.settings.debug {

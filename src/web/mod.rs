@@ -17,6 +17,7 @@ mod conditional;
 pub mod cookies;
 mod error;
 mod handler;
+pub mod metrics;
 pub(crate) mod multipart;
 mod request;
 mod response;

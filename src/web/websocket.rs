@@ -162,6 +162,7 @@ fn run<H: WebSocketHandler>(
     // Boxed as well: a future keeps what it captures for its whole life.
     let req = Box::new(req);
     async move {
+        let _open = crate::stats::OpenWebSocket::new();
         let opened = crate::ioloop::CatchUnwind::new(async {
             // Boxed: the request is not kept for the connection's life.
             Box::pin(s.handler.open(&s.ws, &req)).await;
@@ -173,6 +174,7 @@ fn run<H: WebSocketHandler>(
             Err(panic) => Err(panic),
         };
         if let Err(panic) = session {
+            crate::stats::handler_panic(1);
             tracing::error!(
                 "websocket handler panicked: {}",
                 crate::ioloop::panic_message_of(&*panic)

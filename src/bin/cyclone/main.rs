@@ -5,42 +5,26 @@
 //! is the HTTP client (`fetch.rs`).
 
 mod access_log;
+mod demo;
 mod fetch;
 mod logging;
 mod restart;
 
 use std::fmt;
 use std::io;
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{Args as ClapArgs, Parser, Subcommand};
-use cyclone::http1::{HttpServer, Response};
+use cyclone::http1::HttpServer;
 use cyclone::tls::{SelfSigned, TlsConfig, TlsConfigBuilder, TlsError};
-use cyclone::web::{
-    Application, HttpError, Request, RequestHandler, StaticFileHandler, WebSocketHandler,
-};
-use cyclone::websocket::{
-    self, CloseCode, CloseInfo, DeflateConfig, Message, WebSocket, WebSocketOptions,
-};
 use cyclone::{Backend, IOLoop};
-use http::Method;
 use restart::Program;
 
 /// How long requests in flight may take to finish after Ctrl-C/SIGTERM.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The demo site's static files, bundled with the source.
-/// The demo site's files (`public/`), compiled in, so that the binary
-/// serves the whole demo wherever it is installed or run from. A test
-/// below holds this list to the folder.
-static PUBLIC: &[(&str, &[u8])] = &[
-    ("chat.html", include_bytes!("../../../public/chat.html")),
-    ("index.html", include_bytes!("../../../public/index.html")),
-    ("robots.txt", include_bytes!("../../../public/robots.txt")),
-    ("style.css", include_bytes!("../../../public/style.css")),
-];
 
 #[derive(Parser, Debug)]
 #[command(
@@ -94,6 +78,11 @@ struct Args {
     /// valid header is closed. Only behind a balancer that sends it.
     #[arg(long)]
     proxy_protocol: bool,
+    /// Serve Prometheus metrics at http://ADDRESS:PORT/metrics, on a
+    /// listener of their own (keep it off the public network): requests,
+    /// durations, connections, bytes, loop turns, one series per worker.
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    metrics: Option<std::net::SocketAddr>,
     /// Log level: error, warn, info (one access line per request), debug or
     /// trace; RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
@@ -129,6 +118,16 @@ fn poller_names() -> PossibleValuesParser {
         _ => PossibleValue::new(backend.name()),
     });
     PossibleValuesParser::new(names)
+}
+
+/// `println!` that never panics: a server whose standard output was
+/// closed (a pipe its reader left, as after a restart's handover) goes
+/// on serving instead of dying on its next line.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
 }
 
 /// Exit code for a bad argument, as clap uses for its own parse errors.
@@ -280,139 +279,19 @@ fn address_port(address: &str, port: u16) -> String {
     }
 }
 
-const HOME: &str = r#"<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>Cyclone</title>
-<link rel="stylesheet" href="/static/style.css">
-</head>
-<body>
-<h1>Cyclone</h1>
-<p>A Tornado-style web server on its own event loop, in Rust.</p>
-<ul>
-<li><a href="/hello">/hello</a>: plain text</li>
-<li><code>curl -d 'some text' http://HOST/echo</code>: echoes the body back</li>
-<li><a href="/static/">/static/</a>: files from the bundled <code>public/</code> folder</li>
-<li><a href="/chat">/chat</a>: a chat room over a WebSocket (open it in two tabs)</li>
-<li><code>ws://HOST/ws/echo</code>: a WebSocket echo (permessage-deflate if offered)</li>
-</ul>
-<form method="post" action="/echo"><input name="say" value="hello"> <button>POST to /echo</button></form>
-</body>
-</html>
-"#;
-
-/// `POST /echo`: the body back, with its content type.
-struct Echo;
-
-impl RequestHandler for Echo {
-    const METHODS: &'static [Method] = &[Method::POST];
-
-    async fn post(&mut self, req: Request) -> Result<Response, HttpError> {
-        let mut resp = Response::bytes(req.body.clone());
-        if let Some(ct) = req.headers.get(http::header::CONTENT_TYPE) {
-            resp.headers.insert(http::header::CONTENT_TYPE, ct.clone());
-        }
-        Ok(resp)
-    }
-}
-
-/// `/ws/echo`: every message back, unchanged, with its own opcode.
-struct WsEcho;
-
-impl WebSocketHandler for WsEcho {
-    fn compression_options(&self) -> Option<DeflateConfig> {
-        // No compression state per connection (DeflateConfig::stateless):
-        // an echo server's messages have nothing in common to remember.
-        Some(DeflateConfig::stateless())
-    }
-
-    async fn on_message(&mut self, ws: &WebSocket, message: Message) {
-        // Awaited: a client that does not read its echoes is not sent
-        // more than the socket takes (and is cut off at the buffer limit).
-        let _ = ws.write_message(message).await;
-    }
-}
-
-/// The largest chat message: a line of chat, not a file transfer.
-const CHAT_MAX_MESSAGE: usize = 64 << 10;
-
-thread_local! {
-    /// The chat room of this thread's loop: its open connections. (With
-    /// `--threads` or `--processes`, each loop has a room of its own.)
-    static ROOM: std::cell::RefCell<slab::Slab<WebSocket>> =
-        const { std::cell::RefCell::new(slab::Slab::new()) };
-}
-
-/// `/ws/chat`: every text message to everyone in the room, unchanged
-/// (the page sends `{"name": .., "text": ..}` and shows what it gets).
-#[derive(Default)]
-struct Chat {
-    seat: Option<usize>,
-}
-
-impl WebSocketHandler for Chat {
-    fn options(&self) -> WebSocketOptions {
-        WebSocketOptions::default().max_message_size(CHAT_MAX_MESSAGE)
-    }
-
-    async fn open(&mut self, ws: &WebSocket, _req: &Request) {
-        self.seat = Some(ROOM.with(|r| r.borrow_mut().insert(ws.clone())));
-    }
-
-    async fn on_message(&mut self, ws: &WebSocket, message: Message) {
-        if let Message::Text(_) = message {
-            ROOM.with(|r| websocket::broadcast(r.borrow().iter().map(|(_, ws)| ws), &message));
-        } else {
-            // The room speaks text (RFC 6455 §7.4.1: 1003 is for data an
-            // endpoint cannot accept).
-            let _ = ws
-                .close(CloseCode::UNSUPPORTED, "the chat takes text messages")
-                .await;
-        }
-    }
-
-    fn on_close(&mut self, _info: &CloseInfo) {
-        if let Some(seat) = self.seat.take() {
-            ROOM.with(|r| r.borrow_mut().try_remove(seat));
-        }
-    }
-}
-
-/// The site `cyclone serve` runs.
-fn site(root: Option<&PathBuf>) -> Result<Application, Failure> {
-    if let Some(dir) = root {
-        let files = StaticFileHandler::new(dir)
-            .map_err(|source| Failure::Root {
-                path: dir.clone(),
-                source,
-            })?
-            .listing(true);
-        return Ok(Application::new().static_files("/", files));
-    }
-    let mut app = Application::new()
-        .route("/", |req: Request| async move {
-            let host = req.host().unwrap_or("127.0.0.1:8888").to_string();
-            Response::html(HOME.replace("HOST", &cyclone::web::html_escape(&host)))
-        })
-        .route("/hello", |_req: Request| async {
-            Response::text("Hello, World!")
-        })
-        .handler("/echo", || Echo)
-        .route("/chat", |_req: Request| async {
-            Response::html(&include_bytes!("../../../public/chat.html")[..])
-        })
-        .websocket("/ws/echo", || WsEcho)
-        .websocket("/ws/chat", Chat::default);
-    app = app.static_files("/static/", StaticFileHandler::embedded(PUBLIC));
-    Ok(app)
-}
-
 /// What every listener of `cyclone serve` is told about its connections.
 #[derive(Clone, Copy)]
 struct Intake {
     max_connections: Option<usize>,
     proxy_protocol: bool,
+}
+
+/// The site, or why `--root` cannot be served.
+fn site(root: Option<&PathBuf>) -> Result<cyclone::web::Application, Failure> {
+    demo::site(root).map_err(|source| Failure::Root {
+        path: root.cloned().unwrap_or_default(),
+        source,
+    })
 }
 
 fn demo_server(
@@ -512,7 +391,7 @@ fn tls_config(args: &Args) -> Result<Option<TlsConfig>, Failure> {
             cert.display()
         )));
     }
-    println!(
+    say!(
         "self-signed certificate for {} (SHA-256 Fingerprint={}) written to {}: trust it with curl --cacert {}",
         names.join(", "),
         dev.fingerprint,
@@ -545,9 +424,35 @@ fn run(args: Args) -> Result<(), Failure> {
         source,
     };
     // Sockets passed by systemd (a .socket unit owns the port), or by the
-    // old process of a restart, stand in for --address/--port.
-    let passed = cyclone::socket_activation::listeners()
+    // old process of a restart, stand in for --address/--port (and the
+    // one named "metrics" for --metrics's).
+    let passed = cyclone::socket_activation::named_listeners()
         .map_err(|e| Failure::Passed(format!("socket activation: {e}")))?;
+    let (metrics_passed, passed): (Vec<_>, Vec<_>) = passed
+        .into_iter()
+        .partition(|(name, _)| name == METRICS_SOCKET);
+    let passed: Vec<std::net::TcpListener> = passed.into_iter().map(|(_, l)| l).collect();
+    let metrics = match args.metrics {
+        None => None,
+        Some(addr) => {
+            let workers = match (args.threads, args.processes) {
+                (Some(0), _) | (None, 0) => cyclone::process::cpu_count(),
+                (Some(n), _) | (None, n) => n,
+            };
+            cyclone::stats::enable(workers);
+            Some(metrics_server(addr, metrics_passed)?)
+        }
+    };
+    let (metrics, metrics_at) = match metrics {
+        Some((server, at)) => (Some(server), Some(at)),
+        None => (None, None),
+    };
+    // Said after the server's own address (the first line, which scripts read).
+    let say_metrics = || {
+        if let Some(at) = &metrics_at {
+            say!("metrics at {at}");
+        }
+    };
     if let Some(threads) = args.threads {
         site(args.root.as_ref())?; // a bad --root fails here, not in every worker
         let root = args.root.clone();
@@ -560,12 +465,13 @@ fn run(args: Args) -> Result<(), Failure> {
         } else {
             HttpServer::workers_adopting(threads, passed, make)?
         };
-        println!(
+        say!(
             "cyclone HTTP server listening on {} ({threads} threads)",
             urls(scheme, workers.addrs())
         );
+        say_metrics();
         notifier.ready(std::process::id());
-        wait_for_signal(&workers, program)?;
+        wait_for_signal(&workers, metrics.as_ref(), program)?;
         return Ok(workers.shutdown(SHUTDOWN_GRACE)?);
     }
     let server = demo_server(args.root.as_ref(), tls, intake(&args))?;
@@ -577,13 +483,14 @@ fn run(args: Args) -> Result<(), Failure> {
         server.adopt(passed)?
     };
     if args.processes != 1 {
-        println!(
+        say!(
             "cyclone HTTP server listening on {} ({} processes)",
             urls(scheme, &addrs),
             args.processes
         );
+        say_metrics();
         // The supervisor restarts: every worker of the new one reports.
-        let fds = server.tcp().listening_fds();
+        let fds = handed_over(&server, metrics.as_ref());
         let workers = match args.processes {
             0 => cyclone::process::cpu_count(),
             n => n,
@@ -592,6 +499,9 @@ fn run(args: Args) -> Result<(), Failure> {
         cyclone::process::on_hangup(move || Program::handed_over(program.hand_over(&fds, workers)));
     }
     let id = server.start(args.processes, 100)?;
+    if let Some(m) = &metrics {
+        m.start(1, 0)?; // in this worker, on the sockets bound before forking
+    }
     let lp = IOLoop::current();
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let (l, s) = (lp.clone(), server.clone());
@@ -607,14 +517,16 @@ fn run(args: Args) -> Result<(), Failure> {
         })?;
     }
     if args.processes == 1 {
-        let s = server.clone();
+        let (s, m) = (server.clone(), metrics.clone());
         let retire = restart::drain_and_stop(server.clone(), SHUTDOWN_GRACE);
-        restart::on_hangup(&lp, move || s.tcp().listening_fds(), 1, program, retire)?;
-        println!(
+        let fds = move || handed_over(&s, m.as_ref());
+        restart::on_hangup(&lp, fds, 1, program, retire)?;
+        say!(
             "cyclone HTTP server listening on {} ({} poller); Ctrl-C stops it",
             urls(scheme, &addrs),
             lp.backend()
         );
+        say_metrics();
         restart::report_ready_on(&lp, notifier, std::process::id());
     } else {
         tracing::info!("worker {id} started");
@@ -630,8 +542,15 @@ fn run(args: Args) -> Result<(), Failure> {
 /// Blocks the main thread until SIGINT or SIGTERM, or a SIGHUP restart
 /// whose new process serves (thread-per-core mode); the caller then
 /// drains the workers.
-fn wait_for_signal(workers: &cyclone::workers::Workers, program: Program) -> Result<(), Failure> {
+fn wait_for_signal(
+    workers: &cyclone::workers::Workers,
+    metrics: Option<&HttpServer>,
+    program: Program,
+) -> Result<(), Failure> {
     let lp = IOLoop::new()?;
+    if let Some(m) = metrics {
+        m.start(1, 0)?; // the metrics are served by this thread's loop
+    }
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let l = lp.clone();
         lp.add_signal_handler(signal, move || {
@@ -641,7 +560,19 @@ fn wait_for_signal(workers: &cyclone::workers::Workers, program: Program) -> Res
             l.stop()
         })?;
     }
-    let fds = workers.listening_fds();
+    let mut fds: Vec<(RawFd, &'static str)> = workers
+        .listening_fds()
+        .into_iter()
+        .map(|fd| (fd, HTTP_SOCKET))
+        .collect();
+    if let Some(m) = metrics {
+        fds.extend(
+            m.tcp()
+                .listening_fds()
+                .into_iter()
+                .map(|fd| (fd, METRICS_SOCKET)),
+        );
+    }
     let l = lp.clone();
     restart::on_hangup(
         &lp,
@@ -655,31 +586,58 @@ fn wait_for_signal(workers: &cyclone::workers::Workers, program: Program) -> Res
     Ok(())
 }
 
+/// The names of the sockets a restart hands over (`LISTEN_FDNAMES`).
+const HTTP_SOCKET: &str = "http";
+const METRICS_SOCKET: &str = "metrics";
+
+/// The listening sockets a restart hands over: the site's and the
+/// metrics', named.
+fn handed_over(server: &HttpServer, metrics: Option<&HttpServer>) -> Vec<(RawFd, &'static str)> {
+    let named = |s: &HttpServer, name| {
+        s.tcp()
+            .listening_fds()
+            .into_iter()
+            .map(move |fd| (fd, name))
+    };
+    let mut fds: Vec<_> = named(server, HTTP_SOCKET).collect();
+    if let Some(m) = metrics {
+        fds.extend(named(m, METRICS_SOCKET));
+    }
+    fds
+}
+
+/// The `--metrics` server: Prometheus text at /metrics, on `addr` (or the
+/// socket a restart passed for it), bound now so that forked workers
+/// share it.
+fn metrics_server(
+    addr: std::net::SocketAddr,
+    passed: Vec<(String, std::net::TcpListener)>,
+) -> Result<(HttpServer, String), Failure> {
+    let server = cyclone::web::Application::new()
+        .metrics("/metrics")
+        .into_server();
+    let listeners = if passed.is_empty() {
+        let l = std::net::TcpListener::bind(addr).map_err(|source| Failure::Listen {
+            addr: format!("{addr} (--metrics)"),
+            source,
+        })?;
+        l.set_nonblocking(true)?;
+        vec![l]
+    } else {
+        passed.into_iter().map(|(_, l)| l).collect()
+    };
+    let bound = server.adopt(listeners)?;
+    let at: Vec<String> = bound
+        .iter()
+        .map(|a| format!("http://{a}/metrics"))
+        .collect();
+    Ok((server, at.join(", ")))
+}
+
 fn urls(scheme: &str, addrs: &[std::net::SocketAddr]) -> String {
     addrs
         .iter()
         .map(|a| format!("{scheme}://{a}/"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::PUBLIC;
-
-    #[test]
-    fn every_file_of_the_demo_folder_is_compiled_in() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/public");
-        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        on_disk.sort();
-        let mut embedded: Vec<String> = PUBLIC.iter().map(|(name, _)| name.to_string()).collect();
-        embedded.sort();
-        assert_eq!(
-            embedded, on_disk,
-            "public/ and PUBLIC in src/bin/cyclone/main.rs differ"
-        );
-    }
 }

@@ -41,7 +41,11 @@ impl Program {
     /// Starts the new process on `listeners` and waits (blocking) for
     /// `reports` of it to say it serves. On failure the new process is
     /// stopped and the error says why.
-    pub(crate) fn hand_over(&self, listeners: &[RawFd], reports: usize) -> Result<u32, String> {
+    pub(crate) fn hand_over(
+        &self,
+        listeners: &[(RawFd, &str)],
+        reports: usize,
+    ) -> Result<u32, String> {
         tracing::info!(
             "SIGHUP: starting {} to take over {} listening sockets",
             self.path.display(),
@@ -85,7 +89,7 @@ pub(crate) fn on_hangup<F>(
     retire: Rc<dyn Fn()>,
 ) -> Result<(), cyclone::Error>
 where
-    F: Fn() -> Vec<RawFd> + 'static,
+    F: Fn() -> Vec<(RawFd, &'static str)> + 'static,
 {
     let busy = Rc::new(Cell::new(false));
     let l = lp.clone();
