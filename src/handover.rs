@@ -75,6 +75,8 @@ pub struct Successor {
     pid: libc::pid_t,
     ready: OwnedFd,
     reports: usize,
+    /// Reaped already: its pid may be another process's now.
+    reaped: std::cell::Cell<bool>,
 }
 
 /// Why the new process did not take over; the old one keeps serving.
@@ -207,6 +209,7 @@ pub fn spawn(
         pid,
         ready,
         reports: 0,
+        reaped: std::cell::Cell::new(false),
     })
 }
 
@@ -346,6 +349,7 @@ impl Successor {
         let mut status = 0;
         // SAFETY: waitpid on our own child, `status` a live c_int.
         let reaped = unsafe { libc::waitpid(self.pid, &mut status, 0) };
+        self.reaped.set(true);
         if reaped != self.pid {
             // Reaped elsewhere (a supervisor's waitpid(-1)).
             return "exited".into();
@@ -360,7 +364,10 @@ impl Successor {
     /// Stops the new process (SIGTERM, then SIGKILL after a short grace)
     /// and reaps it: the restart is called off.
     pub fn abandon(self) {
-        // SAFETY: kill(2) on our own child.
+        if self.reaped.get() {
+            return; // it ended by itself; its pid is no longer ours to signal
+        }
+        // SAFETY: kill(2) on our own child, not yet reaped.
         unsafe { libc::kill(self.pid, libc::SIGTERM) };
         let deadline = Instant::now() + ABANDON_GRACE;
         loop {
@@ -424,6 +431,14 @@ impl Notifier {
     /// supervisor of forked workers). Errors are logged, not returned:
     /// a report that cannot be made must not stop a server that runs.
     pub fn ready(&self, main_pid: u32) {
+        // systemd first: once the old process has its byte it may exit, and
+        // systemd must know the new main process by then, or it would take
+        // the old one's exit for the service's.
+        if let Some(path) = &self.notify_socket
+            && let Err(e) = notify_systemd(path, &format!("READY=1\nMAINPID={main_pid}"))
+        {
+            tracing::warn!("cannot notify systemd at {path:?}: {e}");
+        }
         if let Some(fd) = self.ready_fd {
             // SAFETY: one byte from a live buffer to the inherited pipe.
             match syscall!(write(fd, [READY].as_ptr().cast(), 1)) {
@@ -433,11 +448,6 @@ impl Notifier {
                 Err(e) => tracing::warn!("cannot report readiness to the old process: {e}"),
                 Ok(_) => {}
             }
-        }
-        if let Some(path) = &self.notify_socket
-            && let Err(e) = notify_systemd(path, &format!("READY=1\nMAINPID={main_pid}"))
-        {
-            tracing::warn!("cannot notify systemd at {path:?}: {e}");
         }
     }
 }

@@ -164,6 +164,9 @@ fn supervise(mut children: HashMap<libc::pid_t, usize>, max_restarts: usize) -> 
     while !children.is_empty() {
         if HANGUP.swap(false, Ordering::SeqCst) && !forwarded {
             let retire = ON_HANGUP.with(|h| h.borrow_mut().as_mut().is_some_and(|hook| hook()));
+            // A SIGHUP that came while the hook ran is not a new request:
+            // a restart was just tried (as a loop ignores one under way).
+            HANGUP.store(false, Ordering::SeqCst);
             if retire {
                 STOP.store(true, Ordering::SeqCst);
             }

@@ -29,6 +29,8 @@ static SLOTS: AtomicUsize = AtomicUsize::new(0);
 thread_local! {
     /// This thread's slot (its worker id); 0 unless a worker set it.
     static WORKER: Cell<usize> = const { Cell::new(0) };
+    /// When this thread's loop last woke from its wait (while counting).
+    static WOKE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
 /// The methods counted by name; any other is `OTHER`.
@@ -161,6 +163,12 @@ pub fn enabled() -> bool {
 /// worker thread's index). Ids past the slots count in the last one.
 pub fn set_worker(id: usize) {
     WORKER.with(|w| w.set(id));
+    // A worker restarted after a crash takes its predecessor's slot: the
+    // counters go on, but the connections it had open are gone.
+    if let Some(s) = slot() {
+        s.http_connections.store(0, Ordering::Relaxed);
+        s.websocket_connections.store(0, Ordering::Relaxed);
+    }
 }
 
 /// This thread's slot, if counting is on.
@@ -176,10 +184,29 @@ fn slot() -> Option<&'static Slot> {
     Some(unsafe { &*REGION.load(Ordering::Relaxed).add(id) })
 }
 
-/// A clock reading for a duration to come, if counting is on.
+/// When this thread's loop woke for the turn running now, if counting is
+/// on: a request's start. One clock read per turn serves every request
+/// of the turn (a pipelined batch), and it counts the time a request
+/// waited behind the others of its batch, as its client saw it.
 #[inline]
-pub fn now() -> Option<Instant> {
-    enabled().then(Instant::now)
+pub(crate) fn turn_start() -> Option<Instant> {
+    WOKE.with(Cell::get)
+}
+
+/// The loop is about to wait: the turn that ends here is observed.
+#[inline]
+pub(crate) fn turn_ends() {
+    if let Some(woke) = WOKE.with(Cell::take) {
+        loop_turn(woke.elapsed());
+    }
+}
+
+/// The loop woke from its wait: a turn begins.
+#[inline]
+pub(crate) fn turn_begins() {
+    if enabled() {
+        WOKE.with(|w| w.set(Some(Instant::now())));
+    }
 }
 
 fn method_index(method: &http::Method) -> usize {

@@ -241,7 +241,7 @@ impl Connection {
                 // state would enlarge every request's.
                 None => Box::pin(self.read_head()).await?,
             };
-            let started = crate::stats::now();
+            let started = crate::stats::turn_start();
             let Started {
                 mut request,
                 body,

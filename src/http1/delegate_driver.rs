@@ -30,7 +30,7 @@ pub(crate) async fn serve_with_delegate(
     body: Body,
     persist: Persist,
 ) -> Result<Persist, Stop> {
-    let started = crate::stats::now();
+    let started = crate::stats::turn_start();
     let shared = io.shared.clone();
     let cfg = &shared.config;
     let site = shared.site;

@@ -141,8 +141,6 @@ pub(crate) struct Inner {
     stop_requested: Cell<bool>,
     closed: Cell<bool>,
     turns: Cell<u64>,
-    /// When the last wait ended (only while metrics count).
-    woke: Cell<Option<Instant>>,
     stale_events: Cell<u64>,
     blocking_threshold: Cell<Option<Duration>>,
 }
@@ -224,7 +222,6 @@ impl Builder {
                 stop_requested: Cell::new(false),
                 closed: Cell::new(false),
                 turns: Cell::new(0),
-                woke: Cell::new(None),
                 stale_events: Cell::new(0),
                 blocking_threshold: Cell::new(self.blocking_threshold),
             }),
@@ -495,11 +492,9 @@ impl IOLoop {
         let mut events = std::mem::take(&mut *i.events.borrow_mut());
         // A turn's work, for the metrics: from the end of one wait (the
         // handlers dispatched after it) to the start of the next.
-        if let Some(woke) = i.woke.take() {
-            crate::stats::loop_turn(woke.elapsed());
-        }
+        crate::stats::turn_ends();
         let polled = i.poller.borrow_mut().poll(timeout, &mut events);
-        i.woke.set(crate::stats::now());
+        crate::stats::turn_begins();
         match polled {
             Ok(()) => {}
             // A signal interrupted the wait; its handler (if any) has made

@@ -66,7 +66,7 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     processes: usize,
     /// Run this many thread-per-core loops with SO_REUSEPORT (0: one per CPU).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "processes")]
     threads: Option<usize>,
     /// Stop accepting while this many connections are open (per loop);
     /// new ones wait in the kernel's backlog until one closes.
@@ -504,11 +504,12 @@ fn run(args: Args) -> Result<(), Failure> {
     }
     let lp = IOLoop::current();
     for signal in [libc::SIGINT, libc::SIGTERM] {
-        let (l, s) = (lp.clone(), server.clone());
+        let (l, s, m) = (lp.clone(), server.clone(), metrics.clone());
         lp.add_signal_handler(signal, move || {
             tracing::info!(
                 "signal {signal}: shutting down (requests in flight get {SHUTDOWN_GRACE:?})"
             );
+            stop_metrics(m.as_ref());
             let (l, s) = (l.clone(), s.clone());
             drop(l.clone().spawn(async move {
                 s.shutdown(SHUTDOWN_GRACE).await;
@@ -518,7 +519,11 @@ fn run(args: Args) -> Result<(), Failure> {
     }
     if args.processes == 1 {
         let (s, m) = (server.clone(), metrics.clone());
-        let retire = restart::drain_and_stop(server.clone(), SHUTDOWN_GRACE);
+        let (s2, m2) = (server.clone(), metrics.clone());
+        let retire: std::rc::Rc<dyn Fn()> = std::rc::Rc::new(move || {
+            stop_metrics(m2.as_ref());
+            restart::drain_and_stop(s2.clone(), SHUTDOWN_GRACE)();
+        });
         let fds = move || handed_over(&s, m.as_ref());
         restart::on_hangup(&lp, fds, 1, program, retire)?;
         say!(
@@ -552,11 +557,12 @@ fn wait_for_signal(
         m.start(1, 0)?; // the metrics are served by this thread's loop
     }
     for signal in [libc::SIGINT, libc::SIGTERM] {
-        let l = lp.clone();
+        let (l, m) = (lp.clone(), metrics.cloned());
         lp.add_signal_handler(signal, move || {
             tracing::info!(
                 "signal {signal}: shutting down (requests in flight get {SHUTDOWN_GRACE:?})"
             );
+            stop_metrics(m.as_ref());
             l.stop()
         })?;
     }
@@ -573,17 +579,24 @@ fn wait_for_signal(
                 .map(|fd| (fd, METRICS_SOCKET)),
         );
     }
-    let l = lp.clone();
-    restart::on_hangup(
-        &lp,
-        move || fds.clone(),
-        1,
-        program,
-        std::rc::Rc::new(move || l.stop()),
-    )?;
+    let (l, m) = (lp.clone(), metrics.cloned());
+    let retire = std::rc::Rc::new(move || {
+        stop_metrics(m.as_ref());
+        l.stop()
+    });
+    restart::on_hangup(&lp, move || fds.clone(), 1, program, retire)?;
     lp.start()?;
     lp.close()?;
     Ok(())
+}
+
+/// Stops serving the metrics as a drain begins: during a restart the
+/// new process answers every scrape, and two processes' counters never
+/// alternate (which `rate()` would read as resets).
+fn stop_metrics(metrics: Option<&HttpServer>) {
+    if let Some(m) = metrics {
+        m.tcp().stop();
+    }
 }
 
 /// The names of the sockets a restart hands over (`LISTEN_FDNAMES`).
