@@ -188,6 +188,11 @@ done
 # ---- the report --------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a ~ /^[0-9.]+$/ && b > 0) printf "%.2fx", a/b; else print "n/a" }'; }
 ngx_ka=${R[nginx,ka_cpu]}; ngx_pl=${R[nginx,pl_cpu]}
+# Sections written by other scripts (bench/scaling.sh, bench/lb.sh) after
+# the marker are kept as they are.
+marker='<!-- below: written by bench/scaling.sh and bench/lb.sh, kept by bench/run.sh -->'
+kept=""
+[ -f "$out" ] && kept=$(awk -v m="$marker" 'found || $0 == m {found = 1; print}' "$out")
 {
   echo "# Benchmarks: Cyclone, nginx, hyper, may_minihttp, Tornado"
   echo
@@ -226,6 +231,7 @@ ngx_ka=${R[nginx,ka_cpu]}; ngx_pl=${R[nginx,pl_cpu]}
   done
   echo
   echo "![requests per server CPU-second]($(basename "$svg"))"
+  [ -z "$kept" ] || printf '\n%s\n' "$kept"
 } > "$out"
 
 # ---- the chart: requests per CPU-second, one panel per load ----------------

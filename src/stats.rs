@@ -325,8 +325,8 @@ pub struct WorkerSnapshot {
     /// Requests answered: `[method][status class]`, indexed as [`METHODS`]
     /// and [`STATUS_CLASSES`].
     pub requests: [[u64; 5]; 8],
-    /// Time from a request's head to its response (its head, for a
-    /// streamed one), in seconds.
+    /// Time from the loop turn that read a request's head to its
+    /// response (its head, for a streamed one), in seconds.
     pub request_duration: HistogramSnapshot,
     /// HTTP connections open (a WebSocket's counts in the next field).
     pub http_connections: u64,

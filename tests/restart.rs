@@ -26,6 +26,23 @@ struct Served {
     _dir: TempDir,
 }
 
+/// A test that fails part-way leaves no server behind: SIGTERM to the
+/// first process and every successor the log names (a pid already gone,
+/// and reaped, is no longer in the process table).
+impl Drop for Served {
+    fn drop(&mut self) {
+        let mut pids = self.successors();
+        pids.push(self.first.id() as i32);
+        for pid in pids {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if stat.contains("cyclone") {
+                // SAFETY: kill(2) on a server process this test started.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+        }
+    }
+}
+
 /// A directory removed when dropped.
 struct TempDir(PathBuf);
 

@@ -191,7 +191,7 @@ impl Collector for Snapshot {
         self.histogram(
             e,
             "http_request_duration",
-            "Time from a request's head to its response (its head, if streamed).",
+            "Time from the loop turn that read a request's head to its response (its head, if streamed).",
             |w| &w.request_duration,
         )?;
         let open = self.0.iter().flat_map(|w| {
