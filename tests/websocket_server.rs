@@ -246,6 +246,28 @@ per_backend! {
         assert_eq!((info.code, info.reason.as_str()), (CloseCode::POLICY, "bye"));
     }
 
+    fn a_graceful_shutdown_closes_open_websockets_with_going_away(lp) {
+        let (read, info, waited) = bounded(&lp, async {
+            let (app, _) = echo_app(false);
+            let (server, port) = serve(app);
+            let mut c = websocket_connect(&url(port, "/ws"), ConnectOptions::default())
+                .await
+                .unwrap();
+            c.write_message("open?").await.unwrap();
+            assert!(c.read_message().await.is_some(), "the session runs");
+            let t0 = std::time::Instant::now();
+            let grace = std::time::Duration::from_secs(5);
+            // The client reads on: the server's Close comes at once, not
+            // at the end of the grace, and the client answers it.
+            let (_, read) = futures::future::join(server.shutdown(grace), c.read_message()).await;
+            (read, c.close_info().cloned(), t0.elapsed())
+        });
+        assert_eq!(read, None);
+        let info = info.expect("a close from the server");
+        assert_eq!(info.code, CloseCode::GOING_AWAY);
+        assert!(waited < std::time::Duration::from_secs(5), "waited {waited:?}");
+    }
+
     fn closing_inside_on_message_completes_without_waiting_for_the_close_timeout(lp) {
         let closed = bounded(&lp, async {
             let closed = Rc::new(RefCell::new(Vec::new()));

@@ -35,7 +35,7 @@ use super::error::RequestError;
 use super::framing::BodyKind;
 use super::head_scan::HeadScan;
 use super::io::{Io, Stop};
-use super::message::Response;
+use super::message::{OnUpgrade, Response};
 use super::request::{Started, start_request};
 use super::service::{App, Shared};
 use super::streamed::send_streamed;
@@ -130,9 +130,10 @@ impl Connection {
             let stop = match stop {
                 Stop::Upgrade(on_upgrade) => {
                     drop(open);
-                    // Bytes the client sent after its request stay in the
-                    // stream's buffer for the new protocol to read first.
-                    on_upgrade.call(this.io.stream.clone()).await;
+                    // Boxed: its state would otherwise widen every
+                    // connection's future, idle ones included.
+                    let shared = this.io.shared.clone();
+                    Box::pin(run_upgraded(shared, on_upgrade, this.io.stream.clone())).await;
                     Stop::Quiet
                 }
                 stop => stop,
@@ -450,4 +451,23 @@ async fn poll_once<F: Future + Unpin>(mut fut: F) -> Option<F::Output> {
         })
     })
     .await
+}
+
+/// Runs the protocol a connection was upgraded to, telling it when the
+/// server drains ([`Response::on_drain`](super::Response::on_drain)).
+/// Bytes the client sent after its request stay in the stream's buffer
+/// for the new protocol to read first.
+async fn run_upgraded(shared: Rc<Shared>, on_upgrade: OnUpgrade, stream: Rc<IOStream>) {
+    let drain = on_upgrade.drain();
+    let protocol = on_upgrade.call(stream);
+    let key = drain.map(|tell| {
+        if shared.draining() {
+            tell(); // the shutdown began during the handshake
+        }
+        shared.upgraded.borrow_mut().insert(tell)
+    });
+    protocol.await;
+    if let Some(key) = key {
+        let _ = shared.upgraded.borrow_mut().try_remove(key);
+    }
 }

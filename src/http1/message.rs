@@ -177,7 +177,12 @@ pub struct Response {
 }
 
 /// Takes over an upgraded connection's stream once its 101 is sent.
-pub(crate) struct OnUpgrade(Box<dyn FnOnce(Rc<IOStream>) -> Protocol>);
+pub(crate) struct OnUpgrade {
+    start: Box<dyn FnOnce(Rc<IOStream>) -> Protocol>,
+    /// Told when the server begins a graceful shutdown while the new
+    /// protocol runs ([`Response::on_drain`]).
+    drain: Option<Rc<dyn Fn()>>,
+}
 
 /// The new protocol, running on the upgraded stream.
 type Protocol = Pin<Box<dyn Future<Output = ()>>>;
@@ -185,7 +190,12 @@ type Protocol = Pin<Box<dyn Future<Output = ()>>>;
 impl OnUpgrade {
     /// Hands `stream` over; the future runs the new protocol.
     pub(crate) fn call(self, stream: Rc<IOStream>) -> Protocol {
-        (self.0)(stream)
+        (self.start)(stream)
+    }
+
+    /// What to tell the new protocol when the server drains, if anything.
+    pub(crate) fn drain(&self) -> Option<Rc<dyn Fn()>> {
+        self.drain.clone()
     }
 }
 
@@ -296,10 +306,24 @@ impl Response {
     {
         let mut response = Response::new(StatusCode::SWITCHING_PROTOCOLS);
         response.headers = headers;
-        response.upgrade = Some(OnUpgrade(Box::new(move |stream| {
-            Box::pin(on_upgrade(stream))
-        })));
+        response.upgrade = Some(OnUpgrade {
+            start: Box::new(move |stream| Box::pin(on_upgrade(stream))),
+            drain: None,
+        });
         response
+    }
+
+    /// For a [`switching_protocols`](Self::switching_protocols) response:
+    /// `on_drain` runs if the server begins a graceful shutdown (a
+    /// restart's drain) while the new protocol runs, or at once if it
+    /// began before. A WebSocket sends its Close 1001 (going away) then,
+    /// so that its client reconnects at once, to the new process, instead
+    /// of being cut at the end of the grace. Ignored on other responses.
+    pub fn on_drain(mut self, on_drain: impl Fn() + 'static) -> Response {
+        if let Some(upgrade) = &mut self.upgrade {
+            upgrade.drain = Some(Rc::new(on_drain));
+        }
+        self
     }
 
     /// `200 OK` with a `text/plain; charset=utf-8` body.

@@ -109,6 +109,16 @@ impl HttpServer {
             for closer in idle {
                 closer.close();
             }
+            // Collected first: a callback may end its connection at once.
+            let upgraded: Vec<_> = drained
+                .upgraded
+                .borrow()
+                .iter()
+                .map(|(_, f)| f.clone())
+                .collect();
+            for tell in upgraded {
+                tell();
+            }
         }));
         HttpServer { tcp }
     }

@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     pub(crate) phase: Cell<Phase>,
     /// Connections waiting for their next request, closable at once.
     pub(crate) idle: RefCell<slab::Slab<StreamCloser>>,
+    /// Upgraded connections' drain callbacks ([`Response::on_drain`]).
+    pub(crate) upgraded: RefCell<slab::Slab<Rc<dyn Fn()>>>,
 }
 
 impl Shared {
@@ -65,6 +67,7 @@ impl Shared {
             site,
             phase: Cell::new(Phase::Serving),
             idle: RefCell::default(),
+            upgraded: RefCell::default(),
         }
     }
 

@@ -4,11 +4,14 @@
 //! `WebSocketHandler` is built on this; an application on the bare HTTP
 //! server can use it directly.
 
+use std::cell::RefCell;
 use std::future::Future;
+use std::rc::Rc;
 
 use http::header::HeaderMap;
 use http::{Method, Version};
 
+use super::close_code::CloseCode;
 use super::connection::open;
 use super::frame::Role;
 use super::handshake::{AcceptError, HandshakeError, Offer};
@@ -112,9 +115,22 @@ where
         None => (None, None),
     };
     let headers = offer.accept(protocol.as_deref(), extensions.as_deref())?;
-    Ok(Response::switching_protocols(headers, move |stream| {
+    // The open socket, for the server's drain to close with 1001.
+    let opened: Rc<RefCell<Option<WebSocket>>> = Rc::default();
+    let for_drain = opened.clone();
+    let response = Response::switching_protocols(headers, move |stream| {
         let (ws, reader) = open(stream, Role::Server, agreement, protocol, &options);
+        *opened.borrow_mut() = Some(ws.clone());
         session(ws, reader)
+    });
+    Ok(response.on_drain(move || {
+        // RFC 6455 §7.4.1: 1001, "a server going down". The client
+        // reconnects, to the server's new process if it is restarting.
+        if let Some(ws) = for_drain.borrow_mut().take() {
+            drop(crate::ioloop::IOLoop::current().spawn(async move {
+                let _ = ws.close(CloseCode::GOING_AWAY, "server going down").await;
+            }));
+        }
     }))
 }
 
