@@ -294,7 +294,7 @@ mod behind_a_proxy_and_shutdown {
             assert_eq!(r[0].body, b"inflated body");
         }
 
-        fn shutdown_closes_idle_connections_at_once_and_finishes_in_flight_ones(lp) {
+        fn shutdown_closes_idle_connections_and_finishes_in_flight_ones(lp) {
             use std::sync::atomic::{AtomicBool, Ordering};
             let (idle_eof, in_flight) = lp.run_sync_timeout(async {
                 let slow_started = std::rc::Rc::new(std::cell::Cell::new(false));
@@ -363,6 +363,45 @@ mod behind_a_proxy_and_shutdown {
             assert_eq!(slow.len(), 1);
             assert_eq!(slow[0].body, b"done");
             assert_eq!(slow[0].header("connection"), Some("close"));
+        }
+
+        fn an_idle_connection_whose_request_comes_during_the_drain_is_answered_with_close(lp) {
+            // A balancer's pooled connection, reused just as the server
+            // drains: its request is answered (with Connection: close),
+            // not met by a close it crossed.
+            let got = lp.run_sync_timeout(async {
+                let server = HttpServer::new(|_req: Request| async { Response::text("still here") });
+                let port = server.listen(0, Some("127.0.0.1")).unwrap()[0].port();
+                let (go, wait) = std::sync::mpsc::channel::<()>();
+                let (idle_tx, idle_rx) = std::sync::mpsc::channel::<()>();
+                let client = std::thread::spawn(move || {
+                    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    c.set_read_timeout(Some(LIMIT)).unwrap();
+                    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                    let mut first = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !first.ends_with(b"still here") && c.read(&mut byte).unwrap_or(0) == 1 {
+                        first.push(byte[0]);
+                    }
+                    idle_tx.send(()).unwrap(); // answered: idle now
+                    wait.recv().unwrap(); // the drain has begun
+                    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                    let mut rest = Vec::new();
+                    let _ = c.read_to_end(&mut rest);
+                    rest
+                });
+                common::until("the first answer", || idle_rx.try_recv().is_ok()).await;
+                futures::future::join(server.shutdown(Duration::from_secs(5)), async {
+                    go.send(()).unwrap();
+                })
+                .await;
+                common::thread_finished(&client).await;
+                client.join().unwrap()
+            }, LIMIT).unwrap();
+            let r = parse_responses(&got, &[]);
+            assert_eq!(r.len(), 1, "{:?}", String::from_utf8_lossy(&got));
+            assert_eq!(r[0].body, b"still here");
+            assert_eq!(r[0].header("connection"), Some("close"));
         }
 
         fn shutdown_answers_a_connection_whose_first_request_comes_after_it_began(lp) {

@@ -39,5 +39,5 @@ pub use config::HttpConfig;
 pub use delegate::{HeadersAction, HttpDelegate};
 pub use error::RequestError;
 pub use message::{BodyStream, Headers, Request, Response};
-pub use server::HttpServer;
+pub use server::{HttpServer, IDLE_LAME_DUCK};
 pub use writer::ResponseWriter;

@@ -15,6 +15,12 @@ use super::message::{Request, Response};
 use super::service::{App, DelegateFactory, Handler, Phase, Shared};
 use crate::tcpserver::TcpServer;
 
+/// How long a draining server keeps an idle keep-alive connection open
+/// for a request already on its way. A balancer reuses its pooled
+/// connections within milliseconds under load; a second covers that
+/// many times over and adds at most a second to a restart's drain.
+pub const IDLE_LAME_DUCK: Duration = Duration::from_secs(1);
+
 /// Read-buffer room beyond the head and body limits: one read chunk, so a
 /// request exactly at both limits still fits with the next bytes behind it.
 const READ_SLACK: usize = 64 * 1024;
@@ -105,10 +111,18 @@ impl HttpServer {
         let drained = shared;
         tcp.set_on_drain(std::rc::Rc::new(move || {
             drained.phase.set(Phase::Draining);
-            let idle: Vec<_> = drained.idle.borrow_mut().drain().collect();
-            for closer in idle {
-                closer.close();
-            }
+            // Idle keep-alive connections get a short lame-duck time: one
+            // whose client sends a request meanwhile (a balancer reusing
+            // its pooled connection) is answered, with Connection: close,
+            // instead of meeting a close its request crossed (which a
+            // client may resend only if the request is idempotent).
+            let later = drained.clone();
+            crate::ioloop::IOLoop::current().call_later(IDLE_LAME_DUCK, move || {
+                let idle: Vec<_> = later.idle.borrow_mut().drain().collect();
+                for closer in idle {
+                    closer.close();
+                }
+            });
             // Collected first: a callback may end its connection at once.
             let upgraded: Vec<_> = drained
                 .upgraded
@@ -123,11 +137,14 @@ impl HttpServer {
         HttpServer { tcp }
     }
 
-    /// Graceful shutdown: stop accepting, close idle keep-alive connections
-    /// at once, let requests in flight finish (their responses say
-    /// `Connection: close`) for up to `deadline`, then close the rest. A
-    /// connection that has not sent its first request yet is not idle: it
-    /// gets until the deadline for it (its request may be on its way).
+    /// Graceful shutdown: stop accepting, let requests in flight finish
+    /// (their responses say `Connection: close`) for up to `deadline`, then
+    /// close the rest. An idle keep-alive connection is closed after
+    /// [`IDLE_LAME_DUCK`] (a second) unless a request comes first, which is
+    /// answered with `Connection: close`; a connection that has not sent
+    /// its first request yet gets until the deadline (its request may be
+    /// on its way). Upgraded connections are told
+    /// ([`Response::on_drain`]: a WebSocket sends Close 1001).
     pub async fn shutdown(&self, deadline: Duration) {
         // The drain itself is the hook set in `new`: the same whether the
         // shutdown comes from here or from workers holding the TcpServer.
