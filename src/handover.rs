@@ -76,7 +76,7 @@ pub struct Successor {
     ready: OwnedFd,
     reports: usize,
     /// Reaped already: its pid may be another process's now.
-    reaped: std::cell::Cell<bool>,
+    reaped: bool,
 }
 
 /// Why the new process did not take over; the old one keeps serving.
@@ -209,7 +209,7 @@ pub fn spawn(
         pid,
         ready,
         reports: 0,
-        reaped: std::cell::Cell::new(false),
+        reaped: false,
     })
 }
 
@@ -345,11 +345,11 @@ impl Successor {
     }
 
     /// How the process ended, once it has (reaping it).
-    fn exit_status(&self) -> String {
+    fn exit_status(&mut self) -> String {
         let mut status = 0;
         // SAFETY: waitpid on our own child, `status` a live c_int.
         let reaped = unsafe { libc::waitpid(self.pid, &mut status, 0) };
-        self.reaped.set(true);
+        self.reaped = true;
         if reaped != self.pid {
             // Reaped elsewhere (a supervisor's waitpid(-1)).
             return "exited".into();
@@ -364,7 +364,7 @@ impl Successor {
     /// Stops the new process (SIGTERM, then SIGKILL after a short grace)
     /// and reaps it: the restart is called off.
     pub fn abandon(self) {
-        if self.reaped.get() {
+        if self.reaped {
             return; // it ended by itself; its pid is no longer ours to signal
         }
         // SAFETY: kill(2) on our own child, not yet reaped.

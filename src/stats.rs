@@ -190,12 +190,18 @@ fn slot() -> Option<&'static Slot> {
 /// waited behind the others of its batch, as its client saw it.
 #[inline]
 pub(crate) fn turn_start() -> Option<Instant> {
+    if !enabled() {
+        return None; // spare the thread-local on every request
+    }
     WOKE.with(Cell::get)
 }
 
 /// The loop is about to wait: the turn that ends here is observed.
 #[inline]
 pub(crate) fn turn_ends() {
+    if !enabled() {
+        return; // spare the thread-local on every turn
+    }
     if let Some(woke) = WOKE.with(Cell::take) {
         loop_turn(woke.elapsed());
     }

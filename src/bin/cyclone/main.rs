@@ -15,6 +15,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::rc::Rc;
 
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use clap::{Args as ClapArgs, Parser, Subcommand};
@@ -490,7 +491,7 @@ fn run(args: Args) -> Result<(), Failure> {
         );
         say_metrics();
         // The supervisor restarts: every worker of the new one reports.
-        let fds = handed_over(&server, metrics.as_ref());
+        let fds = handed_over(server.tcp().listening_fds(), metrics.as_ref());
         let workers = match args.processes {
             0 => cyclone::process::cpu_count(),
             n => n,
@@ -503,28 +504,20 @@ fn run(args: Args) -> Result<(), Failure> {
         m.start(1, 0)?; // in this worker, on the sockets bound before forking
     }
     let lp = IOLoop::current();
+    // SIGINT/SIGTERM, and a SIGHUP whose new process serves: drain, end.
+    let retire = drain_and_stop(server.clone(), metrics.clone());
     for signal in [libc::SIGINT, libc::SIGTERM] {
-        let (l, s, m) = (lp.clone(), server.clone(), metrics.clone());
+        let retire = retire.clone();
         lp.add_signal_handler(signal, move || {
             tracing::info!(
                 "signal {signal}: shutting down (requests in flight get {SHUTDOWN_GRACE:?})"
             );
-            stop_metrics(m.as_ref());
-            let (l, s) = (l.clone(), s.clone());
-            drop(l.clone().spawn(async move {
-                s.shutdown(SHUTDOWN_GRACE).await;
-                l.stop();
-            }));
+            retire();
         })?;
     }
     if args.processes == 1 {
         let (s, m) = (server.clone(), metrics.clone());
-        let (s2, m2) = (server.clone(), metrics.clone());
-        let retire: std::rc::Rc<dyn Fn()> = std::rc::Rc::new(move || {
-            stop_metrics(m2.as_ref());
-            restart::drain_and_stop(s2.clone(), SHUTDOWN_GRACE)();
-        });
-        let fds = move || handed_over(&s, m.as_ref());
+        let fds = move || handed_over(s.tcp().listening_fds(), m.as_ref());
         restart::on_hangup(&lp, fds, 1, program, retire)?;
         say!(
             "cyclone HTTP server listening on {} ({} poller); Ctrl-C stops it",
@@ -556,34 +549,21 @@ fn wait_for_signal(
     if let Some(m) = metrics {
         m.start(1, 0)?; // the metrics are served by this thread's loop
     }
+    let (l, m) = (lp.clone(), metrics.cloned());
+    let retire: Rc<dyn Fn()> = Rc::new(move || {
+        stop_metrics(m.as_ref());
+        l.stop() // the caller drains the workers
+    });
     for signal in [libc::SIGINT, libc::SIGTERM] {
-        let (l, m) = (lp.clone(), metrics.cloned());
+        let retire = retire.clone();
         lp.add_signal_handler(signal, move || {
             tracing::info!(
                 "signal {signal}: shutting down (requests in flight get {SHUTDOWN_GRACE:?})"
             );
-            stop_metrics(m.as_ref());
-            l.stop()
+            retire();
         })?;
     }
-    let mut fds: Vec<(RawFd, &'static str)> = workers
-        .listening_fds()
-        .into_iter()
-        .map(|fd| (fd, HTTP_SOCKET))
-        .collect();
-    if let Some(m) = metrics {
-        fds.extend(
-            m.tcp()
-                .listening_fds()
-                .into_iter()
-                .map(|fd| (fd, METRICS_SOCKET)),
-        );
-    }
-    let (l, m) = (lp.clone(), metrics.cloned());
-    let retire = std::rc::Rc::new(move || {
-        stop_metrics(m.as_ref());
-        l.stop()
-    });
+    let fds = handed_over(workers.listening_fds(), metrics);
     restart::on_hangup(&lp, move || fds.clone(), 1, program, retire)?;
     lp.start()?;
     lp.close()?;
@@ -603,20 +583,34 @@ fn stop_metrics(metrics: Option<&HttpServer>) {
 const HTTP_SOCKET: &str = "http";
 const METRICS_SOCKET: &str = "metrics";
 
-/// The listening sockets a restart hands over: the site's and the
-/// metrics', named.
-fn handed_over(server: &HttpServer, metrics: Option<&HttpServer>) -> Vec<(RawFd, &'static str)> {
-    let named = |s: &HttpServer, name| {
-        s.tcp()
-            .listening_fds()
-            .into_iter()
-            .map(move |fd| (fd, name))
-    };
-    let mut fds: Vec<_> = named(server, HTTP_SOCKET).collect();
+/// The listening sockets a restart hands over, named: the site's
+/// (`http_fds`) and the metrics'.
+fn handed_over(http_fds: Vec<RawFd>, metrics: Option<&HttpServer>) -> Vec<(RawFd, &'static str)> {
+    let mut fds: Vec<_> = http_fds.into_iter().map(|fd| (fd, HTTP_SOCKET)).collect();
     if let Some(m) = metrics {
-        fds.extend(named(m, METRICS_SOCKET));
+        fds.extend(
+            m.tcp()
+                .listening_fds()
+                .into_iter()
+                .map(|fd| (fd, METRICS_SOCKET)),
+        );
     }
     fds
+}
+
+/// A server's retirement, on SIGINT/SIGTERM or once a restart's new
+/// process serves: stop the metrics, drain within the grace, end the loop
+/// (and the process).
+fn drain_and_stop(server: HttpServer, metrics: Option<HttpServer>) -> Rc<dyn Fn()> {
+    Rc::new(move || {
+        stop_metrics(metrics.as_ref());
+        let lp = IOLoop::current();
+        let (l, s) = (lp.clone(), server.clone());
+        drop(lp.spawn(async move {
+            s.shutdown(SHUTDOWN_GRACE).await;
+            l.stop();
+        }));
+    })
 }
 
 /// The `--metrics` server: Prometheus text at /metrics, on `addr` (or the

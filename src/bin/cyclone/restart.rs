@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use cyclone::IOLoop;
 use cyclone::handover::{self, Notifier};
-use cyclone::http1::HttpServer;
 
 /// How long the new process may take to report that it serves. Start-up
 /// takes milliseconds; this allows for a cold disk and a slow machine,
@@ -124,19 +123,6 @@ thread_local! {
     /// once one failed (not `Send`: kept here for the thread's callback).
     #[allow(clippy::type_complexity)]
     static RETIRE: RefCell<Option<(Rc<dyn Fn()>, Rc<Cell<bool>>)>> = const { RefCell::new(None) };
-}
-
-/// The single-process server's retirement: drain within `grace`, then
-/// end the loop (and the process).
-pub(crate) fn drain_and_stop(server: HttpServer, grace: Duration) -> Rc<dyn Fn()> {
-    Rc::new(move || {
-        let lp = IOLoop::current();
-        let (l, s) = (lp.clone(), server.clone());
-        drop(lp.spawn(async move {
-            s.shutdown(grace).await;
-            l.stop();
-        }));
-    })
 }
 
 /// Reports, once this process's loop runs, that it serves (to the old
